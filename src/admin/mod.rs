@@ -1,0 +1,1 @@
+//! The admin HTTP endpoint: skills, health, readiness, metrics, sessions and recent calls.

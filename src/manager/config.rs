@@ -1,0 +1,454 @@
+//! Where codex-manager lives and how to authenticate: [`ManagerConfig`], built by hand, from the
+//! environment, or from a codex-manager CLI profile.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde::Deserialize;
+
+/// The default codex-manager address.
+pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:3001";
+/// The default route prefix.
+pub const DEFAULT_API_PREFIX: &str = "/api";
+/// The default per-request timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// An environment variable holds something unusable.
+    #[error("environment variable {name}: {message}")]
+    Env {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The profile file could not be read or parsed.
+    #[error("codex-manager profile file {path}: {message}")]
+    ProfileFile {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The profile file has no profile of that name.
+    #[error("codex-manager profile {name:?} not found in {path} (known: {known})")]
+    UnknownProfile {
+        /// The profile asked for.
+        name: String,
+        /// The file.
+        path: PathBuf,
+        /// The profiles the file has, comma-separated.
+        known: String,
+    },
+    /// The base URL is not an http(s) URL.
+    #[error("base URL {0:?} must start with http:// or https://")]
+    BaseUrl(String),
+    /// A header name or value is not valid HTTP.
+    #[error("header {0:?} is not a valid HTTP header")]
+    Header(String),
+}
+
+/// Authentication sent on every request and on the websocket upgrade.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Auth {
+    /// `Authorization: Bearer <token>`.
+    pub bearer: Option<String>,
+    /// `x-codex-rbac-token`.
+    pub rbac_token: Option<String>,
+    /// `x-codex-rbac-role`.
+    pub rbac_role: Option<String>,
+    /// `x-codex-rbac-actor`.
+    pub rbac_actor: Option<String>,
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redact = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Auth")
+            .field("bearer", &redact(&self.bearer))
+            .field("rbac_token", &redact(&self.rbac_token))
+            .field("rbac_role", &self.rbac_role)
+            .field("rbac_actor", &self.rbac_actor)
+            .finish()
+    }
+}
+
+/// Where codex-manager is and how to talk to it. `Debug` never shows secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagerConfig {
+    base_url: String,
+    api_prefix: String,
+    timeout: Duration,
+    auth: Auth,
+    extra_headers: BTreeMap<String, String>,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        Self {
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            api_prefix: DEFAULT_API_PREFIX.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            auth: Auth::default(),
+            extra_headers: BTreeMap::new(),
+        }
+    }
+}
+
+impl ManagerConfig {
+    /// A builder starting from the defaults (`http://127.0.0.1:3001`, `/api`, 30 s, no auth).
+    pub fn builder() -> ManagerConfigBuilder {
+        ManagerConfigBuilder {
+            config: Self::default(),
+        }
+    }
+
+    /// The defaults overridden by `CODEX_MANAGER_*` environment variables that are set.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::builder().env_overrides(|name| std::env::var(name).ok())?.build()
+    }
+
+    /// The named profile of the codex-manager CLI config file
+    /// (`$XDG_CONFIG_HOME/codex-manager/cli/config.json`, default `~/.config/..`).
+    pub fn from_profile(name: &str) -> Result<Self, ConfigError> {
+        Self::builder()
+            .profile_file(&default_profile_path(), Some(name))?
+            .build()
+    }
+
+    /// The base URL without a trailing slash, e.g. `http://127.0.0.1:3001`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The route prefix, e.g. `/api` (empty when routes sit at the root).
+    pub fn api_prefix(&self) -> &str {
+        &self.api_prefix
+    }
+
+    /// The per-request timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The authentication settings.
+    pub fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
+    /// The HTTP URL of a route below the prefix: `url("/sessions")` → `http://host/api/sessions`.
+    pub fn url(&self, route: &str) -> String {
+        format!("{}{}{}", self.base_url, self.api_prefix, route)
+    }
+
+    /// The websocket URL of a route below the prefix (`http` → `ws`, `https` → `wss`).
+    pub fn ws_url(&self, route: &str) -> String {
+        let http = self.url(route);
+        match http.strip_prefix("https://") {
+            Some(rest) => format!("wss://{rest}"),
+            None => format!("ws://{}", http.trim_start_matches("http://")),
+        }
+    }
+
+    /// Every header to send: auth headers and extra profile headers.
+    pub fn headers(&self) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        let mut put = |name: &str, value: &str| {
+            // Validated in `build`, so these conversions cannot fail here.
+            if let (Ok(n), Ok(mut v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+                v.set_sensitive(is_secret_header(name));
+                map.insert(n, v);
+            }
+        };
+        for (name, value) in &self.extra_headers {
+            put(name, value);
+        }
+        if let Some(token) = &self.auth.bearer {
+            put("authorization", &format!("Bearer {token}"));
+        }
+        if let Some(v) = &self.auth.rbac_token {
+            put("x-codex-rbac-token", v);
+        }
+        if let Some(v) = &self.auth.rbac_role {
+            put("x-codex-rbac-role", v);
+        }
+        if let Some(v) = &self.auth.rbac_actor {
+            put("x-codex-rbac-actor", v);
+        }
+        map
+    }
+}
+
+/// `true` for headers whose values must never be logged.
+pub fn is_secret_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name == "authorization" || name.contains("token") || name.contains("secret") || name == "cookie"
+}
+
+/// Builds a [`ManagerConfig`]; later calls override earlier ones.
+#[derive(Debug, Clone)]
+pub struct ManagerConfigBuilder {
+    config: ManagerConfig,
+}
+
+impl ManagerConfigBuilder {
+    /// The base URL, e.g. `http://127.0.0.1:3001` (a trailing slash is dropped).
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.config.base_url = url.into().trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// The route prefix, e.g. `/api`; empty for none.
+    pub fn api_prefix(mut self, prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into();
+        let trimmed = prefix.trim_matches('/');
+        self.config.api_prefix = if trimmed.is_empty() {
+            String::new()
+        } else {
+            format!("/{trimmed}")
+        };
+        self
+    }
+
+    /// The per-request timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.config.timeout = timeout;
+        self
+    }
+
+    /// A bearer token (`Authorization: Bearer ..`).
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.config.auth.bearer = Some(token.into());
+        self
+    }
+
+    /// The RBAC token, role and actor headers; `None` leaves a field as it is.
+    pub fn rbac(mut self, token: Option<String>, role: Option<String>, actor: Option<String>) -> Self {
+        let auth = &mut self.config.auth;
+        auth.rbac_token = token.or(auth.rbac_token.take());
+        auth.rbac_role = role.or(auth.rbac_role.take());
+        auth.rbac_actor = actor.or(auth.rbac_actor.take());
+        self
+    }
+
+    /// An extra header sent on every request.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.config.extra_headers.insert(name.into(), value.into());
+        self
+    }
+
+    /// Applies the `CODEX_MANAGER_*` variables that `lookup` finds (pass `|n| std::env::var(n).ok()`).
+    pub fn env_overrides(mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        if let Some(v) = get("CODEX_MANAGER_API_BASE") {
+            self = self.base_url(v);
+        }
+        if let Some(v) = get("CODEX_MANAGER_API_PREFIX") {
+            self = self.api_prefix(v);
+        }
+        if let Some(v) = get("CODEX_MANAGER_TIMEOUT_MS") {
+            let ms: u64 = v.trim().parse().map_err(|_| ConfigError::Env {
+                name: "CODEX_MANAGER_TIMEOUT_MS",
+                message: format!("{v:?} is not a whole number of milliseconds"),
+            })?;
+            self = self.timeout(Duration::from_millis(ms));
+        }
+        if let Some(v) = get("CODEX_MANAGER_BEARER_TOKEN") {
+            self = self.bearer_token(v);
+        }
+        Ok(self.rbac(
+            get("CODEX_MANAGER_RBAC_TOKEN"),
+            get("CODEX_MANAGER_RBAC_ROLE"),
+            get("CODEX_MANAGER_RBAC_ACTOR"),
+        ))
+    }
+
+    /// Applies a profile from a codex-manager CLI config file; `None` takes its `currentProfile`.
+    pub fn profile_file(mut self, path: &Path, name: Option<&str>) -> Result<Self, ConfigError> {
+        let file_error = |message: String| ConfigError::ProfileFile {
+            path: path.to_owned(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
+        let file: ProfileFile = serde_json::from_str(&text).map_err(|e| file_error(e.to_string()))?;
+        let name = match name.map(str::to_owned).or(file.current_profile) {
+            Some(name) => name,
+            None => return Err(file_error("no profile named and no currentProfile set".into())),
+        };
+        let Some(profile) = file.profiles.get(&name) else {
+            return Err(ConfigError::UnknownProfile {
+                name,
+                path: path.to_owned(),
+                known: file.profiles.keys().cloned().collect::<Vec<_>>().join(", "),
+            });
+        };
+        if let Some(v) = &profile.base_url {
+            self = self.base_url(v.clone());
+        }
+        if let Some(v) = &profile.api_prefix {
+            self = self.api_prefix(v.clone());
+        }
+        if let Some(ms) = profile.timeout_ms {
+            self = self.timeout(Duration::from_millis(ms));
+        }
+        for (k, v) in &profile.headers {
+            self = self.header(k.clone(), v.clone());
+        }
+        if let Some(auth) = &profile.auth {
+            if let Some(v) = &auth.bearer {
+                self = self.bearer_token(v.clone());
+            }
+            self = self.rbac(auth.rbac_token.clone(), auth.role.clone(), auth.actor.clone());
+        }
+        Ok(self)
+    }
+
+    /// Checks the URL and headers and returns the configuration.
+    pub fn build(self) -> Result<ManagerConfig, ConfigError> {
+        let config = self.config;
+        if !(config.base_url.starts_with("http://") || config.base_url.starts_with("https://")) {
+            return Err(ConfigError::BaseUrl(config.base_url));
+        }
+        for (name, value) in &config.extra_headers {
+            if HeaderName::try_from(name.as_str()).is_err() || HeaderValue::try_from(value.as_str()).is_err() {
+                return Err(ConfigError::Header(name.clone()));
+            }
+        }
+        let secrets = [
+            &config.auth.bearer,
+            &config.auth.rbac_token,
+            &config.auth.rbac_role,
+            &config.auth.rbac_actor,
+        ];
+        for (name, value) in [
+            "authorization",
+            "x-codex-rbac-token",
+            "x-codex-rbac-role",
+            "x-codex-rbac-actor",
+        ]
+        .iter()
+        .zip(secrets)
+        {
+            if let Some(v) = value
+                && HeaderValue::try_from(v.as_str()).is_err()
+            {
+                return Err(ConfigError::Header((*name).to_owned()));
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// The codex-manager CLI profile file: `$XDG_CONFIG_HOME/codex-manager/cli/config.json`,
+/// falling back to `$HOME/.config/codex-manager/cli/config.json`.
+pub fn default_profile_path() -> PathBuf {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".config"));
+    base.join("codex-manager").join("cli").join("config.json")
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProfileFile {
+    current_profile: Option<String>,
+    #[serde(default)]
+    profiles: BTreeMap<String, Profile>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Profile {
+    base_url: Option<String>,
+    api_prefix: Option<String>,
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    auth: Option<ProfileAuth>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProfileAuth {
+    bearer: Option<String>,
+    rbac_token: Option<String>,
+    role: Option<String>,
+    actor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_defaults_and_builds_urls() {
+        let env = |name: &str| match name {
+            "CODEX_MANAGER_API_BASE" => Some("https://cm.example:8443/".to_owned()),
+            "CODEX_MANAGER_API_PREFIX" => Some("v2/".to_owned()),
+            "CODEX_MANAGER_TIMEOUT_MS" => Some("1500".to_owned()),
+            "CODEX_MANAGER_BEARER_TOKEN" => Some("s3cret".to_owned()),
+            "CODEX_MANAGER_RBAC_ROLE" => Some("operator".to_owned()),
+            _ => None,
+        };
+        let config = ManagerConfig::builder().env_overrides(env).unwrap().build().unwrap();
+        assert_eq!(config.url("/sessions"), "https://cm.example:8443/v2/sessions");
+        assert_eq!(
+            config.ws_url("/stream?threadId=t"),
+            "wss://cm.example:8443/v2/stream?threadId=t"
+        );
+        assert_eq!(config.timeout(), Duration::from_millis(1500));
+        let headers = config.headers();
+        assert_eq!(headers["authorization"], "Bearer s3cret");
+        assert!(headers["authorization"].is_sensitive());
+        assert_eq!(headers["x-codex-rbac-role"], "operator");
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn bad_timeout_is_a_clear_error() {
+        let env = |name: &str| (name == "CODEX_MANAGER_TIMEOUT_MS").then(|| "soon".to_owned());
+        let err = ManagerConfig::builder().env_overrides(env).unwrap_err();
+        assert!(err.to_string().contains("CODEX_MANAGER_TIMEOUT_MS"), "{err}");
+    }
+
+    #[test]
+    fn profile_file_selects_named_or_current_profile() {
+        let dir = std::env::temp_dir().join(format!("skillbridge-profile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.json");
+        std::fs::write(
+            &path,
+            r#"{"currentProfile":"local","profiles":{
+                "local":{"baseUrl":"http://127.0.0.1:4000","apiPrefix":"/api","timeoutMs":250,
+                         "headers":{"x-team":"tools"},"auth":{"bearer":"tok","rbacToken":"rt","role":"r","actor":"a"}},
+                "other":{"baseUrl":"http://127.0.0.1:5000"}}}"#,
+        )
+        .unwrap();
+        let current = ManagerConfig::builder()
+            .profile_file(&path, None)
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(current.base_url(), "http://127.0.0.1:4000");
+        assert_eq!(current.timeout(), Duration::from_millis(250));
+        let headers = current.headers();
+        assert_eq!(headers["x-team"], "tools");
+        assert_eq!(headers["x-codex-rbac-token"], "rt");
+        assert_eq!(headers["x-codex-rbac-actor"], "a");
+        let other = ManagerConfig::builder()
+            .profile_file(&path, Some("other"))
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(other.base_url(), "http://127.0.0.1:5000");
+        let missing = ManagerConfig::builder().profile_file(&path, Some("prod")).unwrap_err();
+        assert!(missing.to_string().contains("local, other"), "{missing}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

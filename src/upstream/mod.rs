@@ -1,0 +1,1 @@
+//! Upstreams that deliver tool calls and take answers: codex-manager and `codex app-server`.
