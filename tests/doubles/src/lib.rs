@@ -1,1 +1,2 @@
 //! Test doubles for skillbridge.
+pub mod model;
