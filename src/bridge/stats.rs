@@ -1,0 +1,253 @@
+//! [`BridgeStats`]: what the bridge has done, for the admin endpoint: counters by skill and outcome, a
+//! duration histogram, answer attempts, the in-flight gauge, and a bounded journal of recent calls.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+/// Upper bounds (seconds) of the call duration histogram buckets.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0, 60.0,
+];
+
+/// How many recent calls the journal keeps.
+pub const JOURNAL_CAPACITY: usize = 1000;
+
+/// Where a call came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallSource {
+    /// The codex-manager websocket stream.
+    Stream,
+    /// Pending-call listing.
+    Poll,
+    /// `codex app-server` over stdio.
+    AppServer,
+    /// The admin endpoint's invoke route.
+    Admin,
+}
+
+/// One finished call, as `GET /calls` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallRecord {
+    /// Upstream request id.
+    pub request_id: String,
+    /// Tool name.
+    pub tool: String,
+    /// Thread (session) id.
+    pub session: String,
+    /// Where the call came from.
+    pub source: CallSource,
+    /// When it was taken, Unix milliseconds.
+    pub started_at_ms: u64,
+    /// How long the skill ran, milliseconds.
+    pub duration_ms: f64,
+    /// Skill outcome label (`success`, `skill_error`, `timed_out`, ..).
+    pub outcome: &'static str,
+    /// Last answer attempt's label (`delivered`, `already_answered`, `retry`, `rejected`).
+    pub submit_status: &'static str,
+    /// How many answer attempts were made.
+    pub attempts: u32,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    buckets: [u64; DURATION_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        for (bucket, bound) in self.buckets.iter_mut().zip(DURATION_BUCKETS) {
+            if seconds <= bound {
+                *bucket += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += seconds;
+    }
+}
+
+/// A consistent copy of the per-skill numbers.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SkillCounts {
+    /// Calls by outcome label.
+    pub by_outcome: BTreeMap<&'static str, u64>,
+    /// Calls in all.
+    pub total: u64,
+}
+
+/// A histogram copy for rendering.
+#[derive(Debug, Clone)]
+pub struct HistogramSnapshot {
+    /// Cumulative counts per bucket of [`DURATION_BUCKETS`].
+    pub buckets: Vec<u64>,
+    /// Observations.
+    pub count: u64,
+    /// Sum of observed seconds.
+    pub sum: f64,
+}
+
+/// Shared, lock-light statistics of one bridge.
+#[derive(Debug, Default)]
+pub struct BridgeStats {
+    calls: Mutex<BTreeMap<(String, &'static str), u64>>,
+    durations: Mutex<BTreeMap<String, Histogram>>,
+    answer_attempts: Mutex<BTreeMap<&'static str, u64>>,
+    journal: Mutex<VecDeque<CallRecord>>,
+    in_flight: AtomicI64,
+    duplicates: AtomicU64,
+}
+
+impl BridgeStats {
+    /// Empty statistics.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub(crate) fn call_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn call_finished(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn duplicate_seen(&self) {
+        self.duplicates.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn skill_ran(&self, tool: &str, outcome: &'static str, duration: Duration) {
+        *lock(&self.calls).entry((tool.to_owned(), outcome)).or_default() += 1;
+        lock(&self.durations)
+            .entry(tool.to_owned())
+            .or_default()
+            .observe(duration.as_secs_f64());
+    }
+
+    pub(crate) fn answer_attempted(&self, label: &'static str) {
+        *lock(&self.answer_attempts).entry(label).or_default() += 1;
+    }
+
+    pub(crate) fn record(&self, record: CallRecord) {
+        let mut journal = lock(&self.journal);
+        if journal.len() == JOURNAL_CAPACITY {
+            journal.pop_front();
+        }
+        journal.push_back(record);
+    }
+
+    /// Calls running or being answered now.
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Calls ignored because they had been seen before.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates.load(Ordering::Relaxed)
+    }
+
+    /// Counts for one skill.
+    pub fn skill_counts(&self, tool: &str) -> SkillCounts {
+        let calls = lock(&self.calls);
+        let mut counts = SkillCounts::default();
+        for ((name, outcome), n) in calls.iter() {
+            if name == tool {
+                counts.by_outcome.insert(outcome, *n);
+                counts.total += n;
+            }
+        }
+        counts
+    }
+
+    /// `(tool, outcome, count)` for every pair seen.
+    pub fn call_counts(&self) -> Vec<(String, &'static str, u64)> {
+        lock(&self.calls)
+            .iter()
+            .map(|((tool, outcome), n)| (tool.clone(), *outcome, *n))
+            .collect()
+    }
+
+    /// The duration histogram of every skill that ran.
+    pub fn durations(&self) -> Vec<(String, HistogramSnapshot)> {
+        lock(&self.durations)
+            .iter()
+            .map(|(tool, h)| {
+                let snapshot = HistogramSnapshot {
+                    buckets: h.buckets.to_vec(),
+                    count: h.count,
+                    sum: h.sum,
+                };
+                (tool.clone(), snapshot)
+            })
+            .collect()
+    }
+
+    /// Answer attempts by label.
+    pub fn answer_attempts(&self) -> Vec<(&'static str, u64)> {
+        lock(&self.answer_attempts).iter().map(|(k, v)| (*k, *v)).collect()
+    }
+
+    /// The most recent calls, newest first, at most `limit`.
+    pub fn recent(&self, limit: usize) -> Vec<CallRecord> {
+        lock(&self.journal).iter().rev().take(limit).cloned().collect()
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn unix_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Statistics stay usable after a panic elsewhere: a poisoned lock still holds valid counters.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let stats = BridgeStats::new();
+        stats.skill_ran("echo", "success", Duration::from_millis(3));
+        stats.skill_ran("echo", "success", Duration::from_millis(300));
+        stats.skill_ran("echo", "timed_out", Duration::from_secs(61));
+        let (_, h) = stats.durations().pop().unwrap();
+        assert_eq!(h.count, 3);
+        assert_eq!(h.buckets[0], 0); // <= 1ms
+        assert_eq!(h.buckets[2], 1); // <= 5ms
+        assert_eq!(h.buckets[8], 2); // <= 500ms
+        assert_eq!(*h.buckets.last().unwrap(), 2); // <= 60s; the 61 s call is only in +Inf
+        let counts = stats.skill_counts("echo");
+        assert_eq!(counts.total, 3);
+        assert_eq!(counts.by_outcome["success"], 2);
+    }
+
+    #[test]
+    fn journal_keeps_the_newest_calls() {
+        let stats = BridgeStats::new();
+        for i in 0..(JOURNAL_CAPACITY + 5) {
+            stats.record(CallRecord {
+                request_id: i.to_string(),
+                tool: "echo".into(),
+                session: "t".into(),
+                source: CallSource::Stream,
+                started_at_ms: 0,
+                duration_ms: 0.0,
+                outcome: "success",
+                submit_status: "delivered",
+                attempts: 1,
+            });
+        }
+        let recent = stats.recent(2);
+        assert_eq!(recent[0].request_id, (JOURNAL_CAPACITY + 4).to_string());
+        assert_eq!(recent[1].request_id, (JOURNAL_CAPACITY + 3).to_string());
+        assert_eq!(stats.recent(usize::MAX).len(), JOURNAL_CAPACITY);
+    }
+}
