@@ -1,8 +1,8 @@
 //! [`BridgeHealth`]: what readiness depends on (the upstream connection and the served sessions), shared
 //! between the upstream glue that updates it and the admin endpoint that reports it.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use serde::Serialize;
 
@@ -18,49 +18,64 @@ pub struct ServedSession {
     pub created: bool,
 }
 
-/// Connection state and counters of the upstream, updated by the upstream glue.
-#[derive(Debug, Default)]
+/// The live state of an upstream connection (a websocket stream, a child process), read on demand.
+pub trait LinkStatus: Send + Sync + 'static {
+    /// Whether the connection is up now.
+    fn connected(&self) -> bool;
+    /// Reconnects since start.
+    fn reconnects(&self) -> u64 {
+        0
+    }
+    /// Malformed frames skipped since start.
+    fn malformed_frames(&self) -> u64 {
+        0
+    }
+}
+
+/// What readiness depends on: the upstream link and the served sessions.
+#[derive(Default)]
 pub struct BridgeHealth {
-    connected: AtomicBool,
-    reconnects: AtomicU64,
-    malformed_frames: AtomicU64,
+    link: RwLock<Option<Arc<dyn LinkStatus>>>,
     sessions: Mutex<Vec<ServedSession>>,
 }
 
+impl fmt::Debug for BridgeHealth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BridgeHealth")
+            .field("connected", &self.connected())
+            .field("sessions", &self.sessions())
+            .finish()
+    }
+}
+
 impl BridgeHealth {
-    /// Not connected, no sessions.
+    /// No link, no sessions.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Records whether the upstream connection is up.
-    pub fn set_connected(&self, connected: bool) {
-        self.connected.store(connected, Ordering::Relaxed);
+    /// Reads connection state from `link` from now on.
+    pub fn attach_link(&self, link: Arc<dyn LinkStatus>) {
+        *self.link.write().unwrap_or_else(|p| p.into_inner()) = Some(link);
+    }
+
+    fn link(&self) -> Option<Arc<dyn LinkStatus>> {
+        self.link.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Whether the upstream connection is up.
     pub fn connected(&self) -> bool {
-        self.connected.load(Ordering::Relaxed)
-    }
-
-    /// Sets the reconnect count (the stream keeps its own counter; this mirrors it).
-    pub fn set_reconnects(&self, reconnects: u64) {
-        self.reconnects.store(reconnects, Ordering::Relaxed);
+        self.link().is_some_and(|l| l.connected())
     }
 
     /// Reconnects since start.
     pub fn reconnects(&self) -> u64 {
-        self.reconnects.load(Ordering::Relaxed)
-    }
-
-    /// Sets the malformed frame count.
-    pub fn set_malformed_frames(&self, frames: u64) {
-        self.malformed_frames.store(frames, Ordering::Relaxed);
+        self.link().map_or(0, |l| l.reconnects())
     }
 
     /// Malformed frames skipped since start.
     pub fn malformed_frames(&self) -> u64 {
-        self.malformed_frames.load(Ordering::Relaxed)
+        self.link().map_or(0, |l| l.malformed_frames())
     }
 
     /// Adds a served session.
@@ -90,5 +105,35 @@ impl BridgeHealth {
 
     fn lock_sessions(&self) -> MutexGuard<'_, Vec<ServedSession>> {
         self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    struct Link(AtomicBool);
+
+    impl LinkStatus for Link {
+        fn connected(&self) -> bool {
+            self.0.load(Ordering::Relaxed)
+        }
+    }
+
+    #[test]
+    fn ready_needs_a_live_link_and_a_session() {
+        let health = BridgeHealth::new();
+        assert_eq!(health.readiness(), Err(vec!["upstream not connected", "no session served yet"]));
+        let link = Arc::new(Link(AtomicBool::new(true)));
+        health.attach_link(link.clone());
+        health.add_session(ServedSession {
+            id: "t".into(),
+            upstream: "codex-manager",
+            created: true,
+        });
+        assert_eq!(health.readiness(), Ok(()));
+        link.0.store(false, Ordering::Relaxed);
+        assert_eq!(health.readiness(), Err(vec!["upstream not connected"]));
     }
 }

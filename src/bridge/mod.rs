@@ -11,6 +11,6 @@ mod ledger;
 mod stats;
 
 // pub use dispatcher::{DispatchConfig, Dispatcher, RetryPolicy, ShutdownReport, Submitted};
-pub use health::{BridgeHealth, ServedSession};
+pub use health::{BridgeHealth, LinkStatus, ServedSession};
 pub(crate) use stats::unix_ms;
 pub use stats::{BridgeStats, CallRecord, CallSource, DURATION_BUCKETS, HistogramSnapshot, SkillCounts};
