@@ -191,9 +191,16 @@ pub fn is_secret_header(name: &str) -> bool {
 }
 
 /// Builds a [`ManagerConfig`]; later calls override earlier ones.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ManagerConfigBuilder {
     config: ManagerConfig,
+}
+
+impl From<ManagerConfig> for ManagerConfigBuilder {
+    /// A builder starting from an existing configuration.
+    fn from(config: ManagerConfig) -> Self {
+        Self { config }
+    }
 }
 
 impl ManagerConfigBuilder {

@@ -1,0 +1,613 @@
+//! [`CodexManager`]: the async codex-manager REST client, its builder, and the request pipeline
+//! (before hooks → send → decode → after / on_error hooks).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::{ACCEPT, CONTENT_TYPE};
+use http::{HeaderValue, Method};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::config::{ManagerConfig, ManagerConfigBuilder};
+use super::error::ManagerError;
+use super::hooks::{
+    AsyncMiddleware, BoxFuture, CallResponse, Hook, HookOutcome, HookSet, Middleware, RequestCall,
+    async_middleware_hooks, middleware_hooks,
+};
+use super::types::{CreateSession, CreatedSession, MessageAccepted, PendingToolCall, RespondAck, SendMessage};
+use crate::skill::ToolResult;
+
+/// The async codex-manager REST client.
+///
+/// Cheap to clone (the HTTP connection pool and configuration are shared); `Send + Sync`. Hooks belong
+/// to a handle: registering one affects that handle and clones made afterwards, not earlier clones.
+///
+/// ```no_run
+/// use skillbridge::manager::{CodexManager, CreateSession, SendMessage};
+///
+/// # async fn demo() -> Result<(), skillbridge::manager::ManagerError> {
+/// let mut cm = CodexManager::from_profile("local")?;
+///
+/// cm.before("sessions.send_message", |call| {
+///     if let Some(serde_json::Value::Object(body)) = call.json_body.as_mut() {
+///         body.entry("effort").or_insert_with(|| "low".into());
+///     }
+/// });
+/// cm.after("*", |call, _response| println!("completed {}", call.operation));
+///
+/// let created = cm.create_session(&CreateSession::new().cwd(".")).await?;
+/// let accepted = cm.send_message(&created.session_id, &SendMessage::new("hello")).await?;
+/// println!("turn {}", accepted.turn_id);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct CodexManager {
+    shared: Arc<Shared>,
+    hooks: Arc<HookSet>,
+}
+
+struct Shared {
+    config: ManagerConfig,
+    http: reqwest::Client,
+}
+
+impl fmt::Debug for CodexManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CodexManager")
+            .field("config", &self.shared.config)
+            .field("hooks", &self.hooks.len())
+            .finish()
+    }
+}
+
+impl CodexManager {
+    /// A client for this configuration, without hooks.
+    pub fn new(config: ManagerConfig) -> Result<Self, ManagerError> {
+        Self::with_hooks(config, HookSet::default())
+    }
+
+    /// A builder: configuration setters, hooks, middleware.
+    pub fn builder() -> CodexManagerBuilder {
+        CodexManagerBuilder::default()
+    }
+
+    /// A client configured from the `CODEX_MANAGER_*` environment variables.
+    pub fn from_env() -> Result<Self, ManagerError> {
+        Self::new(ManagerConfig::from_env()?)
+    }
+
+    /// A client configured from a codex-manager CLI profile (see [`ManagerConfig::from_profile`]).
+    pub fn from_profile(name: &str) -> Result<Self, ManagerError> {
+        Self::new(ManagerConfig::from_profile(name)?)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ManagerConfig {
+        &self.shared.config
+    }
+
+    /// A client with the same configuration and hooks but its own connection pool. The blocking
+    /// facade uses this so that no connection is shared between two runtimes.
+    pub(crate) fn with_fresh_pool(&self) -> Result<Self, ManagerError> {
+        Self::with_hooks(self.shared.config.clone(), (*self.hooks).clone())
+    }
+
+    fn with_hooks(config: ManagerConfig, hooks: HookSet) -> Result<Self, ManagerError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout())
+            .build()
+            .map_err(|source| ManagerError::Transport {
+                operation: "client.build".into(),
+                source,
+            })?;
+        Ok(Self {
+            shared: Arc::new(Shared { config, http }),
+            hooks: Arc::new(hooks),
+        })
+    }
+
+    // ---- hook registration -------------------------------------------------------------------
+
+    /// Registers a hook built with [`Hook`].
+    pub fn add_hook(&mut self, hook: Hook) -> &mut Self {
+        Arc::make_mut(&mut self.hooks).push(hook);
+        self
+    }
+
+    /// Registers a sync `before` hook for `operation` (`"*"` for all). It may change the call; returning
+    /// `Err` aborts the call with [`ManagerError::Hook`].
+    pub fn before<F, R>(&mut self, operation: impl Into<String>, hook: F) -> &mut Self
+    where
+        F: Fn(&mut RequestCall) -> R + Send + Sync + 'static,
+        R: HookOutcome,
+    {
+        self.add_hook(Hook::before(operation, hook))
+    }
+
+    /// Registers an async `before` hook: `|call| Box::pin(async move { ..; Ok(()) })`.
+    pub fn before_async<F>(&mut self, operation: impl Into<String>, hook: F) -> &mut Self
+    where
+        F: for<'a> Fn(&'a mut RequestCall) -> BoxFuture<'a, Result<(), super::HookError>> + Send + Sync + 'static,
+    {
+        self.add_hook(Hook::before_async(operation, hook))
+    }
+
+    /// Registers a sync `after` hook (runs after a successful response).
+    pub fn after<F>(&mut self, operation: impl Into<String>, hook: F) -> &mut Self
+    where
+        F: Fn(&RequestCall, &CallResponse) + Send + Sync + 'static,
+    {
+        self.add_hook(Hook::after(operation, hook))
+    }
+
+    /// Registers an async `after` hook.
+    pub fn after_async<F>(&mut self, operation: impl Into<String>, hook: F) -> &mut Self
+    where
+        F: for<'a> Fn(&'a RequestCall, &'a CallResponse) -> BoxFuture<'a, ()> + Send + Sync + 'static,
+    {
+        self.add_hook(Hook::after_async(operation, hook))
+    }
+
+    /// Registers a sync `on_error` hook (runs when the call failed, whatever the reason).
+    pub fn on_error<F>(&mut self, operation: impl Into<String>, hook: F) -> &mut Self
+    where
+        F: Fn(&RequestCall, &ManagerError) + Send + Sync + 'static,
+    {
+        self.add_hook(Hook::on_error(operation, hook))
+    }
+
+    /// Registers an async `on_error` hook.
+    pub fn on_error_async<F>(&mut self, operation: impl Into<String>, hook: F) -> &mut Self
+    where
+        F: for<'a> Fn(&'a RequestCall, &'a ManagerError) -> BoxFuture<'a, ()> + Send + Sync + 'static,
+    {
+        self.add_hook(Hook::on_error_async(operation, hook))
+    }
+
+    /// Registers a sync middleware: its three methods become `"*"` hooks, in this position.
+    pub fn use_middleware<M: Middleware>(&mut self, middleware: M) -> &mut Self {
+        for hook in middleware_hooks(middleware) {
+            self.add_hook(hook);
+        }
+        self
+    }
+
+    /// Registers an async middleware: its three methods become `"*"` hooks, in this position.
+    pub fn use_async_middleware<M: AsyncMiddleware>(&mut self, middleware: M) -> &mut Self {
+        for hook in async_middleware_hooks(middleware) {
+            self.add_hook(hook);
+        }
+        self
+    }
+
+    // ---- operations ---------------------------------------------------------------------------
+
+    /// `sessions.create`: `POST /sessions`. codex-manager rejects more than 128 dynamic tools or an
+    /// empty tool name/description with a 400 ([`ManagerError::Status`]).
+    pub async fn create_session(&self, req: &CreateSession) -> Result<CreatedSession, ManagerError> {
+        const OP: &str = "sessions.create";
+        let body = to_body(OP, req)?;
+        self.execute(OP, Method::POST, "/sessions".into(), Some(body), |body| {
+            CreatedSession::from_body(body.clone())
+        })
+        .await
+    }
+
+    /// `sessions.get`: `GET /sessions/:id`, the session detail (410 when deleted).
+    pub async fn get_session(&self, id: &str) -> Result<Value, ManagerError> {
+        let route = format!("/sessions/{}", segment(id));
+        self.execute("sessions.get", Method::GET, route, None, |body| Ok(body.clone()))
+            .await
+    }
+
+    /// `sessions.delete`: `DELETE /sessions/:id` (404 unknown, 410 already deleted).
+    pub async fn delete_session(&self, id: &str) -> Result<Value, ManagerError> {
+        let route = format!("/sessions/{}", segment(id));
+        self.execute("sessions.delete", Method::DELETE, route, None, |body| Ok(body.clone()))
+            .await
+    }
+
+    /// `sessions.send_message`: `POST /sessions/:id/messages`, starts a turn (403 system session,
+    /// 404 unknown, 410 deleted).
+    pub async fn send_message(&self, id: &str, req: &SendMessage) -> Result<MessageAccepted, ManagerError> {
+        const OP: &str = "sessions.send_message";
+        let body = to_body(OP, req)?;
+        let route = format!("/sessions/{}/messages", segment(id));
+        self.execute(OP, Method::POST, route, Some(body), decode::<MessageAccepted>)
+            .await
+    }
+
+    /// `sessions.interrupt`: `POST /sessions/:id/interrupt` with `{turnId?}` (409 when no turn is active).
+    pub async fn interrupt(&self, id: &str, turn_id: Option<&str>) -> Result<Value, ManagerError> {
+        let body = match turn_id {
+            Some(turn) => json!({ "turnId": turn }),
+            None => json!({}),
+        };
+        let route = format!("/sessions/{}/interrupt", segment(id));
+        self.execute("sessions.interrupt", Method::POST, route, Some(body), |body| {
+            Ok(body.clone())
+        })
+        .await
+    }
+
+    /// `sessions.tool_calls.list`: `GET /sessions/:id/tool-calls`, the calls still waiting for an answer.
+    ///
+    /// A row that does not parse is logged (warn) and left out, so one odd row cannot hide the others.
+    pub async fn list_tool_calls(&self, session_id: &str) -> Result<Vec<PendingToolCall>, ManagerError> {
+        let route = format!("/sessions/{}/tool-calls", segment(session_id));
+        self.execute("sessions.tool_calls.list", Method::GET, route, None, pending_rows)
+            .await
+    }
+
+    /// `tool_calls.respond`: `POST /tool-calls/:requestId/response` with `{contentItems, success}`.
+    ///
+    /// A 404 (`not_found`: unknown or already answered) or 409 (`in_flight`: an answer is being
+    /// delivered) comes back as [`ManagerError::Status`] with that status; both mean the call is already
+    /// answered: treat them as done, not as failures ([`ManagerError::is_already_answered`]). A 500 means
+    /// the upstream failed and the call is pending again: retry ([`ManagerError::is_retryable`]).
+    pub async fn respond_tool_call(&self, request_id: &str, body: &ToolResult) -> Result<RespondAck, ManagerError> {
+        const OP: &str = "tool_calls.respond";
+        let json_body = to_body(OP, body)?;
+        let route = format!("/tool-calls/{}/response", segment(request_id));
+        self.execute(OP, Method::POST, route, Some(json_body), decode::<RespondAck>)
+            .await
+    }
+
+    /// Any route below the prefix (e.g. `"/sessions?limit=5"`), under the given operation name for
+    /// hooks. Returns the JSON body of a 2xx answer (`Null` when empty); other statuses are
+    /// [`ManagerError::Status`].
+    pub async fn request(
+        &self,
+        operation: &str,
+        method: Method,
+        route: &str,
+        body: Option<Value>,
+    ) -> Result<Value, ManagerError> {
+        self.execute(operation, method, route.to_owned(), body, |body| Ok(body.clone()))
+            .await
+    }
+
+    // ---- pipeline ----------------------------------------------------------------------------
+
+    async fn execute<T>(
+        &self,
+        operation: &str,
+        method: Method,
+        route: String,
+        body: Option<Value>,
+        decode: impl FnOnce(&Value) -> Result<T, String>,
+    ) -> Result<T, ManagerError> {
+        let config = &self.shared.config;
+        let mut headers = config.headers();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        if body.is_some() {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        let mut call = RequestCall {
+            operation: operation.to_owned(),
+            method,
+            url: config.url(&route),
+            headers,
+            json_body: body,
+        };
+        if let Err(error) = self.hooks.run_before(&mut call).await {
+            let error = ManagerError::Hook {
+                operation: operation.to_owned(),
+                message: error.message().to_owned(),
+            };
+            return Err(self.fail(&call, &route, error).await);
+        }
+        tracing::debug!(operation, method = %call.method, route = %route, "codex-manager request");
+        let started = Instant::now();
+        let response = match self.send(&call).await {
+            Ok(response) => response,
+            Err(error) => return Err(self.fail(&call, &route, error).await),
+        };
+        tracing::debug!(
+            operation,
+            route = %route,
+            status = response.status.as_u16(),
+            elapsed_ms = elapsed_ms(started.elapsed()),
+            "codex-manager response"
+        );
+        match decode(&response.body) {
+            Ok(value) => {
+                self.hooks.run_after(&call, &response).await;
+                Ok(value)
+            }
+            Err(message) => {
+                let error = ManagerError::Decode {
+                    operation: operation.to_owned(),
+                    message,
+                };
+                Err(self.fail(&call, &route, error).await)
+            }
+        }
+    }
+
+    async fn fail(&self, call: &RequestCall, route: &str, error: ManagerError) -> ManagerError {
+        tracing::debug!(operation = %call.operation, route, error = %error, "codex-manager call failed");
+        self.hooks.run_on_error(call, &error).await;
+        error
+    }
+
+    async fn send(&self, call: &RequestCall) -> Result<CallResponse, ManagerError> {
+        let transport = |source| ManagerError::Transport {
+            operation: call.operation.clone(),
+            source,
+        };
+        let mut request = self
+            .shared
+            .http
+            .request(call.method.clone(), call.url.as_str())
+            .headers(call.headers.clone());
+        if let Some(body) = &call.json_body {
+            request = request.body(body.to_string());
+        }
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.map_err(transport)?;
+        let parsed = parse_body(&bytes);
+        if !status.is_success() {
+            return Err(ManagerError::Status {
+                operation: call.operation.clone(),
+                status,
+                body: parsed.unwrap_or_else(Value::String),
+            });
+        }
+        match parsed {
+            Ok(body) => Ok(CallResponse { status, headers, body }),
+            Err(text) => Err(ManagerError::Decode {
+                operation: call.operation.clone(),
+                message: format!("{status} body is not JSON: {}", excerpt(&text)),
+            }),
+        }
+    }
+}
+
+/// Builds a [`CodexManager`]: configuration (defaults, or a whole [`ManagerConfig`]), hooks, middleware.
+///
+/// ```
+/// use std::time::Duration;
+/// use skillbridge::manager::{CodexManager, Hook};
+///
+/// let cm = CodexManager::builder()
+///     .base_url("http://127.0.0.1:3001")
+///     .bearer_token("token")
+///     .timeout(Duration::from_secs(5))
+///     .before("*", |call| println!("calling {}", call.operation))
+///     .hook(Hook::after("tool_calls.respond", |_call, response| println!("{}", response.status)))
+///     .build()?;
+/// assert_eq!(cm.config().url("/sessions"), "http://127.0.0.1:3001/api/sessions");
+/// # Ok::<(), skillbridge::manager::ManagerError>(())
+/// ```
+#[derive(Default)]
+pub struct CodexManagerBuilder {
+    config: ManagerConfigBuilder,
+    hooks: HookSet,
+}
+
+impl fmt::Debug for CodexManagerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CodexManagerBuilder")
+            .field("config", &self.config)
+            .field("hooks", &self.hooks.len())
+            .finish()
+    }
+}
+
+impl CodexManagerBuilder {
+    /// Replaces the whole configuration (e.g. one from [`ManagerConfig::from_env`]).
+    pub fn config(mut self, config: ManagerConfig) -> Self {
+        self.config = config.into();
+        self
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:3001`.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.config = self.config.base_url(url);
+        self
+    }
+
+    /// The route prefix, e.g. `/api`; empty for none.
+    pub fn api_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.config = self.config.api_prefix(prefix);
+        self
+    }
+
+    /// The per-request timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.config = self.config.timeout(timeout);
+        self
+    }
+
+    /// A bearer token (`Authorization: Bearer ..`).
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.config = self.config.bearer_token(token);
+        self
+    }
+
+    /// The RBAC token, role and actor headers; `None` leaves a field as it is.
+    pub fn rbac(mut self, token: Option<String>, role: Option<String>, actor: Option<String>) -> Self {
+        self.config = self.config.rbac(token, role, actor);
+        self
+    }
+
+    /// An extra header sent on every request.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.config = self.config.header(name, value);
+        self
+    }
+
+    /// Registers a hook built with [`Hook`].
+    pub fn hook(mut self, hook: Hook) -> Self {
+        self.hooks.push(hook);
+        self
+    }
+
+    /// Registers a sync `before` hook (see [`CodexManager::before`]).
+    pub fn before<F, R>(self, operation: impl Into<String>, hook: F) -> Self
+    where
+        F: Fn(&mut RequestCall) -> R + Send + Sync + 'static,
+        R: HookOutcome,
+    {
+        self.hook(Hook::before(operation, hook))
+    }
+
+    /// Registers an async `before` hook (see [`CodexManager::before_async`]).
+    pub fn before_async<F>(self, operation: impl Into<String>, hook: F) -> Self
+    where
+        F: for<'a> Fn(&'a mut RequestCall) -> BoxFuture<'a, Result<(), super::HookError>> + Send + Sync + 'static,
+    {
+        self.hook(Hook::before_async(operation, hook))
+    }
+
+    /// Registers a sync `after` hook.
+    pub fn after<F>(self, operation: impl Into<String>, hook: F) -> Self
+    where
+        F: Fn(&RequestCall, &CallResponse) + Send + Sync + 'static,
+    {
+        self.hook(Hook::after(operation, hook))
+    }
+
+    /// Registers an async `after` hook.
+    pub fn after_async<F>(self, operation: impl Into<String>, hook: F) -> Self
+    where
+        F: for<'a> Fn(&'a RequestCall, &'a CallResponse) -> BoxFuture<'a, ()> + Send + Sync + 'static,
+    {
+        self.hook(Hook::after_async(operation, hook))
+    }
+
+    /// Registers a sync `on_error` hook.
+    pub fn on_error<F>(self, operation: impl Into<String>, hook: F) -> Self
+    where
+        F: Fn(&RequestCall, &ManagerError) + Send + Sync + 'static,
+    {
+        self.hook(Hook::on_error(operation, hook))
+    }
+
+    /// Registers an async `on_error` hook.
+    pub fn on_error_async<F>(self, operation: impl Into<String>, hook: F) -> Self
+    where
+        F: for<'a> Fn(&'a RequestCall, &'a ManagerError) -> BoxFuture<'a, ()> + Send + Sync + 'static,
+    {
+        self.hook(Hook::on_error_async(operation, hook))
+    }
+
+    /// Registers a sync middleware (its hooks run as `"*"` hooks, in this position).
+    pub fn middleware<M: Middleware>(mut self, middleware: M) -> Self {
+        for hook in middleware_hooks(middleware) {
+            self.hooks.push(hook);
+        }
+        self
+    }
+
+    /// Registers an async middleware (its hooks run as `"*"` hooks, in this position).
+    pub fn async_middleware<M: AsyncMiddleware>(mut self, middleware: M) -> Self {
+        for hook in async_middleware_hooks(middleware) {
+            self.hooks.push(hook);
+        }
+        self
+    }
+
+    /// Checks the configuration and builds the async client.
+    pub fn build(self) -> Result<CodexManager, ManagerError> {
+        CodexManager::with_hooks(self.config.build()?, self.hooks)
+    }
+
+    /// Checks the configuration and builds the [blocking](super::blocking) client.
+    pub fn build_blocking(self) -> Result<super::blocking::CodexManager, ManagerError> {
+        super::blocking::CodexManager::from_async(&self.build()?)
+    }
+}
+
+fn to_body(operation: &str, value: &impl serde::Serialize) -> Result<Value, ManagerError> {
+    serde_json::to_value(value).map_err(|e| ManagerError::Decode {
+        operation: operation.to_owned(),
+        message: format!("request body could not be serialized: {e}"),
+    })
+}
+
+fn decode<T: DeserializeOwned>(body: &Value) -> Result<T, String> {
+    T::deserialize(body).map_err(|e| format!("{e} in {}", excerpt(&body.to_string())))
+}
+
+fn pending_rows(body: &Value) -> Result<Vec<PendingToolCall>, String> {
+    let rows = body
+        .get("data")
+        .and_then(Value::as_array)
+        .ok_or_else(|| format!("expected {{\"data\": [..]}}, got {}", excerpt(&body.to_string())))?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| match PendingToolCall::deserialize(row) {
+            Ok(call) => Some(call),
+            Err(e) => {
+                tracing::warn!(error = %e, row = %excerpt(&row.to_string()), "skipping unreadable pending tool call");
+                None
+            }
+        })
+        .collect())
+}
+
+/// Empty → `Null`; JSON → its value; anything else → `Err(text)`.
+fn parse_body(bytes: &[u8]) -> Result<Value, String> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(bytes).map_err(|_| String::from_utf8_lossy(bytes).into_owned())
+}
+
+fn excerpt(text: &str) -> String {
+    const MAX_CHARS: usize = 200;
+    if text.chars().count() <= MAX_CHARS {
+        text.to_owned()
+    } else {
+        format!("{}...", text.chars().take(MAX_CHARS).collect::<String>())
+    }
+}
+
+fn elapsed_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Percent-encodes one path segment (ids are opaque; a `/` or `?` in one must not change the route).
+fn segment(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for byte in id.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_cannot_escape_their_path_segment() {
+        assert_eq!(segment("01a20b31-f8aa_7.x~"), "01a20b31-f8aa_7.x~");
+        assert_eq!(segment("a/b?c d"), "a%2Fb%3Fc%20d");
+    }
+
+    #[test]
+    fn bodies_parse_as_json_null_or_text() {
+        assert_eq!(parse_body(b""), Ok(Value::Null));
+        assert_eq!(parse_body(b"{\"a\":1}"), Ok(json!({"a": 1})));
+        assert_eq!(parse_body(b"Bad Gateway"), Err("Bad Gateway".to_owned()));
+    }
+
+    #[test]
+    fn client_is_send_sync_and_cheap_to_clone() {
+        fn assert_send_sync<T: Send + Sync + Clone>() {}
+        assert_send_sync::<CodexManager>();
+    }
+}
