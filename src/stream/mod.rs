@@ -1,1 +1,92 @@
 //! The codex-manager websocket stream: frames, app-server signals, the handler router and the connection loop.
+//!
+//! [`StreamClient::run`] connects `ws://<base>/api/stream?threadId=<id>` with the configuration's auth headers on
+//! the upgrade request, sends `{"type":"subscribe","threadId":..}` when a thread is set, sends `{"type":"ping"}`
+//! every [`StreamOptions::ping_interval`], and treats a ping unanswered for [`StreamOptions::pong_timeout`] as a
+//! dead socket. Whenever a connection ends it reconnects with exponential backoff and jitter (reset after a
+//! connection that delivered frames). It returns `Ok` promptly after [`StreamOptions::stop`] fires, having sent a
+//! close frame. Frames that do not parse are counted ([`StreamStats::malformed_frames`]) and skipped.
+//!
+//! Each frame is parsed into a [`Frame`]: a control frame (`ready`, `pong`, `error`) or a [`StreamEvent`]. The
+//! [`Router`] runs every matching handler, in registration order; a failing or panicking handler is reported and
+//! does not stop the others or the stream.
+//!
+//! # Minimal async listener
+//!
+//! ```no_run
+//! use skillbridge::manager::ManagerConfig;
+//! use skillbridge::stream::{Router, StreamClient, StreamOptions};
+//!
+//! # async fn demo() -> anyhow::Result<()> {
+//! let config = ManagerConfig::from_profile("local")?;
+//! let mut router = Router::new();
+//! router
+//!     .on_event("transcript_updated", |event, _ctx| async move {
+//!         println!("transcript update {:?}", event.thread_id);
+//!     })
+//!     .on_app_server("item.started", |signal, _ctx| async move {
+//!         println!("turn {:?}", signal.context.turn_id);
+//!     })
+//!     .on_app_server_request("item.tool.call", |signal, _ctx| async move {
+//!         println!("tool call request {:?}", signal.request_id);
+//!     });
+//!
+//! let report = StreamClient::new(config)
+//!     .run(router, StreamOptions::new().thread_id("<session-id>"))
+//!     .await?;
+//! println!("{} frames, {} reconnects", report.frames, report.reconnects);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! For programs without an async runtime, [`StreamClient::run_blocking`] does the same from a plain `main`, and
+//! [`sync_handler`] adapts synchronous handler functions.
+//!
+//! # Slow handlers
+//!
+//! The socket and the handlers never wait for each other. One task owns the socket: it reads frames, sends pings,
+//! watches for pongs and reconnects, and hands each frame to a queue of [`StreamOptions::event_buffer`] frames
+//! (1024 by default). A second task takes frames off that queue in arrival order and runs their handlers
+//! **sequentially**: one frame's handlers all finish before the next frame's start. So a slow handler delays the
+//! handlers of later frames, but never the socket: pings are still sent and answered and a dead connection is still
+//! noticed and replaced while a handler runs.
+//!
+//! Long work (running a tool, calling a model) therefore belongs in a task of its own: a handler should record or
+//! enqueue the work and return. The bridge's tool-call handler does exactly that.
+//!
+//! If the handlers still fall a full buffer behind, the stream does not block the socket and does not buffer
+//! without bound: it drops the frame that does not fit (counted in [`StreamStats::dropped_frames`], logged with
+//! `tracing::warn!`), closes the connection, waits until the handlers have emptied the queue, and connects again.
+//! The new connection starts with a `ready` frame. Since codex-manager does not replay events (any event published
+//! while no socket is connected is lost as well), a client that must not miss tool calls lists the pending calls
+//! (`GET /api/sessions/:id/tool-calls`) on every `ready` frame ([`Router::on_control`]); the bridge does, so a
+//! dropped tool-call event is picked up again rather than lost silently.
+//!
+//! When the stop token fires, frames still queued are discarded and a running handler is cancelled at its next
+//! `.await`.
+
+mod backoff;
+mod client;
+mod connection;
+mod frame;
+mod options;
+mod router;
+mod signal;
+mod stats;
+mod transport;
+
+pub use client::{StreamClient, StreamError};
+pub use frame::{Frame, FrameError, StreamEvent, parse_frame};
+pub use options::{
+    DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_EVENT_BUFFER, DEFAULT_PING_INTERVAL, DEFAULT_PONG_TIMEOUT,
+    StreamOptions,
+};
+pub use router::{
+    DispatchSummary, HandlerContext, HandlerFailure, HandlerFailureKind, HandlerOutput, Router, sync_handler,
+};
+pub use signal::{
+    APP_SERVER_PREFIX, APP_SERVER_REQUEST_PREFIX, AppServerSignal, SignalContext, SignalSession, SignalType,
+    app_server_event_type, normalize_method, request_id_string,
+};
+pub use stats::{StreamReport, StreamStats};
+pub use transport::{ConnectError, ConnectRequest, Connection, Connector, Message, TransportError, WsConnector};

@@ -1,0 +1,217 @@
+//! One connection's life: subscribe, ping on an interval, read frames, hand them to the dispatch queue, and end on
+//! stop, close, read error, missing pong or a full queue. Runs over any [`Connection`], so tests can drive it with
+//! in-memory channels.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::frame::{Frame, FrameError, parse_frame};
+use super::options::StreamOptions;
+use super::router::{HandlerContext, frame_type};
+use super::stats::{Counter, StreamStats};
+use super::transport::{BoxMessages, BoxSink, Connection, Message};
+
+/// How long a close frame may take on stop before the socket is simply dropped.
+const CLOSE_GRACE: Duration = Duration::from_millis(50);
+/// How much of a malformed frame goes into the debug log.
+const LOGGED_FRAME_CHARS: usize = 200;
+
+/// A frame on its way to the handlers.
+#[derive(Debug)]
+pub(crate) struct Dispatch {
+    pub(crate) frame: Frame,
+    pub(crate) ctx: HandlerContext,
+}
+
+/// Why a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ConnectionEnd {
+    /// The stop token fired; a close frame was sent.
+    Stopped,
+    /// The server closed, the socket failed, or a write failed.
+    Closed(String),
+    /// A ping went unanswered for `pong_timeout`.
+    PongTimeout,
+    /// The dispatch queue was full: a frame was dropped.
+    Overflow,
+    /// The dispatch task is gone.
+    DispatcherGone,
+}
+
+/// The outcome of one connection.
+#[derive(Debug)]
+pub(crate) struct ConnectionOutcome {
+    pub(crate) end: ConnectionEnd,
+    /// At least one valid frame arrived, so the server is really there (resets the backoff).
+    pub(crate) healthy: bool,
+}
+
+/// Everything a connection needs besides the socket.
+pub(crate) struct ConnectionDriver<'a> {
+    pub(crate) options: &'a StreamOptions,
+    pub(crate) stats: &'a StreamStats,
+    pub(crate) dispatch: &'a mpsc::Sender<Dispatch>,
+    pub(crate) reconnect_count: u64,
+}
+
+enum SendFailure {
+    Stopped,
+    Failed(String),
+}
+
+impl ConnectionDriver<'_> {
+    /// Runs one connection until it ends.
+    pub(crate) async fn drive(&self, connection: Connection) -> ConnectionOutcome {
+        let Connection { mut sink, messages } = connection;
+        let mut healthy = false;
+        let end = self.run_until_end(&mut sink, messages, &mut healthy).await;
+        if matches!(
+            end,
+            ConnectionEnd::Stopped | ConnectionEnd::Overflow | ConnectionEnd::PongTimeout
+        ) {
+            close(&mut sink).await;
+        }
+        ConnectionOutcome { end, healthy }
+    }
+
+    async fn run_until_end(&self, sink: &mut BoxSink, mut messages: BoxMessages, healthy: &mut bool) -> ConnectionEnd {
+        if let Some(thread_id) = &self.options.thread_id {
+            let subscribe = json!({"type": "subscribe", "threadId": thread_id}).to_string();
+            if let Err(failure) = self.send(sink, Message::text(subscribe)).await {
+                return failure.into();
+            }
+        }
+
+        let period = self.options.ping_interval;
+        let mut ping = tokio::time::interval_at(Instant::now() + period, period);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut pong_deadline: Option<Instant> = None;
+
+        loop {
+            let pong_overdue = async {
+                match pong_deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = self.options.stop.cancelled() => return ConnectionEnd::Stopped,
+                _ = pong_overdue => {
+                    self.stats.add(Counter::PongTimeouts, 1);
+                    return ConnectionEnd::PongTimeout;
+                }
+                _ = ping.tick() => {
+                    let ping = Message::text(json!({"type": "ping"}).to_string());
+                    if let Err(failure) = self.send(sink, ping).await {
+                        return failure.into();
+                    }
+                    pong_deadline.get_or_insert_with(|| Instant::now() + self.options.pong_timeout);
+                }
+                message = messages.next() => {
+                    let parsed = match message {
+                        None => return ConnectionEnd::Closed("the server ended the stream".into()),
+                        Some(Err(e)) => return ConnectionEnd::Closed(format!("read failed: {e}")),
+                        Some(Ok(Message::Close(frame))) => {
+                            let reason = match frame {
+                                Some(frame) => format!("the server closed the socket ({} {})", frame.code, frame.reason),
+                                None => "the server closed the socket".to_owned(),
+                            };
+                            return ConnectionEnd::Closed(reason);
+                        }
+                        Some(Ok(Message::Text(text))) => parse_frame(text.as_str()).map_err(|e| (e, preview(text.as_str()))),
+                        Some(Ok(Message::Binary(bytes))) => match std::str::from_utf8(&bytes) {
+                            Ok(text) => parse_frame(text).map_err(|e| (e, preview(text))),
+                            Err(_) => Err((FrameError::NotText, format!("<{} bytes>", bytes.len()))),
+                        },
+                        // Websocket-level ping/pong is answered by the transport itself.
+                        Some(Ok(_)) => continue,
+                    };
+                    let frame = match parsed {
+                        Ok(frame) => frame,
+                        Err((error, frame)) => {
+                            tracing::debug!(%error, %frame, "skipping malformed stream frame");
+                            self.stats.add(Counter::MalformedFrames, 1);
+                            continue;
+                        }
+                    };
+                    self.stats.add(Counter::Frames, 1);
+                    *healthy = true;
+                    if frame == Frame::Pong {
+                        pong_deadline = None;
+                    }
+                    if let Some(end) = self.enqueue(frame) {
+                        return end;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands a frame to the dispatch task without waiting: reading the socket and answering pings must never wait
+    /// for handlers.
+    fn enqueue(&self, frame: Frame) -> Option<ConnectionEnd> {
+        let ctx = HandlerContext {
+            thread_id: self.options.thread_id.clone(),
+            reconnect_count: self.reconnect_count,
+        };
+        match self.dispatch.try_send(Dispatch { frame, ctx }) {
+            Ok(()) => None,
+            Err(mpsc::error::TrySendError::Full(dropped)) => {
+                self.stats.add(Counter::DroppedFrames, 1);
+                tracing::warn!(
+                    event_type = %frame_type(&dropped.frame),
+                    buffer = self.options.event_buffer,
+                    "stream handlers are {} frames behind; dropping this frame and reconnecting once they catch up",
+                    self.options.event_buffer,
+                );
+                Some(ConnectionEnd::Overflow)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Some(ConnectionEnd::DispatcherGone),
+        }
+    }
+
+    /// Sends one message, giving up after `pong_timeout` (a socket that cannot take a ping is dead) or on stop.
+    async fn send(&self, sink: &mut BoxSink, message: Message) -> Result<(), SendFailure> {
+        tokio::select! {
+            biased;
+            _ = self.options.stop.cancelled() => Err(SendFailure::Stopped),
+            sent = tokio::time::timeout(self.options.pong_timeout, sink.send(message)) => match sent {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(SendFailure::Failed(format!("write failed: {e}"))),
+                Err(_) => Err(SendFailure::Failed(format!("write blocked for {:?}", self.options.pong_timeout))),
+            },
+        }
+    }
+}
+
+impl From<SendFailure> for ConnectionEnd {
+    fn from(failure: SendFailure) -> Self {
+        match failure {
+            SendFailure::Stopped => ConnectionEnd::Stopped,
+            SendFailure::Failed(reason) => ConnectionEnd::Closed(reason),
+        }
+    }
+}
+
+/// Sends a close frame, briefly: on stop the socket is dropped either way.
+async fn close(sink: &mut BoxSink) {
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        let _ = sink.send(Message::Close(None)).await;
+        let _ = sink.close().await;
+    })
+    .await;
+}
+
+fn preview(text: &str) -> String {
+    if text.chars().count() <= LOGGED_FRAME_CHARS {
+        text.to_owned()
+    } else {
+        let head: String = text.chars().take(LOGGED_FRAME_CHARS).collect();
+        format!("{head}..")
+    }
+}
