@@ -51,6 +51,13 @@ impl SkillContext {
         }
     }
 
+    /// The same context with a different cancellation token (the catalog gives each run a child token
+    /// so that a timeout cancels that run only).
+    pub(crate) fn with_cancellation(mut self, cancellation: CancellationToken) -> Self {
+        self.cancellation = cancellation;
+        self
+    }
+
     /// The call's cancellation token.
     pub fn cancellation(&self) -> &CancellationToken {
         &self.cancellation

@@ -1,7 +1,28 @@
-//! Skills: typed Rust functions registered with `#[skill]`, their schemas, and the catalog that runs them.
+//! Skills: typed Rust functions registered with [`#[skill]`](macro@skill), their schemas, and the
+//! [`Catalog`] that announces and runs them.
+//!
+//! - [`skill`](macro@skill) turns a free function into a Codex dynamic tool and registers it;
+//! - [`Catalog::from_registry`] collects every registered skill of the binary;
+//! - [`Catalog::dynamic_tools`] renders the `dynamicTools` payload, [`Catalog::invoke`] runs a call;
+//! - [`ToolResult`], [`ContentItem`], [`Content`] and [`IntoToolResult`] describe what a call answers;
+//! - [`SkillContext`] is what a skill may know about the call, [`SkillError`] how it can fail.
 
+mod catalog;
+mod content;
 mod context;
+mod error;
+mod invoke;
 mod result;
+mod schema;
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use catalog::{Catalog, CatalogError, SkillInfo, SkillLocation, ToolFlavor, is_valid_name};
+pub use content::{Content, IntoToolResult};
 pub use context::SkillContext;
+pub use error::SkillError;
+pub use invoke::{Invocation, Outcome, format_duration};
 pub use result::{ContentItem, ToolResult};
+pub use skillbridge_macros::skill;

@@ -1,0 +1,467 @@
+//! [`Catalog`]: the skills linked into the binary, their portable schemas, and the `dynamicTools` payload.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::invoke::{self, Invocation};
+use super::__private::{self as private, SkillDescriptor};
+use super::schema::{self, SchemaProblem};
+use super::{SkillContext, ToolResult};
+
+/// The longest tool name Codex accepts.
+const MAX_NAME_LEN: usize = 64;
+
+/// The skills of this binary, sorted by name, ready to be announced to Codex and invoked.
+///
+/// Cheap to clone (one `Arc`), `Send + Sync`.
+///
+/// ```
+/// use skillbridge::skill;
+/// use skillbridge::skill::{Catalog, SkillContext, ToolFlavor};
+///
+/// /// Adds two numbers.
+/// #[skill]
+/// fn add(a: i64, b: i64) -> i64 {
+///     a + b
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let catalog = Catalog::from_registry().expect("the registered skills are valid");
+/// let add = catalog.get("add").unwrap();
+/// assert_eq!(add.description(), "Adds two numbers.");
+/// assert_eq!(add.input_schema()["required"], serde_json::json!(["a", "b"]));
+///
+/// let tools = catalog.dynamic_tools(ToolFlavor::AppServer);
+/// assert_eq!(tools[0]["type"], "function");
+///
+/// let result = catalog.invoke("add", serde_json::json!({"a": 2, "b": 3}), SkillContext::detached("add")).await;
+/// assert_eq!(result.text_content(), "5");
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Catalog {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Sorted by name.
+    skills: Vec<SkillInfo>,
+    by_name: HashMap<String, usize>,
+}
+
+/// Which upstream a `dynamicTools` payload is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ToolFlavor {
+    /// codex-manager (`POST /api/sessions`, `POST /api/sessions/:id/messages`): `{name, description, inputSchema}`.
+    CodexManager,
+    /// `codex app-server` (`thread/start`): also `"type": "function"`.
+    AppServer,
+}
+
+/// Why the registered skills do not form a valid catalog. Reported at startup, before any tool is announced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CatalogError {
+    /// Two skills share a name; tool names must be unique.
+    #[error("two skills are named `{name}`: {first} and {second}; rename one with #[skill(name = \"..\")]")]
+    DuplicateName {
+        /// The shared name.
+        name: String,
+        /// Where the first is defined (`module at file:line`).
+        first: SkillLocation,
+        /// Where the second is defined.
+        second: SkillLocation,
+    },
+    /// An input type refers to itself, so its schema cannot be inlined.
+    #[error(
+        "skill `{skill}` ({location}): its input type `{type_name}` is recursive; Codex needs inlined schemas, so a \
+         recursive type cannot be a skill input"
+    )]
+    RecursiveSchema {
+        /// The skill.
+        skill: String,
+        /// Where it is defined.
+        location: SkillLocation,
+        /// The recursive type as schemars names it.
+        type_name: String,
+    },
+    /// The input schema's root is not an object (e.g. `#[skill(input)]` on a string or an enum).
+    #[error("skill `{skill}` ({location}): its input must be an object with named fields, but it is {found}")]
+    InputNotObject {
+        /// The skill.
+        skill: String,
+        /// Where it is defined.
+        location: SkillLocation,
+        /// What the root schema is instead.
+        found: String,
+    },
+    /// A name or description Codex would reject (only reachable without the `#[skill]` checks).
+    #[error("skill `{skill}` ({location}): {problem}")]
+    InvalidSkill {
+        /// The skill.
+        skill: String,
+        /// Where it is defined.
+        location: SkillLocation,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// Where a skill is defined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkillLocation {
+    /// The module path (`my_skills::text`).
+    pub module_path: &'static str,
+    /// The source file.
+    pub file: &'static str,
+    /// The line of the `#[skill]` attribute.
+    pub line: u32,
+}
+
+impl fmt::Display for SkillLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at {}:{}", self.module_path, self.file, self.line)
+    }
+}
+
+/// One skill of a [`Catalog`]: its name, description, schemas and timeout.
+pub struct SkillInfo {
+    name: &'static str,
+    description: &'static str,
+    input_schema: Value,
+    output_schema: Option<Value>,
+    timeout: Duration,
+    location: SkillLocation,
+    descriptor: &'static SkillDescriptor,
+}
+
+impl SkillInfo {
+    fn new(descriptor: &'static SkillDescriptor) -> Result<Self, CatalogError> {
+        let location = SkillLocation {
+            module_path: descriptor.module_path,
+            file: descriptor.file,
+            line: descriptor.line,
+        };
+        let invalid = |problem: String| CatalogError::InvalidSkill {
+            skill: descriptor.name.to_owned(),
+            location: location.clone(),
+            problem,
+        };
+        if !is_valid_name(descriptor.name) {
+            return Err(invalid(format!(
+                "the name must match ^[A-Za-z0-9_-]{{1,{MAX_NAME_LEN}}}$"
+            )));
+        }
+        if descriptor.description.trim().is_empty() {
+            return Err(invalid("the description is empty".to_owned()));
+        }
+        if descriptor.timeout_ms == 0 {
+            return Err(invalid("the timeout is zero".to_owned()));
+        }
+        let raw_input = (descriptor.input_schema)(&mut schema::input_generator());
+        let input_schema = schema::portable_input(raw_input).map_err(|problem| match problem {
+            SchemaProblem::Recursive { type_name } => CatalogError::RecursiveSchema {
+                skill: descriptor.name.to_owned(),
+                location: location.clone(),
+                type_name,
+            },
+            SchemaProblem::NotObject { found } => CatalogError::InputNotObject {
+                skill: descriptor.name.to_owned(),
+                location: location.clone(),
+                found,
+            },
+        })?;
+        let output_schema = (descriptor.output_schema)(&mut schema::output_generator()).map(schema::portable_output);
+        Ok(Self {
+            name: descriptor.name,
+            description: descriptor.description,
+            input_schema,
+            output_schema,
+            timeout: Duration::from_millis(descriptor.timeout_ms),
+            location,
+            descriptor,
+        })
+    }
+
+    /// The tool name.
+    pub fn name(&self) -> &str {
+        self.name
+    }
+
+    /// The tool description the model reads.
+    pub fn description(&self) -> &str {
+        self.description
+    }
+
+    /// The portable input schema (always an object).
+    pub fn input_schema(&self) -> &Value {
+        &self.input_schema
+    }
+
+    /// The schema of the JSON text the skill returns, when it returns a `Serialize + JsonSchema` value.
+    /// Kept for documentation and tooling; Codex has no use for it.
+    pub fn output_schema(&self) -> Option<&Value> {
+        self.output_schema.as_ref()
+    }
+
+    /// How long one call may run before it fails with a timeout and its cancellation token fires.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Where the skill is defined.
+    pub fn location(&self) -> &SkillLocation {
+        &self.location
+    }
+
+    /// The top-level parameter names, in schema order, each with whether it is required.
+    pub fn parameters(&self) -> Vec<(&str, bool)> {
+        let required: Vec<&str> = self.input_schema["required"]
+            .as_array()
+            .map(|names| names.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        self.input_schema["properties"]
+            .as_object()
+            .map(|properties| {
+                properties
+                    .keys()
+                    .map(|name| (name.as_str(), required.contains(&name.as_str())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The skill's entry of a `dynamicTools` payload.
+    pub fn dynamic_tool(&self, flavor: ToolFlavor) -> Value {
+        let mut tool = json!({
+            "name": self.name,
+            "description": self.description,
+            "inputSchema": self.input_schema,
+        });
+        if flavor == ToolFlavor::AppServer {
+            tool["type"] = json!("function");
+        }
+        tool
+    }
+
+    pub(crate) fn descriptor(&self) -> &'static SkillDescriptor {
+        self.descriptor
+    }
+}
+
+impl fmt::Debug for SkillInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SkillInfo")
+            .field("name", &self.name)
+            .field("description", &self.description)
+            .field("timeout", &self.timeout)
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `^[A-Za-z0-9_-]{1,64}$`, the tool names Codex and the model APIs accept.
+pub fn is_valid_name(name: &str) -> bool {
+    (1..=MAX_NAME_LEN).contains(&name.len())
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
+}
+
+impl Catalog {
+    /// Every `#[skill]` linked into the binary, sorted by name.
+    ///
+    /// Fails when two skills share a name (the error names both, with their source locations), when an
+    /// input type is recursive, or when an input is not an object.
+    pub fn from_registry() -> Result<Catalog, CatalogError> {
+        Self::from_descriptors(private::registered())
+    }
+
+    fn from_descriptors(descriptors: impl IntoIterator<Item = &'static SkillDescriptor>) -> Result<Catalog, CatalogError> {
+        let mut skills = descriptors
+            .into_iter()
+            .map(SkillInfo::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        // Location order makes the duplicate report independent of link order.
+        skills.sort_by(|a, b| {
+            (a.name, a.location.file, a.location.line, a.location.module_path).cmp(&(
+                b.name,
+                b.location.file,
+                b.location.line,
+                b.location.module_path,
+            ))
+        });
+        if let Some(pair) = skills.windows(2).find(|pair| pair[0].name == pair[1].name) {
+            return Err(CatalogError::DuplicateName {
+                name: pair[0].name.to_owned(),
+                first: pair[0].location.clone(),
+                second: pair[1].location.clone(),
+            });
+        }
+        let by_name = skills
+            .iter()
+            .enumerate()
+            .map(|(index, skill)| (skill.name.to_owned(), index))
+            .collect();
+        Ok(Catalog {
+            inner: Arc::new(Inner { skills, by_name }),
+        })
+    }
+
+    /// The number of skills.
+    pub fn len(&self) -> usize {
+        self.inner.skills.len()
+    }
+
+    /// `true` when the binary has no skills.
+    pub fn is_empty(&self) -> bool {
+        self.inner.skills.is_empty()
+    }
+
+    /// The skills, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = &SkillInfo> {
+        self.inner.skills.iter()
+    }
+
+    /// The skill called `name`.
+    pub fn get(&self, name: &str) -> Option<&SkillInfo> {
+        self.inner.by_name.get(name).map(|&index| &self.inner.skills[index])
+    }
+
+    /// The skill names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.iter().map(SkillInfo::name)
+    }
+
+    /// The `dynamicTools` payload announcing every skill, in name order.
+    pub fn dynamic_tools(&self, flavor: ToolFlavor) -> Vec<Value> {
+        self.iter().map(|skill| skill.dynamic_tool(flavor)).collect()
+    }
+
+    /// Runs the skill `name` with `arguments` and answers the tool result the upstream receives.
+    ///
+    /// Never panics and never hangs: bad arguments, an unknown tool, a panicking skill, a skill past its
+    /// timeout and a cancelled call (the context's token fired) all answer `success: false` with a message
+    /// for the model. Must run inside a Tokio runtime (the skill runs on a task of its own).
+    pub async fn invoke(&self, name: &str, arguments: Value, ctx: SkillContext) -> ToolResult {
+        self.invoke_detailed(name, arguments, ctx).await.result
+    }
+
+    /// Like [`invoke`](Self::invoke), and also says how the call ended (for logs and metrics).
+    pub async fn invoke_detailed(&self, name: &str, arguments: Value, ctx: SkillContext) -> Invocation {
+        invoke::invoke(self, name, arguments, ctx).await
+    }
+}
+
+impl fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+impl<'a> IntoIterator for &'a Catalog {
+    type Item = &'a SkillInfo;
+    type IntoIter = std::slice::Iter<'a, SkillInfo>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.inner.skills.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use schemars::{Schema, SchemaGenerator};
+
+    fn object_schema(generator: &mut SchemaGenerator) -> Schema {
+        let _ = generator;
+        schemars::json_schema!({"type": "object", "properties": {}})
+    }
+
+    fn string_schema(_: &mut SchemaGenerator) -> Schema {
+        schemars::json_schema!({"type": "string"})
+    }
+
+    fn no_output(_: &mut SchemaGenerator) -> Option<Schema> {
+        None
+    }
+
+    fn prepare(_: Value, _: SkillContext) -> Result<private::SkillRun, private::ArgumentsError> {
+        Ok(private::SkillRun::Blocking(Box::new(|| ToolResult::text("ok"))))
+    }
+
+    const fn descriptor(name: &'static str, line: u32) -> SkillDescriptor {
+        SkillDescriptor {
+            name,
+            description: "A test skill.",
+            timeout_ms: 1000,
+            module_path: "catalog::tests",
+            file: "src/skill/catalog.rs",
+            line,
+            input_schema: object_schema,
+            output_schema: no_output,
+            prepare,
+        }
+    }
+
+    static ALPHA: SkillDescriptor = descriptor("alpha", 1);
+    static BETA: SkillDescriptor = descriptor("beta", 2);
+    static BETA_AGAIN: SkillDescriptor = descriptor("beta", 3);
+    static BAD_NAME: SkillDescriptor = descriptor("has space", 4);
+    static STRING_INPUT: SkillDescriptor = SkillDescriptor {
+        input_schema: string_schema,
+        ..descriptor("stringly", 5)
+    };
+
+    #[test]
+    fn sorts_by_name() {
+        let catalog = Catalog::from_descriptors([&BETA, &ALPHA]).unwrap();
+        assert_eq!(catalog.names().collect::<Vec<_>>(), ["alpha", "beta"]);
+    }
+
+    #[test]
+    fn duplicate_names_report_both_locations() {
+        let error = Catalog::from_descriptors([&BETA_AGAIN, &ALPHA, &BETA]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "two skills are named `beta`: catalog::tests at src/skill/catalog.rs:2 and catalog::tests at \
+             src/skill/catalog.rs:3; rename one with #[skill(name = \"..\")]"
+        );
+    }
+
+    #[test]
+    fn rejects_names_codex_would_refuse() {
+        let error = Catalog::from_descriptors([&BAD_NAME]).unwrap_err();
+        assert!(matches!(error, CatalogError::InvalidSkill { .. }), "{error}");
+    }
+
+    #[test]
+    fn rejects_inputs_that_are_not_objects() {
+        let error = Catalog::from_descriptors([&STRING_INPUT]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "skill `stringly` (catalog::tests at src/skill/catalog.rs:5): its input must be an object with named \
+             fields, but it is type \"string\""
+        );
+    }
+
+    #[test]
+    fn name_rule_matches_codex() {
+        assert!(is_valid_name("word_count-2"));
+        assert!(is_valid_name(&"a".repeat(64)));
+        assert!(!is_valid_name(&"a".repeat(65)));
+        assert!(!is_valid_name(""));
+        assert!(!is_valid_name("dotted.name"));
+    }
+
+    #[test]
+    fn catalog_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync + Clone>() {}
+        assert_send_sync::<Catalog>();
+    }
+}

@@ -1,0 +1,238 @@
+//! Running one tool call: argument checks, the skill's own task, its deadline and cancellation, panics.
+//!
+//! Every skill runs on a task of its own (`tokio::spawn` for `async fn` skills, `spawn_blocking` for plain
+//! `fn` skills, so a blocking skill cannot stall the runtime), which is what turns a panic into a
+//! `success: false` result instead of a dead process. Whatever happens, the caller gets an answer by the
+//! skill's deadline.
+
+use std::any::Any;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+use super::catalog::Catalog;
+use super::__private::SkillRun;
+use super::{SkillContext, ToolResult};
+
+/// How long a timed-out or cancelled `async` skill may go on to clean up after its token fired before its task is
+/// aborted. A plain `fn` skill cannot be aborted; it runs to its end on the blocking pool.
+const CLEANUP_GRACE: Duration = Duration::from_secs(5);
+
+/// The answer to one call and how the call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// What the upstream receives.
+    pub result: ToolResult,
+    /// How the call ended.
+    pub outcome: Outcome,
+    /// From the start of the invocation to the answer.
+    pub elapsed: Duration,
+}
+
+/// How a call ended. Only [`Outcome::Success`] answers `success: true`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The skill returned a successful result.
+    Success,
+    /// The skill returned an error (or a `success: false` result).
+    SkillError,
+    /// The arguments did not fit the skill's parameters; the skill did not run.
+    InvalidArguments,
+    /// No skill has that name.
+    UnknownTool,
+    /// The skill panicked.
+    Panicked,
+    /// The skill ran past its timeout; its cancellation token fired.
+    TimedOut,
+    /// The call's cancellation token fired (turn interrupted, shutdown) before the skill finished.
+    Cancelled,
+}
+
+impl Outcome {
+    /// A stable snake_case label, for logs and metrics: `success`, `skill_error`, `invalid_arguments`,
+    /// `unknown_tool`, `panicked`, `timed_out`, `cancelled`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::SkillError => "skill_error",
+            Outcome::InvalidArguments => "invalid_arguments",
+            Outcome::UnknownTool => "unknown_tool",
+            Outcome::Panicked => "panicked",
+            Outcome::TimedOut => "timed_out",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+
+    /// `true` for [`Outcome::Success`].
+    pub fn is_success(&self) -> bool {
+        *self == Outcome::Success
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+pub(crate) async fn invoke(catalog: &Catalog, name: &str, arguments: Value, ctx: SkillContext) -> Invocation {
+    let started = Instant::now();
+    let (result, outcome) = run(catalog, name, arguments, ctx).await;
+    let elapsed = started.elapsed();
+    let elapsed_ms = elapsed.as_millis() as u64;
+    match outcome {
+        Outcome::Success | Outcome::SkillError | Outcome::InvalidArguments => {
+            tracing::debug!(skill = name, outcome = outcome.as_str(), elapsed_ms, "skill call finished")
+        }
+        Outcome::Cancelled => tracing::info!(skill = name, elapsed_ms, "skill call cancelled"),
+        Outcome::UnknownTool | Outcome::Panicked | Outcome::TimedOut => {
+            tracing::warn!(skill = name, outcome = outcome.as_str(), elapsed_ms, message = %result.text_content(),
+                "skill call failed")
+        }
+    }
+    Invocation {
+        result,
+        outcome,
+        elapsed,
+    }
+}
+
+async fn run(catalog: &Catalog, name: &str, arguments: Value, ctx: SkillContext) -> (ToolResult, Outcome) {
+    let Some(skill) = catalog.get(name) else {
+        let known = catalog.names().collect::<Vec<_>>();
+        let message = if known.is_empty() {
+            format!("unknown tool `{name}`; no tools are available")
+        } else {
+            format!("unknown tool `{name}`; the available tools are: {}", known.join(", "))
+        };
+        return (ToolResult::failure(message), Outcome::UnknownTool);
+    };
+    let call_token = ctx.cancellation().clone();
+    if call_token.is_cancelled() {
+        return cancelled(name);
+    }
+    // A child token: the deadline cancels this run only, while the caller's token still reaches it.
+    let run_token = call_token.child_token();
+    let ctx = ctx.with_cancellation(run_token.clone());
+    let prepared = match (skill.descriptor().prepare)(arguments, ctx) {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            let message = format!("invalid arguments for `{name}`: {}", error.0);
+            return (ToolResult::failure(message), Outcome::InvalidArguments);
+        }
+    };
+    let mut task: JoinHandle<ToolResult> = match prepared {
+        SkillRun::Async(future) => tokio::spawn(future),
+        SkillRun::Blocking(body) => tokio::task::spawn_blocking(body),
+    };
+    tokio::select! {
+        biased;
+        joined = &mut task => match joined {
+            Ok(result) => {
+                let outcome = if result.success { Outcome::Success } else { Outcome::SkillError };
+                (result, outcome)
+            }
+            Err(error) if error.is_panic() => {
+                let message = format!("skill {name} panicked: {}", panic_message(error.into_panic()));
+                (ToolResult::failure(message), Outcome::Panicked)
+            }
+            // The runtime is shutting down and dropped the task.
+            Err(_) => cancelled(name),
+        },
+        () = call_token.cancelled() => {
+            run_token.cancel();
+            reap(name, task);
+            cancelled(name)
+        }
+        () = tokio::time::sleep(skill.timeout()) => {
+            run_token.cancel();
+            reap(name, task);
+            let message = format!("skill {name} timed out after {}", format_duration(skill.timeout()));
+            (ToolResult::failure(message), Outcome::TimedOut)
+        }
+    }
+}
+
+fn cancelled(name: &str) -> (ToolResult, Outcome) {
+    (ToolResult::failure(format!("skill {name} was cancelled")), Outcome::Cancelled)
+}
+
+/// Lets a skill whose token fired finish on its own for a while, then aborts it.
+fn reap(name: &str, mut task: JoinHandle<ToolResult>) {
+    let name = name.to_owned();
+    tokio::spawn(async move {
+        if tokio::time::timeout(CLEANUP_GRACE, &mut task).await.is_err() {
+            task.abort();
+            tracing::warn!(
+                skill = name,
+                "skill ignored its cancellation token for {}; aborted (a plain fn skill runs on until it returns)",
+                format_duration(CLEANUP_GRACE)
+            );
+        }
+    });
+}
+
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(message) => *message,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(message) => (*message).to_owned(),
+            Err(_) => "(a panic payload that is not a string)".to_owned(),
+        },
+    }
+}
+
+/// `500ms`, `30s`, `2m`, `1h`: the largest unit that divides the duration (as `#[skill(timeout)]` spells it).
+pub fn format_duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    match millis {
+        0 => "0s".to_owned(),
+        _ if millis % 3_600_000 == 0 => format!("{}h", millis / 3_600_000),
+        _ if millis % 60_000 == 0 => format!("{}m", millis / 60_000),
+        _ if millis % 1000 == 0 => format!("{}s", millis / 1000),
+        _ => format!("{millis}ms"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_print_in_the_attribute_syntax() {
+        assert_eq!(format_duration(Duration::from_millis(500)), "500ms");
+        assert_eq!(format_duration(Duration::from_secs(30)), "30s");
+        assert_eq!(format_duration(Duration::from_secs(120)), "2m");
+        assert_eq!(format_duration(Duration::from_secs(7200)), "2h");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn outcome_labels_are_stable() {
+        let labels: Vec<_> = [
+            Outcome::Success,
+            Outcome::SkillError,
+            Outcome::InvalidArguments,
+            Outcome::UnknownTool,
+            Outcome::Panicked,
+            Outcome::TimedOut,
+            Outcome::Cancelled,
+        ]
+        .iter()
+        .map(Outcome::as_str)
+        .collect();
+        assert_eq!(
+            labels,
+            ["success", "skill_error", "invalid_arguments", "unknown_tool", "panicked", "timed_out", "cancelled"]
+        );
+    }
+
+    #[test]
+    fn panic_messages_of_both_string_kinds() {
+        assert_eq!(panic_message(Box::new("static")), "static");
+        assert_eq!(panic_message(Box::new(String::from("owned"))), "owned");
+        assert_eq!(panic_message(Box::new(7_u8)), "(a panic payload that is not a string)");
+    }
+}
