@@ -1,2 +1,6 @@
-//! Test doubles for skillbridge.
-pub mod model;
+//! Test doubles for skillbridge: stand-ins for the upstreams it talks to, built from captured
+//! fixtures so their shapes stay real.
+
+pub mod codex_manager;
+
+pub use codex_manager::CodexManagerDouble;

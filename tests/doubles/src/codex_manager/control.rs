@@ -1,0 +1,236 @@
+//! The test controls over HTTP, under `/_double/`, for a double running as its own process.
+//! They mirror the Rust controls on [`CodexManagerDouble`](super::CodexManagerDouble); recorded
+//! requests are shown with secret headers redacted. These routes need no bearer token.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State as Extract};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::burst::{self, BurstSpec};
+use super::rest::{json_response, parse_body};
+use super::state::State;
+use super::turns::TurnScript;
+use super::validate::CreateSession;
+
+type Shared = Arc<State>;
+
+pub(crate) fn router() -> Router<Shared> {
+    Router::new()
+        .route("/_double/sessions", get(sessions).post(create_session))
+        .route("/_double/tool-calls", post(inject))
+        .route("/_double/pending", get(pending))
+        .route("/_double/drop-sockets", post(drop_sockets))
+        .route("/_double/sockets", get(sockets))
+        .route("/_double/fail-next", post(fail_next))
+        .route("/_double/delay", post(delay))
+        .route("/_double/pong", post(pong))
+        .route("/_double/events", post(emit_event))
+        .route("/_double/raw", post(emit_raw))
+        .route("/_double/received", get(received))
+        .route("/_double/ws-received", get(ws_received))
+        .route("/_double/responses/{request_id}", get(responses))
+        .route("/_double/turn-script", post(turn_script))
+        .route("/_double/burst", post(burst))
+}
+
+/// Reads a JSON body into `T`, or answers 400 saying what is wrong.
+fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, Response> {
+    let value = parse_body(bytes)?.unwrap_or_else(|| json!({}));
+    serde_json::from_value(value).map_err(|err| {
+        json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"status": "error", "message": err.to_string()}),
+        )
+    })
+}
+
+macro_rules! read_body {
+    ($bytes:expr) => {
+        match body(&$bytes) {
+            Ok(value) => value,
+            Err(response) => return response,
+        }
+    };
+}
+
+fn ok(value: Value) -> Response {
+    json_response(StatusCode::OK, &value)
+}
+
+#[derive(Deserialize)]
+struct NewSession {
+    #[serde(default)]
+    tools: Vec<Value>,
+}
+
+async fn create_session(Extract(state): Extract<Shared>, bytes: Bytes) -> Response {
+    let request: NewSession = read_body!(bytes);
+    let (id, _) = state.create_session(CreateSession {
+        tools: request.tools,
+        ..CreateSession::default()
+    });
+    ok(json!({"sessionId": id}))
+}
+
+async fn sessions(Extract(state): Extract<Shared>) -> Response {
+    ok(json!({"data": state.snapshots()}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Inject {
+    thread_id: String,
+    tool: String,
+    #[serde(default)]
+    arguments: Value,
+}
+
+async fn inject(Extract(state): Extract<Shared>, bytes: Bytes) -> Response {
+    let request: Inject = read_body!(bytes);
+    let id = state.inject_tool_call(&request.thread_id, None, &request.tool, &request.arguments, None);
+    ok(json!({"requestId": id}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ThreadQuery {
+    thread_id: String,
+}
+
+async fn pending(Extract(state): Extract<Shared>, Query(query): Query<ThreadQuery>) -> Response {
+    ok(json!({"data": state.pending_rows(&query.thread_id)}))
+}
+
+async fn drop_sockets(Extract(state): Extract<Shared>) -> Response {
+    ok(json!({"dropped": state.hub.drop_all()}))
+}
+
+async fn sockets(Extract(state): Extract<Shared>) -> Response {
+    ok(json!({"count": state.hub.count()}))
+}
+
+#[derive(Deserialize)]
+struct FailNext {
+    n: usize,
+}
+
+async fn fail_next(Extract(state): Extract<Shared>, bytes: Bytes) -> Response {
+    let request: FailNext = read_body!(bytes);
+    state.fail_next(request.n);
+    ok(json!({"n": request.n}))
+}
+
+#[derive(Deserialize)]
+struct Delay {
+    ms: u64,
+}
+
+async fn delay(Extract(state): Extract<Shared>, bytes: Bytes) -> Response {
+    let request: Delay = read_body!(bytes);
+    state.set_delay(Duration::from_millis(request.ms));
+    ok(json!({"ms": request.ms}))
+}
+
+#[derive(Deserialize)]
+struct Pong {
+    enabled: bool,
+}
+
+async fn pong(Extract(state): Extract<Shared>, bytes: Bytes) -> Response {
+    let request: Pong = read_body!(bytes);
+    state.set_pong_enabled(request.enabled);
+    ok(json!({"enabled": request.enabled}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Event {
+    #[serde(default)]
+    thread_id: Option<String>,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    payload: Value,
+}
+
+async fn emit_event(Extract(state): Extract<Shared>, bytes: Bytes) -> Response {
+    let event: Event = read_body!(bytes);
+    super::emit(&state, event.thread_id.as_deref(), &event.kind, &event.payload);
+    ok(json!({"status": "ok"}))
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    text: String,
+}
+
+async fn emit_raw(Extract(state): Extract<Shared>, bytes: Bytes) -> Response {
+    let raw: Raw = read_body!(bytes);
+    state.hub.publish_all(raw.text.into());
+    ok(json!({"status": "ok"}))
+}
+
+async fn received(Extract(state): Extract<Shared>) -> Response {
+    let shown: Vec<_> = state.received().iter().map(|r| r.redacted()).collect();
+    ok(json!({"data": shown}))
+}
+
+async fn ws_received(Extract(state): Extract<Shared>) -> Response {
+    ok(json!({"data": state.ws_received()}))
+}
+
+async fn responses(Extract(state): Extract<Shared>, Path(request_id): Path<String>) -> Response {
+    ok(json!({"data": state.responses_for(&request_id)}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ScriptedCall {
+    tool: String,
+    #[serde(default)]
+    arguments: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Script {
+    thread_id: String,
+    #[serde(default)]
+    tool_calls: Vec<ScriptedCall>,
+    #[serde(default)]
+    final_message: Option<String>,
+    #[serde(default)]
+    parallel: bool,
+}
+
+/// Queues a script for the thread's next turn. A `finalMessage` may contain `{answers}`, replaced
+/// by the answers' texts joined by newlines.
+async fn turn_script(Extract(state): Extract<Shared>, bytes: Bytes) -> Response {
+    let request: Script = read_body!(bytes);
+    let mut script = TurnScript::new().parallel(request.parallel);
+    for call in request.tool_calls {
+        script = script.tool_call(call.tool, call.arguments);
+    }
+    if let Some(message) = request.final_message {
+        script = script.final_message_from(move |answers| {
+            let texts: Vec<String> = answers.iter().map(super::turns::answer_text).collect();
+            message.replace("{answers}", &texts.join("\n"))
+        });
+    }
+    state.queue_script(&request.thread_id, script);
+    ok(json!({"status": "ok"}))
+}
+
+async fn burst(Extract(state): Extract<Shared>, bytes: Bytes) -> Response {
+    let spec: BurstSpec = read_body!(bytes);
+    let report = burst::run(&state, &spec).await;
+    ok(serde_json::to_value(report).expect("a report serializes"))
+}
