@@ -2,5 +2,6 @@
 //! fixtures so their shapes stay real.
 
 pub mod codex_manager;
+pub mod model;
 
 pub use codex_manager::CodexManagerDouble;
