@@ -8,7 +8,7 @@ use super::signal::AppServerSignal;
 /// One frame received on the codex-manager stream.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Frame {
-    /// Sent on connect (and after a `subscribe`): the thread the socket is filtered to, if any.
+    /// Sent on connect: the thread the socket is filtered to, if any.
     Ready {
         /// The subscribed thread, `None` for a socket that receives every event.
         thread_id: Option<String>,
