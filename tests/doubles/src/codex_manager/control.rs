@@ -41,22 +41,17 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/_double/burst", post(burst))
 }
 
-/// Reads a JSON body into `T`, or answers 400 saying what is wrong.
-fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, Response> {
+/// Reads a JSON body into `T`; `Err` is the 400 body saying what is wrong.
+fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, Value> {
     let value = parse_body(bytes)?.unwrap_or_else(|| json!({}));
-    serde_json::from_value(value).map_err(|err| {
-        json_response(
-            StatusCode::BAD_REQUEST,
-            &json!({"status": "error", "message": err.to_string()}),
-        )
-    })
+    serde_json::from_value(value).map_err(|err| json!({"status": "error", "message": err.to_string()}))
 }
 
 macro_rules! read_body {
     ($bytes:expr) => {
         match body(&$bytes) {
             Ok(value) => value,
-            Err(response) => return response,
+            Err(error) => return json_response(StatusCode::BAD_REQUEST, &error),
         }
     };
 }

@@ -52,7 +52,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use burst::{BurstReport, BurstSpec, DEFAULT_BURST_TIMEOUT, LatencyMicros};
 pub use state::{RecordedRequest, SessionSnapshot};
-pub use turns::{FinalMessage, IncomingMessage, TurnScript, answer_text};
+pub use turns::{AnswersToText, FinalMessage, IncomingMessage, TurnScript, answer_text};
 pub use validate::MAX_DYNAMIC_TOOLS;
 
 use state::{Config, State};

@@ -39,20 +39,23 @@ pub(crate) fn json_text(status: StatusCode, text: String) -> Response {
         .into_response()
 }
 
-/// The body as JSON: `Ok(None)` when empty, `Err` with Fastify's 400 body when not JSON.
-pub(crate) fn parse_body(bytes: &Bytes) -> Result<Option<Value>, Response> {
+/// The body as JSON: `Ok(None)` when empty; `Err` holds Fastify's 400 body when it is not JSON.
+pub(crate) fn parse_body(bytes: &Bytes) -> Result<Option<Value>, Value> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
     serde_json::from_slice(bytes).map(Some).map_err(|err| {
-        let body = json!({
+        json!({
             "statusCode": 400,
             "code": "FST_ERR_CTP_INVALID_JSON_BODY",
             "error": "Bad Request",
             "message": format!("Body is not valid JSON: {err}"),
-        });
-        json_response(StatusCode::BAD_REQUEST, &body)
+        })
     })
+}
+
+fn bad_request(body: &Value) -> Response {
+    json_response(StatusCode::BAD_REQUEST, body)
 }
 
 /// The `/api` router.
@@ -161,7 +164,7 @@ fn session_not_found(id: &str) -> Response {
 async fn create_session(Extract(state): Extract<Shared>, body: Bytes) -> Response {
     let body = match parse_body(&body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(error) => return bad_request(&error),
     };
     match validate::create_session(body.as_ref()) {
         Ok(settings) => json_response(StatusCode::OK, &state.create_session(settings).1),
@@ -201,7 +204,7 @@ async fn delete_session(Extract(state): Extract<Shared>, Path(id): Path<String>)
 async fn send_message(Extract(state): Extract<Shared>, Path(id): Path<String>, body: Bytes) -> Response {
     let body = match parse_body(&body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(error) => return bad_request(&error),
     };
     // Like codex-manager, a missing or deleted session wins over a bad body.
     {
@@ -232,7 +235,7 @@ async fn send_message(Extract(state): Extract<Shared>, Path(id): Path<String>, b
 async fn interrupt(Extract(state): Extract<Shared>, Path(id): Path<String>, body: Bytes) -> Response {
     let body = match parse_body(&body) {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(error) => return bad_request(&error),
     };
     let wanted = body.as_ref().and_then(|b| b.get("turnId")).and_then(Value::as_str);
     match turns::interrupt(&state, &id, wanted) {
@@ -263,23 +266,30 @@ async fn list_tool_calls(Extract(state): Extract<Shared>, Path(id): Path<String>
     json_response(StatusCode::OK, &json!({"data": state.pending_rows(&id)}))
 }
 
-async fn respond(Extract(state): Extract<Shared>, Path(request_id): Path<String>, body: Bytes) -> Response {
-    let parsed = parse_body(&body);
-    let recorded = match &parsed {
-        Ok(Some(value)) => value.clone(),
-        Ok(None) => Value::Null,
-        Err(_) => Value::String(String::from_utf8_lossy(&body).into_owned()),
+async fn respond(Extract(state): Extract<Shared>, Path(request_id): Path<String>, bytes: Bytes) -> Response {
+    let parsed = parse_body(&bytes);
+    let recorded = state.config.record.then(|| match &parsed {
+        Ok(body) => body.clone().unwrap_or(Value::Null),
+        Err(_) => Value::String(String::from_utf8_lossy(&bytes).into_owned()),
+    });
+    let record = |recorded: Option<Value>| {
+        if let Some(body) = recorded {
+            state.record_respond_body(&request_id, body);
+        }
     };
-    state.record_respond_body(&request_id, recorded);
-    let body = match parsed {
-        Ok(body) => body,
-        Err(response) => return response,
+    // Both a body that is not JSON and one that fails validation are 400s.
+    let checked = parsed.and_then(|body| validate::respond(body.as_ref()).map(|valid| (valid.success, body)));
+    let (success, body) = match checked {
+        Ok(checked) => checked,
+        Err(error) => {
+            record(recorded);
+            return bad_request(&error);
+        }
     };
-    let success = match validate::respond(body.as_ref()) {
-        Ok(valid) => valid.success,
-        Err(error) => return json_response(StatusCode::BAD_REQUEST, &error),
-    };
-    let thread_id = match state.begin_response(&request_id) {
+    let begin = state.begin_response(&request_id);
+    // Recorded after the claim, so a test that sees the body knows the call is in flight.
+    record(recorded);
+    let thread_id = match begin {
         Begin::Started(thread_id) => thread_id,
         Begin::NotFound => {
             return json_response(

@@ -69,13 +69,16 @@ impl TurnScript {
     }
 }
 
+/// Renders a final message from the tool-call response bodies.
+pub type AnswersToText = dyn Fn(&[Value]) -> String + Send + Sync;
+
 /// The agent message ending a scripted turn.
 #[derive(Clone)]
 pub enum FinalMessage {
     /// A fixed text.
     Text(String),
     /// Computed from the tool-call response bodies, in tool-call order.
-    FromAnswers(Arc<dyn Fn(&[Value]) -> String + Send + Sync>),
+    FromAnswers(Arc<AnswersToText>),
 }
 
 impl FinalMessage {
