@@ -183,7 +183,11 @@ impl Dispatcher {
     /// Fires the cancellation token of every running skill of this turn (the turn was interrupted).
     pub fn cancel_turn(&self, turn_id: &str) {
         if let Some(turn) = lock(&self.inner.turns).get(turn_id) {
-            tracing::info!(turn_id, running = turn.running, "turn interrupted: cancelling its skills");
+            tracing::info!(
+                turn_id,
+                running = turn.running,
+                "turn interrupted: cancelling its skills"
+            );
             turn.token.cancel();
         }
     }

@@ -124,7 +124,10 @@ mod tests {
     #[test]
     fn ready_needs_a_live_link_and_a_session() {
         let health = BridgeHealth::new();
-        assert_eq!(health.readiness(), Err(vec!["upstream not connected", "no session served yet"]));
+        assert_eq!(
+            health.readiness(),
+            Err(vec!["upstream not connected", "no session served yet"])
+        );
         let link = Arc::new(Link(AtomicBool::new(true)));
         health.attach_link(link.clone());
         health.add_session(ServedSession {

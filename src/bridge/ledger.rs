@@ -93,6 +93,7 @@ impl CallLedger {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.states.len()
     }

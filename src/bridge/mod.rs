@@ -5,12 +5,12 @@
 //!
 //! [`Upstream::answer`]: crate::upstream::Upstream::answer
 
-// mod dispatcher; (waits for skill::Catalog)
+mod dispatcher;
 mod health;
 mod ledger;
 mod stats;
 
-// pub use dispatcher::{DispatchConfig, Dispatcher, RetryPolicy, ShutdownReport, Submitted};
+pub use dispatcher::{DispatchConfig, Dispatcher, RetryPolicy, ShutdownReport, Submitted};
 pub use health::{BridgeHealth, LinkStatus, ServedSession};
 pub(crate) use stats::unix_ms;
 pub use stats::{BridgeStats, CallRecord, CallSource, DURATION_BUCKETS, HistogramSnapshot, SkillCounts};

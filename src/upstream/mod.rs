@@ -4,6 +4,9 @@
 //! [`Dispatcher`](crate::bridge::Dispatcher), which runs the skill and hands the [`ToolResult`] back through
 //! [`Upstream::answer`].
 
+pub mod app_server;
+pub mod codex_manager;
+
 use futures::future::BoxFuture;
 use serde::Serialize;
 
