@@ -1,9 +1,150 @@
-//! The `#[skill]` attribute of skillbridge.
+//! The `#[skill]` attribute of skillbridge. Use it through `skillbridge::skill`; this crate has no other API.
+//!
+//! The expansion runs in three steps: [`parse`] reads the function and the attribute into a raw model,
+//! [`validate`] checks every rule and collects every error (each with its span), and [`expand`] writes the
+//! registration code against `::skillbridge::skill::__private`.
+
+mod expand;
+mod parse;
+mod validate;
 
 use proc_macro::TokenStream;
 
-/// Registers a function as a skill.
+/// Turns a free function into a Codex dynamic tool and registers it with the binary's skill catalog.
+///
+/// ```
+/// use skillbridge::skill;
+/// use skillbridge::skill::SkillError;
+///
+/// /// Counts the words in a text.
+/// ///
+/// /// Words are separated by whitespace. (Only this first paragraph becomes the tool description.)
+/// #[skill]
+/// fn word_count(
+///     /// The text to count.
+///     text: String,
+///     /// Count each distinct word once.
+///     unique: Option<bool>,
+/// ) -> usize {
+///     let words = text.split_whitespace();
+///     if unique.unwrap_or(false) {
+///         words.collect::<std::collections::HashSet<_>>().len()
+///     } else {
+///         words.count()
+///     }
+/// }
+///
+/// #[skill(name = "ticket-status", description = "The status of a support ticket.", timeout = "5s")]
+/// async fn status(ticket_id: String) -> Result<String, SkillError> {
+///     match ticket_id.as_str() {
+///         "T-1" => Ok("open".into()),
+///         other => Err(format!("no ticket {other}").into()),
+///     }
+/// }
+///
+/// // The functions stay ordinary functions:
+/// assert_eq!(word_count("a b a".into(), Some(true)), 2);
+///
+/// let catalog = skillbridge::skill::Catalog::from_registry().unwrap();
+/// let tool = catalog.get("word_count").unwrap();
+/// assert_eq!(tool.description(), "Counts the words in a text.");
+/// assert_eq!(tool.input_schema()["required"], serde_json::json!(["text"]));
+/// assert_eq!(tool.input_schema()["properties"]["text"]["description"], "The text to count.");
+/// assert_eq!(catalog.get("ticket-status").unwrap().timeout().as_secs(), 5);
+/// ```
+///
+/// # The function
+///
+/// - A free function, `fn` or `async fn`, without generics, `self`, `const`, `unsafe` or `extern`.
+///   `async fn` skills run on a Tokio task (their future must be `Send`); plain `fn` skills run on Tokio's
+///   blocking pool, so a skill that blocks (file or database I/O, heavy computation) never stalls the runtime.
+/// - It stays callable as an ordinary function, e.g. from unit tests.
+///
+/// # Parameters
+///
+/// - Each parameter becomes a property of the tool's object input schema, under the parameter's name.
+///   Its type must be owned (no `&str`; use `String`) and implement `serde::de::DeserializeOwned` and
+///   `schemars::JsonSchema`; a type that does not is reported on the parameter.
+/// - A doc comment on a parameter becomes the property's `description`.
+/// - An `Option<T>` parameter is not required; a missing or `null` value is `None`.
+/// - `#[serde(..)]` and `#[schemars(..)]` attributes on a parameter apply to its property
+///   (e.g. `#[serde(alias = "id")]`, `#[serde(default)]`, `#[schemars(length(max = 100))]`).
+/// - A parameter whose type is `SkillContext` (matched by the last path segment) is not part of the
+///   schema: the runtime injects the call's context (thread, turn, call and request ids, tool name, and the
+///   cancellation token that fires at the skill's timeout or when the turn is interrupted).
+/// - **Struct input:** mark one parameter `#[skill(input)]` and its type (a `Deserialize + JsonSchema`
+///   struct with named fields) is the whole input schema; the skill may then have no other parameters
+///   except a `SkillContext`.
+///
+/// ```
+/// use skillbridge::skill;
+/// use skillbridge::skill::SkillContext;
+///
+/// /// Parameters of a search.
+/// #[derive(serde::Deserialize, schemars::JsonSchema)]
+/// struct Search {
+///     /// Words to look for.
+///     query: String,
+///     /// At most this many hits.
+///     limit: Option<u32>,
+/// }
+///
+/// /// Searches the notes of the current thread.
+/// #[skill]
+/// async fn search_notes(#[skill(input)] search: Search, ctx: SkillContext) -> Vec<String> {
+///     let limit = search.limit.unwrap_or(10) as usize;
+///     if ctx.is_cancelled() {
+///         return Vec::new();
+///     }
+///     vec![format!("{} (thread {})", search.query, ctx.thread_id)].into_iter().take(limit).collect()
+/// }
+///
+/// let catalog = skillbridge::skill::Catalog::from_registry().unwrap();
+/// let schema = catalog.get("search_notes").unwrap().input_schema();
+/// assert_eq!(schema["properties"]["query"]["description"], "Words to look for.");
+/// assert_eq!(schema["required"], serde_json::json!(["query"]));
+/// ```
+///
+/// # Return values
+///
+/// - `String`, `&'static str`, `Cow<str>`: the text as is. `()`: the text `ok`.
+/// - `Content`, `ToolResult`, `ContentItem`, `Vec<ContentItem>`: exactly those items (text and images),
+///   or anything else implementing `IntoToolResult`.
+/// - Any other `T: Serialize`: its JSON text; when `T: JsonSchema` too, the catalog keeps `T`'s schema as the
+///   skill's output schema.
+/// - `Result<T, E>` with one of the above as `T` and `E: Display` (`SkillError`, `anyhow::Error`, `String`, ..):
+///   `Err` answers `success: false` with the error's message.
+///
+/// # Attribute arguments
+///
+/// `#[skill(name = "..", description = "..", timeout = "..")]`, all optional:
+/// - `name`: the tool name (default: the function's name); must match `^[A-Za-z0-9_-]{1,64}$`.
+/// - `description`: the tool description (default: the first paragraph of the function's doc comment; one of
+///   the two is required).
+/// - `timeout`: how long one call may run, as `500ms`, `30s`, `2m` or `1h` (default `60s`). Past it the call
+///   answers `success: false` and the skill's cancellation token fires.
+///
+/// Every rule above is checked at compile time, and every violation is reported at once, on the offending
+/// span. Duplicate names across the binary and recursive input types are reported by
+/// `Catalog::from_registry` at startup.
 #[proc_macro_attribute]
-pub fn skill(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn skill(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let attr = proc_macro2::TokenStream::from(attr);
+    let item = proc_macro2::TokenStream::from(item);
+    let parsed = match parse::parse(attr, item.clone()) {
+        Ok(parsed) => parsed,
+        // Not a function at all: keep the item so that the only error is ours.
+        Err(error) => {
+            let error = error.to_compile_error();
+            return quote::quote!(#item #error).into();
+        }
+    };
+    let plain_fn = parsed.function_without_skill_attributes();
+    match validate::validate(parsed) {
+        Ok(skill) => expand::expand(&skill, &plain_fn).into(),
+        Err(error) => {
+            let error = error.to_compile_error();
+            quote::quote!(#plain_fn #error).into()
+        }
+    }
 }

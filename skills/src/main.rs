@@ -1,1 +1,8 @@
-fn main() {}
+//! The `skillbridge` binary: the command line of the skillbridge library with the shipped skills linked in.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    skillbridge_skills::link();
+    skillbridge::cli::main()
+}

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::invoke::{self, Invocation};
 use super::__private::{self as private, SkillDescriptor};
+use super::invoke::{self, Invocation};
 use super::schema::{self, SchemaProblem};
 use super::{SkillContext, ToolResult};
 
@@ -282,7 +282,9 @@ impl Catalog {
         Self::from_descriptors(private::registered())
     }
 
-    fn from_descriptors(descriptors: impl IntoIterator<Item = &'static SkillDescriptor>) -> Result<Catalog, CatalogError> {
+    fn from_descriptors(
+        descriptors: impl IntoIterator<Item = &'static SkillDescriptor>,
+    ) -> Result<Catalog, CatalogError> {
         let mut skills = descriptors
             .into_iter()
             .map(SkillInfo::new)

@@ -201,6 +201,9 @@ mod tests {
         let result: Result<Content, std::fmt::Error> = Ok(Content::new().text("a").text("b"));
         let result = result.into_tool_result();
         assert!(result.success);
-        assert_eq!(result.content_items, vec![ContentItem::text("a"), ContentItem::text("b")]);
+        assert_eq!(
+            result.content_items,
+            vec![ContentItem::text("a"), ContentItem::text("b")]
+        );
     }
 }

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
-use super::catalog::Catalog;
 use super::__private::SkillRun;
+use super::catalog::Catalog;
 use super::{SkillContext, ToolResult};
 
 /// How long a timed-out or cancelled `async` skill may go on to clean up after its token fired before its task is
@@ -27,8 +27,6 @@ pub struct Invocation {
     pub result: ToolResult,
     /// How the call ended.
     pub outcome: Outcome,
-    /// From the start of the invocation to the answer.
-    pub elapsed: Duration,
 }
 
 /// How a call ended. Only [`Outcome::Success`] answers `success: true`.
@@ -80,11 +78,15 @@ impl fmt::Display for Outcome {
 pub(crate) async fn invoke(catalog: &Catalog, name: &str, arguments: Value, ctx: SkillContext) -> Invocation {
     let started = Instant::now();
     let (result, outcome) = run(catalog, name, arguments, ctx).await;
-    let elapsed = started.elapsed();
-    let elapsed_ms = elapsed.as_millis() as u64;
+    let elapsed_ms = started.elapsed().as_millis() as u64;
     match outcome {
         Outcome::Success | Outcome::SkillError | Outcome::InvalidArguments => {
-            tracing::debug!(skill = name, outcome = outcome.as_str(), elapsed_ms, "skill call finished")
+            tracing::debug!(
+                skill = name,
+                outcome = outcome.as_str(),
+                elapsed_ms,
+                "skill call finished"
+            )
         }
         Outcome::Cancelled => tracing::info!(skill = name, elapsed_ms, "skill call cancelled"),
         Outcome::UnknownTool | Outcome::Panicked | Outcome::TimedOut => {
@@ -92,11 +94,7 @@ pub(crate) async fn invoke(catalog: &Catalog, name: &str, arguments: Value, ctx:
                 "skill call failed")
         }
     }
-    Invocation {
-        result,
-        outcome,
-        elapsed,
-    }
+    Invocation { result, outcome }
 }
 
 async fn run(catalog: &Catalog, name: &str, arguments: Value, ctx: SkillContext) -> (ToolResult, Outcome) {
@@ -156,7 +154,10 @@ async fn run(catalog: &Catalog, name: &str, arguments: Value, ctx: SkillContext)
 }
 
 fn cancelled(name: &str) -> (ToolResult, Outcome) {
-    (ToolResult::failure(format!("skill {name} was cancelled")), Outcome::Cancelled)
+    (
+        ToolResult::failure(format!("skill {name} was cancelled")),
+        Outcome::Cancelled,
+    )
 }
 
 /// Lets a skill whose token fired finish on its own for a while, then aborts it.
@@ -225,7 +226,15 @@ mod tests {
         .collect();
         assert_eq!(
             labels,
-            ["success", "skill_error", "invalid_arguments", "unknown_tool", "panicked", "timed_out", "cancelled"]
+            [
+                "success",
+                "skill_error",
+                "invalid_arguments",
+                "unknown_tool",
+                "panicked",
+                "timed_out",
+                "cancelled"
+            ]
         );
     }
 

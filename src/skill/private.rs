@@ -283,7 +283,9 @@ mod tests {
     macro_rules! dispatch {
         ($t:ty, $value:expr) => {{
             let value: $t = $value;
-            let result = (&&&Returns::<$t>::new()).__skill_return_kind().into_tool_result(value, "t");
+            let result = (&&&Returns::<$t>::new())
+                .__skill_return_kind()
+                .into_tool_result(value, "t");
             let schema = (&&&&Returns::<$t>::new()).__skill_output_schema()(&mut SchemaGenerator::default());
             (result, schema)
         }};
@@ -317,7 +319,10 @@ mod tests {
         assert_eq!(result, ToolResult::text(r#"{"id":"T-2"}"#));
         assert_eq!(schema.unwrap().get("title"), Some(&json!("Ticket")));
         let (result, _) = dispatch!(R, Err(std::fmt::Error));
-        assert_eq!(result, ToolResult::failure("an error occurred when formatting an argument"));
+        assert_eq!(
+            result,
+            ToolResult::failure("an error occurred when formatting an argument")
+        );
 
         let (result, schema) = dispatch!(Result<NoSchema, String>, Ok(NoSchema { id: 1 }));
         assert_eq!(result, ToolResult::text(r#"{"id":1}"#));

@@ -318,7 +318,10 @@ mod tests {
             input(json!({"type": "object"})).unwrap(),
             json!({"type": "object", "properties": {}})
         );
-        assert!(matches!(input(json!({"type": "string"})), Err(SchemaProblem::NotObject { .. })));
+        assert!(matches!(
+            input(json!({"type": "string"})),
+            Err(SchemaProblem::NotObject { .. })
+        ));
         assert!(matches!(
             input(json!({"oneOf": [{"type": "object"}]})),
             Err(SchemaProblem::NotObject { .. })

@@ -1,0 +1,260 @@
+//! Step 1: reads `#[skill(..)]` and the annotated item into a raw model, without judging it.
+//!
+//! Only input that cannot be read at all fails here (an item that is not a function, attribute arguments
+//! that are not `key = value` pairs); everything else is recorded with its span for [`crate::validate`].
+
+use proc_macro2::{Span, TokenStream};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Attribute, Expr, ExprLit, FnArg, Item, ItemFn, Lit, LitStr, Meta, Pat, Receiver, Token, Type};
+
+/// The attribute's arguments and the function, as written.
+pub(crate) struct Parsed {
+    pub args: SkillArgs,
+    pub function: ItemFn,
+    pub receiver: Option<Receiver>,
+    pub params: Vec<RawParam>,
+    /// Problems found while reading, reported together with the validation errors.
+    pub errors: Vec<syn::Error>,
+}
+
+/// `#[skill(name = "..", description = "..", timeout = "..")]`.
+#[derive(Default)]
+pub(crate) struct SkillArgs {
+    pub name: Option<LitStr>,
+    pub description: Option<LitStr>,
+    pub timeout: Option<LitStr>,
+}
+
+/// One typed parameter of the function.
+pub(crate) struct RawParam {
+    pub pat: Pat,
+    pub ty: Type,
+    /// The doc comment, lines joined with `\n`, one leading space per line removed.
+    pub docs: Option<String>,
+    /// `#[serde(..)]` and `#[schemars(..)]`, applied to the property.
+    pub forwarded: Vec<Attribute>,
+    /// The span of `input` in `#[skill(input)]`, when present.
+    pub input_marker: Option<Span>,
+}
+
+const ARG_KEYS: &str = "`name`, `description` or `timeout`";
+
+pub(crate) fn parse(attr: TokenStream, item: TokenStream) -> syn::Result<Parsed> {
+    let function = parse_function(item)?;
+    let mut errors = Vec::new();
+    let args = parse_args(attr, &mut errors)?;
+    let mut receiver = None;
+    let mut params = Vec::new();
+    for input in &function.sig.inputs {
+        match input {
+            FnArg::Receiver(self_param) => receiver = Some(self_param.clone()),
+            FnArg::Typed(typed) => {
+                let mut input_marker = None;
+                let mut forwarded = Vec::new();
+                for attr in &typed.attrs {
+                    if attr.path().is_ident("skill") {
+                        parse_param_attr(attr, &mut input_marker, &mut errors);
+                    } else if attr.path().is_ident("serde") || attr.path().is_ident("schemars") {
+                        forwarded.push(attr.clone());
+                    }
+                }
+                params.push(RawParam {
+                    pat: (*typed.pat).clone(),
+                    ty: (*typed.ty).clone(),
+                    docs: doc_text(&typed.attrs),
+                    forwarded,
+                    input_marker,
+                });
+            }
+        }
+    }
+    Ok(Parsed {
+        args,
+        function,
+        receiver,
+        params,
+        errors,
+    })
+}
+
+impl Parsed {
+    /// The function as the compiler should see it: parameter attributes meant for `#[skill]` removed.
+    pub(crate) fn function_without_skill_attributes(&self) -> ItemFn {
+        let mut function = self.function.clone();
+        for input in &mut function.sig.inputs {
+            if let FnArg::Typed(typed) = input {
+                typed.attrs.retain(|attr| !is_skill_param_attr(attr));
+            }
+        }
+        function
+    }
+
+    /// The function's doc comment.
+    pub(crate) fn docs(&self) -> Option<String> {
+        doc_text(&self.function.attrs)
+    }
+}
+
+fn is_skill_param_attr(attr: &Attribute) -> bool {
+    ["doc", "skill", "serde", "schemars"]
+        .iter()
+        .any(|name| attr.path().is_ident(name))
+}
+
+fn parse_function(item: TokenStream) -> syn::Result<ItemFn> {
+    match syn::parse2::<Item>(item.clone()) {
+        Ok(Item::Fn(function)) => Ok(function),
+        Ok(other) => Err(syn::Error::new(
+            item_span(&other),
+            format!("#[skill] applies to free functions, not to {}", item_kind(&other)),
+        )),
+        // Not an item at all (e.g. a method with `self` parses as an `fn` item below, anything else fails).
+        Err(_) => syn::parse2::<ItemFn>(item),
+    }
+}
+
+fn item_kind(item: &Item) -> &'static str {
+    match item {
+        Item::Struct(_) => "a struct",
+        Item::Enum(_) => "an enum",
+        Item::Impl(_) => "an impl block (put it on a free function)",
+        Item::Trait(_) => "a trait",
+        Item::Mod(_) => "a module",
+        Item::Const(_) | Item::Static(_) => "a constant",
+        Item::Type(_) => "a type alias",
+        Item::Use(_) => "a use declaration",
+        _ => "this item",
+    }
+}
+
+fn item_span(item: &Item) -> Span {
+    match item {
+        Item::Struct(item) => item.ident.span(),
+        Item::Enum(item) => item.ident.span(),
+        Item::Trait(item) => item.ident.span(),
+        Item::Mod(item) => item.ident.span(),
+        Item::Const(item) => item.ident.span(),
+        Item::Static(item) => item.ident.span(),
+        Item::Type(item) => item.ident.span(),
+        Item::Impl(item) => item.impl_token.span,
+        other => other.span(),
+    }
+}
+
+fn parse_args(attr: TokenStream, errors: &mut Vec<syn::Error>) -> syn::Result<SkillArgs> {
+    let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(attr)?;
+    let mut args = SkillArgs::default();
+    for meta in metas {
+        let key = meta.path().get_ident().map(ToString::to_string).unwrap_or_default();
+        let slot = match key.as_str() {
+            "name" => &mut args.name,
+            "description" => &mut args.description,
+            "timeout" => &mut args.timeout,
+            "input" => {
+                errors.push(syn::Error::new_spanned(
+                    meta.path(),
+                    "`input` goes on a parameter: `#[skill(input)] args: MyInput`",
+                ));
+                continue;
+            }
+            _ => {
+                errors.push(syn::Error::new_spanned(
+                    meta.path(),
+                    format!(
+                        "unknown skill attribute `{}`; expected {ARG_KEYS}",
+                        path_text(meta.path())
+                    ),
+                ));
+                continue;
+            }
+        };
+        let value = match &meta {
+            Meta::NameValue(pair) => match &pair.value {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Str(value), ..
+                }) => value.clone(),
+                other => {
+                    errors.push(syn::Error::new_spanned(
+                        other,
+                        format!("`{key}` takes a string literal: `{key} = \"..\"`"),
+                    ));
+                    continue;
+                }
+            },
+            _ => {
+                errors.push(syn::Error::new_spanned(
+                    &meta,
+                    format!("`{key}` takes a value: `{key} = \"..\"`"),
+                ));
+                continue;
+            }
+        };
+        if slot.is_some() {
+            errors.push(syn::Error::new_spanned(meta.path(), format!("`{key}` is given twice")));
+        } else {
+            *slot = Some(value);
+        }
+    }
+    Ok(args)
+}
+
+fn parse_param_attr(attr: &Attribute, input_marker: &mut Option<Span>, errors: &mut Vec<syn::Error>) {
+    let result = attr.parse_nested_meta(|meta| {
+        if meta.path.is_ident("input") {
+            if input_marker.is_some() {
+                return Err(meta.error("`input` is given twice"));
+            }
+            *input_marker = Some(meta.path.span());
+            Ok(())
+        } else {
+            Err(meta.error(format!(
+                "unknown skill parameter attribute `{}`; expected `input`",
+                path_text(&meta.path)
+            )))
+        }
+    });
+    if let Err(error) = result {
+        errors.push(error);
+    }
+}
+
+fn path_text(path: &syn::Path) -> String {
+    path.segments
+        .iter()
+        .map(|segment| segment.ident.to_string())
+        .collect::<Vec<_>>()
+        .join("::")
+}
+
+/// The text of `///` comments (and `#[doc = ".."]` literals); other `#[doc]` forms are skipped.
+fn doc_text(attrs: &[Attribute]) -> Option<String> {
+    let lines: Vec<String> = attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("doc"))
+        .filter_map(|attr| match &attr.meta {
+            Meta::NameValue(pair) => match &pair.value {
+                Expr::Lit(ExprLit {
+                    lit: Lit::Str(text), ..
+                }) => Some(text.value()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .flat_map(|text| text.split('\n').map(str::to_owned).collect::<Vec<_>>())
+        .map(|line| line.strip_prefix(' ').map(str::to_owned).unwrap_or(line))
+        .collect();
+    let text = lines.join("\n").trim().to_owned();
+    (!text.is_empty()).then_some(text)
+}
+
+/// The first paragraph of a doc text, its lines joined with spaces.
+pub(crate) fn first_paragraph(docs: &str) -> String {
+    docs.lines()
+        .map(str::trim)
+        .skip_while(|line| line.is_empty())
+        .take_while(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}

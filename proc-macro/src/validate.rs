@@ -1,0 +1,344 @@
+//! Step 2: checks every rule of `#[skill]` and turns the raw model into the checked [`Skill`].
+//!
+//! Every violation is collected (each on its own span) and reported together, so one build shows all of them.
+
+use proc_macro2::Span;
+use syn::visit::Visit;
+use syn::{Attribute, Ident, LitStr, Pat, ReturnType, Type};
+
+use crate::parse::{Parsed, RawParam, first_paragraph};
+
+/// Call deadline when the attribute gives none.
+const DEFAULT_TIMEOUT_MS: u64 = 60_000;
+/// The longest tool name Codex accepts.
+const MAX_NAME_LEN: usize = 64;
+
+/// A skill that passed every check.
+pub(crate) struct Skill {
+    pub name: String,
+    pub description: String,
+    pub timeout_ms: u64,
+    pub is_async: bool,
+    pub fn_ident: Ident,
+    pub params: Vec<Param>,
+    /// The written return type (`()` when none is written).
+    pub output: Type,
+}
+
+/// A parameter, by the role it plays.
+pub(crate) enum Param {
+    /// One property of the generated input struct.
+    Property {
+        ident: Ident,
+        ty: Type,
+        description: Option<String>,
+        forwarded: Vec<Attribute>,
+    },
+    /// `#[skill(input)]`: the whole input.
+    Input { ty: Type },
+    /// The injected `SkillContext`.
+    Context { ty: Type },
+}
+
+pub(crate) fn validate(parsed: Parsed) -> syn::Result<Skill> {
+    let docs = parsed.docs();
+    let Parsed {
+        args,
+        function,
+        receiver,
+        params: raw_params,
+        mut errors,
+    } = parsed;
+    let sig = &function.sig;
+
+    if let Some(constness) = &sig.constness {
+        errors.push(syn::Error::new(constness.span, "a skill cannot be a `const fn`"));
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        errors.push(syn::Error::new(unsafety.span, "a skill cannot be an `unsafe fn`"));
+    }
+    if let Some(abi) = &sig.abi {
+        errors.push(syn::Error::new_spanned(abi, "a skill cannot have an `extern` ABI"));
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.push(syn::Error::new_spanned(variadic, "a skill cannot be variadic"));
+    }
+    if !sig.generics.params.is_empty() {
+        errors.push(syn::Error::new_spanned(
+            &sig.generics,
+            "a skill cannot be generic: its parameter types must be concrete to describe them in a schema",
+        ));
+    }
+    if let Some(where_clause) = &sig.generics.where_clause {
+        errors.push(syn::Error::new_spanned(
+            where_clause,
+            "a skill cannot have a `where` clause",
+        ));
+    }
+    if let Some(receiver) = &receiver {
+        errors.push(syn::Error::new_spanned(
+            receiver,
+            "a skill is a free function and cannot take `self`; move it out of the `impl` block",
+        ));
+    }
+
+    let params = validate_params(raw_params, &mut errors);
+
+    let name = match &args.name {
+        Some(literal) => checked_name(literal.value(), literal.span(), &mut errors),
+        None => checked_name(unraw(&sig.ident), sig.ident.span(), &mut errors),
+    };
+    let description = match &args.description {
+        Some(literal) if literal.value().trim().is_empty() => {
+            errors.push(syn::Error::new(literal.span(), "the description must not be empty"));
+            String::new()
+        }
+        Some(literal) => literal.value().trim().to_owned(),
+        None => match docs.as_deref().map(first_paragraph) {
+            Some(paragraph) if !paragraph.is_empty() => paragraph,
+            _ => {
+                errors.push(syn::Error::new(
+                    sig.ident.span(),
+                    format!(
+                        "skill `{}` has no description: add a doc comment (its first paragraph is the tool \
+                         description) or `#[skill(description = \"..\")]`",
+                        sig.ident
+                    ),
+                ));
+                String::new()
+            }
+        },
+    };
+    let timeout_ms = match &args.timeout {
+        Some(literal) => parse_timeout(literal).unwrap_or_else(|error| {
+            errors.push(error);
+            DEFAULT_TIMEOUT_MS
+        }),
+        None => DEFAULT_TIMEOUT_MS,
+    };
+    let output = match &sig.output {
+        ReturnType::Default => syn::parse_quote!(()),
+        ReturnType::Type(_, ty) => {
+            if let Type::ImplTrait(impl_trait) = &**ty {
+                errors.push(syn::Error::new_spanned(
+                    impl_trait,
+                    "a skill must name its return type; `impl Trait` hides what the model receives",
+                ));
+            }
+            (**ty).clone()
+        }
+    };
+
+    if let Some(combined) = errors.into_iter().reduce(|mut all, next| {
+        all.combine(next);
+        all
+    }) {
+        return Err(combined);
+    }
+    Ok(Skill {
+        name,
+        description,
+        timeout_ms,
+        is_async: sig.asyncness.is_some(),
+        fn_ident: sig.ident.clone(),
+        params,
+        output,
+    })
+}
+
+fn validate_params(raw_params: Vec<RawParam>, errors: &mut Vec<syn::Error>) -> Vec<Param> {
+    let mut params = Vec::new();
+    let mut context_seen = false;
+    let has_input = raw_params.iter().any(|param| param.input_marker.is_some());
+    for raw in raw_params {
+        let borrowed = Borrows::find(&raw.ty);
+        for problem in &borrowed {
+            errors.push(problem.clone());
+        }
+        if is_context(&raw.ty) {
+            if context_seen {
+                errors.push(syn::Error::new_spanned(
+                    &raw.ty,
+                    "a skill takes at most one `SkillContext`",
+                ));
+            }
+            if let Some(marker) = raw.input_marker {
+                errors.push(syn::Error::new(
+                    marker,
+                    "`SkillContext` is injected; it cannot be the input",
+                ));
+            }
+            context_seen = true;
+            params.push(Param::Context { ty: raw.ty });
+            continue;
+        }
+        if raw.input_marker.is_some() {
+            params.push(Param::Input { ty: raw.ty });
+            continue;
+        }
+        if has_input {
+            errors.push(syn::Error::new_spanned(
+                &raw.pat,
+                "a skill with an `#[skill(input)]` parameter takes no other parameters (except a `SkillContext`)",
+            ));
+        }
+        let Some(ident) = plain_name(&raw.pat) else {
+            errors.push(syn::Error::new_spanned(
+                &raw.pat,
+                "a skill parameter needs a plain name (it is the property name in the input schema)",
+            ));
+            continue;
+        };
+        params.push(Param::Property {
+            ident,
+            ty: raw.ty,
+            description: raw.docs,
+            forwarded: raw.forwarded,
+        });
+    }
+    params
+}
+
+/// The binding of `name: T` or `mut name: T`.
+fn plain_name(pat: &Pat) -> Option<Ident> {
+    match pat {
+        Pat::Ident(binding) if binding.by_ref.is_none() && binding.subpat.is_none() => Some(binding.ident.clone()),
+        _ => None,
+    }
+}
+
+/// References and `impl Trait` inside a parameter type, each as an error on its span.
+struct Borrows {
+    errors: Vec<syn::Error>,
+}
+
+impl Borrows {
+    fn find(ty: &Type) -> Vec<syn::Error> {
+        let mut finder = Borrows { errors: Vec::new() };
+        finder.visit_type(ty);
+        finder.errors
+    }
+}
+
+impl<'ast> Visit<'ast> for Borrows {
+    fn visit_type_reference(&mut self, reference: &'ast syn::TypeReference) {
+        let message = match &*reference.elem {
+            Type::Path(path) if path.path.is_ident("str") => {
+                "a skill parameter must be owned: use `String` instead of `&str`"
+            }
+            Type::Path(path) if last_segment_is(&path.path, "SkillContext") => {
+                "take `SkillContext` by value (it is cheap to clone)"
+            }
+            _ => "a skill parameter must be owned: arguments are deserialized into owned values",
+        };
+        self.errors.push(syn::Error::new_spanned(reference, message));
+    }
+
+    fn visit_type_impl_trait(&mut self, impl_trait: &'ast syn::TypeImplTrait) {
+        self.errors.push(syn::Error::new_spanned(
+            impl_trait,
+            "a skill parameter cannot be `impl Trait`: name a concrete type",
+        ));
+    }
+}
+
+fn is_context(ty: &Type) -> bool {
+    match ty {
+        Type::Path(path) => last_segment_is(&path.path, "SkillContext"),
+        Type::Reference(reference) => is_context(&reference.elem),
+        _ => false,
+    }
+}
+
+fn last_segment_is(path: &syn::Path, name: &str) -> bool {
+    path.segments.last().is_some_and(|segment| segment.ident == name)
+}
+
+fn unraw(ident: &Ident) -> String {
+    let text = ident.to_string();
+    text.strip_prefix("r#").map(str::to_owned).unwrap_or(text)
+}
+
+fn checked_name(name: String, span: Span, errors: &mut Vec<syn::Error>) -> String {
+    let valid_chars = name
+        .bytes()
+        .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-');
+    if name.is_empty() || name.len() > MAX_NAME_LEN || !valid_chars {
+        errors.push(syn::Error::new(
+            span,
+            format!(
+                "invalid skill name `{name}`: a tool name must match ^[A-Za-z0-9_-]{{1,{MAX_NAME_LEN}}}$ \
+                 (ASCII letters, digits, `_` and `-`, at most {MAX_NAME_LEN})"
+            ),
+        ));
+    }
+    name
+}
+
+/// `500ms`, `30s`, `2m`, `1h` in milliseconds.
+fn parse_timeout(literal: &LitStr) -> syn::Result<u64> {
+    let text = literal.value();
+    let invalid = |why: &str| {
+        syn::Error::new(
+            literal.span(),
+            format!("invalid timeout `{text}`: {why}; write a whole number and a unit: `500ms`, `30s`, `2m` or `1h`"),
+        )
+    };
+    let trimmed = text.trim();
+    let digits_end = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(digits_end);
+    if number.is_empty() {
+        return Err(invalid("it does not start with a number"));
+    }
+    let number: u64 = number.parse().map_err(|_| invalid("the number is too large"))?;
+    let unit_ms = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "" => return Err(invalid("the unit is missing")),
+        _ => return Err(invalid("unknown unit")),
+    };
+    let millis = number
+        .checked_mul(unit_ms)
+        .ok_or_else(|| invalid("the duration is too large"))?;
+    if millis == 0 {
+        return Err(invalid("a skill needs some time to run"));
+    }
+    Ok(millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeout(text: &str) -> Result<u64, String> {
+        parse_timeout(&LitStr::new(text, Span::call_site())).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn timeouts_in_every_unit() {
+        assert_eq!(timeout("500ms"), Ok(500));
+        assert_eq!(timeout("30s"), Ok(30_000));
+        assert_eq!(timeout("2m"), Ok(120_000));
+        assert_eq!(timeout("1h"), Ok(3_600_000));
+    }
+
+    #[test]
+    fn bad_timeouts_say_why() {
+        assert!(timeout("soon").unwrap_err().contains("does not start with a number"));
+        assert!(timeout("30").unwrap_err().contains("unit is missing"));
+        assert!(timeout("3d").unwrap_err().contains("unknown unit"));
+        assert!(timeout("0s").unwrap_err().contains("needs some time"));
+        assert!(timeout("99999999999999999999s").unwrap_err().contains("too large"));
+        assert!(timeout("1.5s").unwrap_err().contains("unknown unit"));
+    }
+
+    #[test]
+    fn descriptions_are_the_first_paragraph() {
+        assert_eq!(
+            first_paragraph("\nCounts words\nin a text.\n\nDetails."),
+            "Counts words in a text."
+        );
+    }
+}

@@ -1,0 +1,213 @@
+//! Read-only SQL over SQLite files: run one `SELECT`, or list the tables and their columns.
+//!
+//! Databases are opened with `SQLITE_OPEN_READ_ONLY` (never created, never written), and a query must be a
+//! single statement that SQLite itself reports as read-only and that starts with `SELECT`, `WITH` or `VALUES`.
+//! A query stops when the call is cancelled (timeout or interrupted turn): SQLite's progress handler checks
+//! the skill's cancellation token.
+
+use std::path::Path;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
+use skillbridge::skill;
+use skillbridge::skill::{SkillContext, SkillError};
+
+/// Rows returned when the call gives no `max_rows`.
+const DEFAULT_MAX_ROWS: u32 = 100;
+/// The most rows one query returns.
+const MAX_ROWS: u32 = 1000;
+/// SQLite virtual machine steps between two cancellation checks.
+const STEPS_PER_CANCELLATION_CHECK: i32 = 10_000;
+
+/// The rows of a query.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct QueryResult {
+    /// Column names, in order.
+    pub columns: Vec<String>,
+    /// One array per row, values in column order (blobs are shown as `<blob: N bytes>`).
+    pub rows: Vec<Vec<Value>>,
+    /// `true` when the query had more rows than `max_rows`.
+    pub truncated: bool,
+}
+
+/// A table and its columns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct TableInfo {
+    /// The table (or view) name.
+    pub name: String,
+    /// `table` or `view`.
+    pub kind: String,
+    /// Its columns, in order.
+    pub columns: Vec<ColumnInfo>,
+}
+
+/// One column of a table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct ColumnInfo {
+    /// The column name.
+    pub name: String,
+    /// The declared type (may be empty: SQLite columns need none).
+    pub declared_type: String,
+    /// Whether it is part of the primary key.
+    pub primary_key: bool,
+}
+
+/// Runs one read-only SQL query (SELECT, WITH or VALUES) against a SQLite database file and returns the rows.
+#[skill(timeout = "30s")]
+pub fn sql_query(
+    /// Path of the SQLite database file.
+    database: String,
+    /// One read-only statement, like `SELECT name FROM users WHERE active = 1`.
+    query: String,
+    /// At most this many rows, 1 to 1000 (default 100).
+    max_rows: Option<u32>,
+    ctx: SkillContext,
+) -> Result<QueryResult, SkillError> {
+    let max_rows = max_rows.unwrap_or(DEFAULT_MAX_ROWS);
+    if !(1..=MAX_ROWS).contains(&max_rows) {
+        return Err(format!("max_rows: {max_rows} is out of range; give 1 to {MAX_ROWS}").into());
+    }
+    check_read_only_syntax(&query)?;
+    let connection = open_read_only(&database, &ctx)?;
+    let mut statement = connection.prepare(&query).map_err(|error| query_error(error, &ctx))?;
+    if !statement.readonly() {
+        return Err("only read-only queries are allowed".into());
+    }
+    let columns: Vec<String> = statement.column_names().into_iter().map(str::to_owned).collect();
+    let mut rows = statement.query([]).map_err(|error| query_error(error, &ctx))?;
+    let mut result = QueryResult {
+        columns,
+        rows: Vec::new(),
+        truncated: false,
+    };
+    while let Some(row) = rows.next().map_err(|error| query_error(error, &ctx))? {
+        if result.rows.len() == max_rows as usize {
+            result.truncated = true;
+            break;
+        }
+        let values = (0..result.columns.len())
+            .map(|index| row.get_ref(index).map(json_value))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| query_error(error, &ctx))?;
+        result.rows.push(values);
+    }
+    Ok(result)
+}
+
+/// Lists the tables and views of a SQLite database file with their columns.
+#[skill(timeout = "10s")]
+pub fn sql_tables(
+    /// Path of the SQLite database file.
+    database: String,
+    ctx: SkillContext,
+) -> Result<Vec<TableInfo>, SkillError> {
+    let connection = open_read_only(&database, &ctx)?;
+    let mut tables = connection
+        .prepare("SELECT name, type FROM sqlite_schema WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .and_then(|mut statement| {
+            statement
+                .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(|error| query_error(error, &ctx))?
+        .into_iter()
+        .map(|(name, kind)| TableInfo {
+            name,
+            kind,
+            columns: Vec::new(),
+        })
+        .collect::<Vec<_>>();
+    for table in &mut tables {
+        table.columns = connection
+            .prepare("SELECT name, type, pk FROM pragma_table_info(?1) ORDER BY cid")
+            .and_then(|mut statement| {
+                statement
+                    .query_map([&table.name], |row| {
+                        Ok(ColumnInfo {
+                            name: row.get(0)?,
+                            declared_type: row.get(1)?,
+                            primary_key: row.get::<_, i64>(2)? > 0,
+                        })
+                    })?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(|error| query_error(error, &ctx))?;
+    }
+    Ok(tables)
+}
+
+/// Rejects what is visibly not a read query before SQLite sees it (SQLite's own read-only check follows).
+fn check_read_only_syntax(query: &str) -> Result<(), SkillError> {
+    let first_word: String = query
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    match first_word.as_str() {
+        "SELECT" | "WITH" | "VALUES" => Ok(()),
+        "" => Err("query: give one SELECT statement".into()),
+        other => Err(format!("query: only SELECT, WITH and VALUES queries are allowed, not {other}").into()),
+    }
+}
+
+fn open_read_only(database: &str, ctx: &SkillContext) -> Result<Connection, SkillError> {
+    let path = Path::new(database);
+    if !path.is_file() {
+        return Err(format!("database: no file at `{database}`").into());
+    }
+    // No SQLITE_OPEN_URI: the path is a plain file name, so `file:..?mode=rw` tricks cannot reopen it writable.
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut connection = Connection::open_with_flags(path, flags)
+        .map_err(|error| SkillError::new(format!("database: cannot open `{database}`: {error}")))?;
+    let token = ctx.cancellation().clone();
+    connection
+        .progress_handler(STEPS_PER_CANCELLATION_CHECK, Some(move || token.is_cancelled()))
+        .map_err(|error| SkillError::new(format!("database: cannot watch for cancellation: {error}")))?;
+    Ok(connection)
+}
+
+fn query_error(error: rusqlite::Error, ctx: &SkillContext) -> SkillError {
+    if ctx.is_cancelled() {
+        return SkillError::new("the query was cancelled");
+    }
+    match error {
+        rusqlite::Error::MultipleStatement => SkillError::new("query: give exactly one statement"),
+        other => SkillError::new(format!("query failed: {other}")),
+    }
+}
+
+fn json_value(value: ValueRef<'_>) -> Value {
+    match value {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(number) => Value::from(number),
+        ValueRef::Real(number) => serde_json::Number::from_f64(number).map_or(Value::Null, Value::Number),
+        ValueRef::Text(bytes) => Value::String(String::from_utf8_lossy(bytes).into_owned()),
+        ValueRef::Blob(bytes) => Value::String(format!("<blob: {} bytes>", bytes.len())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_read_statements_pass_the_syntax_check() {
+        assert!(check_read_only_syntax("  select 1").is_ok());
+        assert!(check_read_only_syntax("WITH x AS (SELECT 1) SELECT * FROM x").is_ok());
+        assert_eq!(
+            check_read_only_syntax("DELETE FROM t").unwrap_err().to_string(),
+            "query: only SELECT, WITH and VALUES queries are allowed, not DELETE"
+        );
+    }
+
+    #[test]
+    fn values_map_to_json() {
+        assert_eq!(json_value(ValueRef::Integer(3)), Value::from(3));
+        assert_eq!(json_value(ValueRef::Real(f64::NAN)), Value::Null);
+        assert_eq!(json_value(ValueRef::Blob(&[1, 2])), Value::from("<blob: 2 bytes>"));
+    }
+}

@@ -1,0 +1,230 @@
+//! Support tickets: look one up by id, or search them with a structured query.
+//!
+//! The tickets are a small table embedded in the binary, standing in for a help desk.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use skillbridge::skill;
+use skillbridge::skill::SkillError;
+
+/// The most tickets one search returns.
+const MAX_SEARCH_RESULTS: u32 = 50;
+/// Tickets returned by a search that gives no limit.
+const DEFAULT_SEARCH_RESULTS: u32 = 10;
+
+/// Where a ticket stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TicketStatus {
+    /// Waiting for someone to pick it up.
+    Open,
+    /// Someone is working on it.
+    InProgress,
+    /// Fixed, waiting for the reporter to confirm.
+    Resolved,
+    /// Done.
+    Closed,
+}
+
+/// How urgent a ticket is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Low,
+    Normal,
+    High,
+    Urgent,
+}
+
+/// A support ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct Ticket {
+    /// The ticket id, like `T-1001`.
+    pub id: &'static str,
+    /// A one-line summary.
+    pub title: &'static str,
+    pub status: TicketStatus,
+    pub priority: Priority,
+    /// Who works on it, if anyone.
+    pub assignee: Option<&'static str>,
+    /// Free-form labels.
+    pub tags: &'static [&'static str],
+    /// The day it was opened (`YYYY-MM-DD`).
+    pub opened: &'static str,
+}
+
+const TICKETS: &[Ticket] = &[
+    Ticket {
+        id: "T-1001",
+        title: "Login page times out behind the corporate proxy",
+        status: TicketStatus::Open,
+        priority: Priority::High,
+        assignee: None,
+        tags: &["auth", "network"],
+        opened: "2026-10-02",
+    },
+    Ticket {
+        id: "T-1002",
+        title: "Export to CSV drops the last row",
+        status: TicketStatus::InProgress,
+        priority: Priority::Normal,
+        assignee: Some("mara"),
+        tags: &["export", "data"],
+        opened: "2026-10-05",
+    },
+    Ticket {
+        id: "T-1003",
+        title: "Invoice PDF shows the wrong currency symbol",
+        status: TicketStatus::Resolved,
+        priority: Priority::Normal,
+        assignee: Some("jonas"),
+        tags: &["billing", "i18n"],
+        opened: "2026-10-11",
+    },
+    Ticket {
+        id: "T-1004",
+        title: "Password reset email never arrives",
+        status: TicketStatus::Open,
+        priority: Priority::Urgent,
+        assignee: Some("mara"),
+        tags: &["auth", "email"],
+        opened: "2026-10-20",
+    },
+    Ticket {
+        id: "T-1005",
+        title: "Dark mode makes chart labels unreadable",
+        status: TicketStatus::Closed,
+        priority: Priority::Low,
+        assignee: Some("li"),
+        tags: &["ui"],
+        opened: "2026-09-14",
+    },
+    Ticket {
+        id: "T-1006",
+        title: "Bulk import rejects files with a byte order mark",
+        status: TicketStatus::InProgress,
+        priority: Priority::High,
+        assignee: Some("jonas"),
+        tags: &["import", "data"],
+        opened: "2026-11-03",
+    },
+];
+
+/// Looks up a support ticket by its id (like `T-1001`).
+#[skill]
+pub fn ticket_lookup(
+    /// The ticket id, like `T-1001` (case-insensitive).
+    ticket_id: String,
+) -> Result<Ticket, SkillError> {
+    let wanted = ticket_id.trim();
+    TICKETS
+        .iter()
+        .find(|ticket| ticket.id.eq_ignore_ascii_case(wanted))
+        .cloned()
+        .ok_or_else(|| {
+            let known: Vec<_> = TICKETS.iter().map(|ticket| ticket.id).collect();
+            SkillError::new(format!("no ticket `{wanted}`; known tickets: {}", known.join(", ")))
+        })
+}
+
+/// What to search tickets for; every given filter must match.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+pub struct TicketQuery {
+    /// Words that must all appear in the title or tags (case-insensitive).
+    pub text: Option<String>,
+    /// Only tickets with this status.
+    pub status: Option<TicketStatus>,
+    /// Only tickets assigned to this person; `""` finds unassigned tickets.
+    pub assignee: Option<String>,
+    /// At most this many tickets, 1 to 50 (default 10), newest first.
+    #[schemars(range(min = 1, max = 50))]
+    pub limit: Option<u32>,
+}
+
+/// Searches support tickets by words, status and assignee, newest first.
+#[skill(name = "ticket_search")]
+pub fn search_tickets(#[skill(input)] query: TicketQuery) -> Result<Vec<Ticket>, SkillError> {
+    let limit = query.limit.unwrap_or(DEFAULT_SEARCH_RESULTS);
+    if !(1..=MAX_SEARCH_RESULTS).contains(&limit) {
+        return Err(format!("limit: {limit} is out of range; give 1 to {MAX_SEARCH_RESULTS}").into());
+    }
+    let words: Vec<String> = query
+        .text
+        .as_deref()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_lowercase)
+        .collect();
+    let mut found: Vec<Ticket> = TICKETS
+        .iter()
+        .filter(|ticket| query.status.is_none_or(|status| ticket.status == status))
+        .filter(|ticket| match query.assignee.as_deref().map(str::trim) {
+            None => true,
+            Some("") => ticket.assignee.is_none(),
+            Some(who) => ticket
+                .assignee
+                .is_some_and(|assignee| assignee.eq_ignore_ascii_case(who)),
+        })
+        .filter(|ticket| {
+            let haystack = format!("{} {}", ticket.title, ticket.tags.join(" ")).to_lowercase();
+            words.iter().all(|word| haystack.contains(word.as_str()))
+        })
+        .cloned()
+        .collect();
+    found.sort_by(|a, b| b.opened.cmp(a.opened));
+    found.truncate(limit as usize);
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_is_case_insensitive_and_lists_ids_when_missing() {
+        assert_eq!(
+            ticket_lookup(" t-1004 ".into()).unwrap().title,
+            "Password reset email never arrives"
+        );
+        let error = ticket_lookup("T-9".into()).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "no ticket `T-9`; known tickets: T-1001, T-1002, T-1003, T-1004, T-1005, T-1006"
+        );
+    }
+
+    #[test]
+    fn search_combines_filters_newest_first() {
+        let query = TicketQuery {
+            text: Some("DATA".into()),
+            status: Some(TicketStatus::InProgress),
+            ..TicketQuery::default()
+        };
+        let ids: Vec<_> = search_tickets(query).unwrap().iter().map(|t| t.id).collect();
+        assert_eq!(ids, ["T-1006", "T-1002"]);
+
+        let unassigned = TicketQuery {
+            assignee: Some(String::new()),
+            ..TicketQuery::default()
+        };
+        let ids: Vec<_> = search_tickets(unassigned).unwrap().iter().map(|t| t.id).collect();
+        assert_eq!(ids, ["T-1001"]);
+    }
+
+    #[test]
+    fn search_enforces_the_limit_range() {
+        let query = TicketQuery {
+            limit: Some(0),
+            ..TicketQuery::default()
+        };
+        assert_eq!(
+            search_tickets(query).unwrap_err().to_string(),
+            "limit: 0 is out of range; give 1 to 50"
+        );
+        let two = TicketQuery {
+            limit: Some(2),
+            ..TicketQuery::default()
+        };
+        assert_eq!(search_tickets(two).unwrap().len(), 2);
+    }
+}

@@ -1,0 +1,328 @@
+//! `skills` (table, `--json`, `show NAME`) and `call NAME JSON|-`: the local view of a binary's skills.
+
+use std::io::{self, Read, Write};
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::exit;
+use crate::skill::{Catalog, ContentItem, Outcome, SkillContext, SkillInfo, ToolFlavor, ToolResult, format_duration};
+
+/// The longest description shown in the table, in characters.
+const TABLE_DESCRIPTION_CHARS: usize = 72;
+
+/// `skillbridge skills`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    skillbridge skills\n  \
+    skillbridge skills --json --flavor app-server\n  \
+    skillbridge skills show word_count")]
+pub struct SkillsArgs {
+    /// Print the exact `dynamicTools` payload (a JSON array) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Which upstream the `--json` payload is for: codex-manager takes `{name, description, inputSchema}`,
+    /// `codex app-server` also wants `"type": "function"`.
+    #[arg(long, value_enum, default_value_t = Flavor::CodexManager, requires = "json")]
+    pub flavor: Flavor,
+
+    /// Show one skill in detail instead.
+    #[command(subcommand)]
+    pub command: Option<SkillsCommand>,
+}
+
+/// `skillbridge skills show`.
+#[derive(Debug, Subcommand)]
+pub enum SkillsCommand {
+    /// Show one skill: description, timeout, where it is defined, and its input and output schemas.
+    Show {
+        /// The skill's name, as listed by `skillbridge skills`.
+        name: String,
+    },
+}
+
+/// The upstream a `dynamicTools` payload is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Flavor {
+    /// codex-manager's REST API.
+    CodexManager,
+    /// `codex app-server` (stdio JSON-RPC).
+    AppServer,
+}
+
+impl From<Flavor> for ToolFlavor {
+    fn from(flavor: Flavor) -> Self {
+        match flavor {
+            Flavor::CodexManager => ToolFlavor::CodexManager,
+            Flavor::AppServer => ToolFlavor::AppServer,
+        }
+    }
+}
+
+/// `skillbridge call`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The result's text goes to stdout; a failure's message goes to stderr.\n\
+    Exit status: 0 the skill succeeded, 1 it failed (error, bad arguments, panic, timeout),\n\
+    2 usage error (unknown skill, arguments that are not JSON).\n\n\
+    Examples:\n  \
+    skillbridge call word_count '{\"text\": \"one two three\"}'\n  \
+    echo '{\"ticket_id\": \"T-1001\"}' | skillbridge call ticket_lookup -"
+)]
+pub struct CallArgs {
+    /// The skill to run, as listed by `skillbridge skills`.
+    pub name: String,
+
+    /// The arguments as a JSON object, or `-` to read them from stdin. Default: `{}`.
+    pub arguments: Option<String>,
+
+    /// Print the whole tool result as JSON (`{"contentItems": [..], "success": ..}`), exactly as the upstream
+    /// receives it, instead of its text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl SkillsArgs {
+    /// Runs `skills`.
+    pub async fn run(self) -> ExitCode {
+        let catalog = match load_catalog() {
+            Ok(catalog) => catalog,
+            Err(code) => return code,
+        };
+        let output = match &self.command {
+            Some(SkillsCommand::Show { name }) => match catalog.get(name) {
+                Some(skill) => render_skill(skill),
+                None => {
+                    eprintln!("error: {}", unknown_skill(&catalog, name));
+                    return ExitCode::from(exit::USAGE);
+                }
+            },
+            None if self.json => pretty(&Value::Array(catalog.dynamic_tools(self.flavor.into()))),
+            None if catalog.is_empty() => {
+                eprintln!("no skills are linked into this binary");
+                return ExitCode::from(exit::SUCCESS);
+            }
+            None => render_table(&catalog),
+        };
+        print_stdout(&output)
+    }
+}
+
+impl CallArgs {
+    /// Runs `call`.
+    pub async fn run(self) -> ExitCode {
+        let catalog = match load_catalog() {
+            Ok(catalog) => catalog,
+            Err(code) => return code,
+        };
+        if catalog.get(&self.name).is_none() {
+            eprintln!("error: {}", unknown_skill(&catalog, &self.name));
+            return ExitCode::from(exit::USAGE);
+        }
+        let arguments = match self.read_arguments() {
+            Ok(arguments) => arguments,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::from(exit::USAGE);
+            }
+        };
+        let cancellation = CancellationToken::new();
+        let ctx = SkillContext::new("", None, "", "", self.name.clone(), cancellation.clone());
+        let interrupt = tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                cancellation.cancel();
+            }
+        });
+        let invocation = catalog.invoke_detailed(&self.name, arguments, ctx).await;
+        interrupt.abort();
+        tracing::debug!(skill = %self.name, outcome = invocation.outcome.as_str(), "call finished");
+        let code = if invocation.outcome == Outcome::Success {
+            exit::SUCCESS
+        } else {
+            exit::FAILURE
+        };
+        if self.json {
+            let status = print_stdout(&pretty(&serde_json::to_value(&invocation.result).unwrap_or_default()));
+            return if code == exit::SUCCESS {
+                status
+            } else {
+                ExitCode::from(code)
+            };
+        }
+        let text = render_result(&invocation.result);
+        if invocation.result.success {
+            print_stdout(&text)
+        } else {
+            eprintln!("error: {text}");
+            ExitCode::from(code)
+        }
+    }
+
+    fn read_arguments(&self) -> Result<Value, String> {
+        let text = match self.arguments.as_deref() {
+            None => return Ok(Value::Object(Default::default())),
+            Some("-") => {
+                let mut text = String::new();
+                io::stdin()
+                    .read_to_string(&mut text)
+                    .map_err(|error| format!("cannot read the arguments from stdin: {error}"))?;
+                text
+            }
+            Some(text) => text.to_owned(),
+        };
+        serde_json::from_str(&text).map_err(|error| format!("the arguments are not valid JSON: {error}"))
+    }
+}
+
+fn load_catalog() -> Result<Catalog, ExitCode> {
+    Catalog::from_registry().map_err(|error| {
+        eprintln!("error: this binary's skills are invalid: {error}");
+        ExitCode::from(exit::FAILURE)
+    })
+}
+
+fn unknown_skill(catalog: &Catalog, name: &str) -> String {
+    let known: Vec<&str> = catalog.names().collect();
+    if known.is_empty() {
+        format!("unknown skill `{name}`; this binary has no skills")
+    } else {
+        format!("unknown skill `{name}`; the skills are: {}", known.join(", "))
+    }
+}
+
+/// Writes `text` and a newline to stdout; a closed pipe (`| head`) is not an error.
+fn print_stdout(text: &str) -> ExitCode {
+    let mut stdout = io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::from(exit::SUCCESS),
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => ExitCode::from(exit::SUCCESS),
+        Err(error) => {
+            eprintln!("error: cannot write to stdout: {error}");
+            ExitCode::from(exit::FAILURE)
+        }
+    }
+}
+
+fn pretty(value: &Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+}
+
+/// One row per skill: name, parameters (`?` marks optional ones), timeout, the description's start.
+fn render_table(catalog: &Catalog) -> String {
+    let rows: Vec<[String; 4]> = catalog
+        .iter()
+        .map(|skill| {
+            let parameters = skill
+                .parameters()
+                .into_iter()
+                .map(|(name, required)| if required { name.to_owned() } else { format!("{name}?") })
+                .collect::<Vec<_>>()
+                .join(", ");
+            [
+                skill.name().to_owned(),
+                parameters,
+                format_duration(skill.timeout()),
+                shorten(skill.description(), TABLE_DESCRIPTION_CHARS),
+            ]
+        })
+        .collect();
+    let header = ["NAME", "PARAMETERS", "TIMEOUT", "DESCRIPTION"].map(str::to_owned);
+    let widths: Vec<usize> = (0..3)
+        .map(|column| {
+            rows.iter()
+                .chain([&header])
+                .map(|row| row[column].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    [&header]
+        .into_iter()
+        .chain(&rows)
+        .map(|row| {
+            format!(
+                "{:<w0$}  {:<w1$}  {:<w2$}  {}",
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                w0 = widths[0],
+                w1 = widths[1],
+                w2 = widths[2]
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn shorten(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_owned();
+    }
+    let cut: String = text.chars().take(max_chars - 1).collect();
+    format!("{}…", cut.trim_end())
+}
+
+fn render_skill(skill: &SkillInfo) -> String {
+    let output_schema = match skill.output_schema() {
+        Some(schema) => pretty(schema),
+        None => "(none: the skill answers text or content items)".to_owned(),
+    };
+    format!(
+        "name:        {}\ndescription: {}\ntimeout:     {}\ndefined in:  {}\n\ninput schema:\n{}\n\noutput schema:\n{}",
+        skill.name(),
+        skill.description(),
+        format_duration(skill.timeout()),
+        skill.location(),
+        pretty(skill.input_schema()),
+        output_schema,
+    )
+}
+
+/// Text items as they are; images as a short placeholder (use `--json` for the data).
+fn render_result(result: &ToolResult) -> String {
+    result
+        .content_items
+        .iter()
+        .map(|item| match item {
+            ContentItem::InputText { text } => text.clone(),
+            ContentItem::InputImage { image_url } => {
+                let kind = image_url
+                    .strip_prefix("data:")
+                    .and_then(|rest| rest.split([';', ',']).next())
+                    .unwrap_or("url");
+                format!("[image: {kind}, {} characters; --json prints it]", image_url.len())
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_descriptions_are_shortened_on_a_character_boundary() {
+        assert_eq!(shorten("short", 10), "short");
+        assert_eq!(shorten("ééééé ééééé", 7), "ééééé…");
+    }
+
+    #[test]
+    fn results_render_text_and_image_placeholders() {
+        let result = ToolResult {
+            content_items: vec![
+                ContentItem::text("chart:"),
+                ContentItem::image_url("data:image/png;base64,AAAA"),
+            ],
+            success: true,
+        };
+        assert_eq!(
+            render_result(&result),
+            "chart:\n[image: image/png, 26 characters; --json prints it]"
+        );
+    }
+}
