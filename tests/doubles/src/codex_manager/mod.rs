@@ -45,6 +45,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -197,6 +198,12 @@ impl CodexManagerDoubleBuilder {
             .merge(rest::router(Arc::clone(&state)))
             .with_state(Arc::clone(&state));
         let stop = shutdown.clone();
+        // Small frames go out at once instead of waiting on Nagle's algorithm and delayed ACKs.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::warn!(%err, "cannot set TCP_NODELAY");
+            }
+        });
         let task = tokio::spawn(async move {
             if let Err(err) = axum::serve(listener, app)
                 .with_graceful_shutdown(stop.cancelled_owned())
