@@ -46,7 +46,8 @@ impl<E: fmt::Display + Send + 'static> HandlerOutput for Result<(), E> {
 }
 
 /// Adapts a synchronous function into a handler. It runs inline on the dispatch task, so keep it short (see the
-/// module docs on slow handlers).
+/// module docs on slow handlers). Name the first parameter's type (`StreamEvent`, `AppServerSignal` or `Frame`):
+/// it cannot be inferred through the adapter. A plain closure returning `std::future::ready(..)` works as well.
 ///
 /// ```
 /// use skillbridge::stream::{Router, StreamEvent, sync_handler};
