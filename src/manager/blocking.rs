@@ -32,7 +32,7 @@ use tokio::sync::oneshot;
 
 use super::config::ManagerConfig;
 use super::error::ManagerError;
-use super::hooks::{AsyncMiddleware, CallResponse, Hook, HookOutcome, Middleware, RequestCall};
+use super::hooks::{AsyncMiddleware, BoxFuture, CallResponse, Hook, HookError, HookOutcome, Middleware, RequestCall};
 use super::types::{CreateSession, CreatedSession, MessageAccepted, PendingToolCall, RespondAck, SendMessage};
 use crate::skill::ToolResult;
 
@@ -102,6 +102,14 @@ impl CodexManager {
         self.add_hook(Hook::before(operation, hook))
     }
 
+    /// Registers an async `before` hook (it runs on the client's runtime thread).
+    pub fn before_async<F>(&mut self, operation: impl Into<String>, hook: F) -> &mut Self
+    where
+        F: for<'a> Fn(&'a mut RequestCall) -> BoxFuture<'a, Result<(), HookError>> + Send + Sync + 'static,
+    {
+        self.add_hook(Hook::before_async(operation, hook))
+    }
+
     /// Registers a sync `after` hook.
     pub fn after<F>(&mut self, operation: impl Into<String>, hook: F) -> &mut Self
     where
@@ -110,12 +118,28 @@ impl CodexManager {
         self.add_hook(Hook::after(operation, hook))
     }
 
+    /// Registers an async `after` hook.
+    pub fn after_async<F>(&mut self, operation: impl Into<String>, hook: F) -> &mut Self
+    where
+        F: for<'a> Fn(&'a RequestCall, &'a CallResponse) -> BoxFuture<'a, ()> + Send + Sync + 'static,
+    {
+        self.add_hook(Hook::after_async(operation, hook))
+    }
+
     /// Registers a sync `on_error` hook.
     pub fn on_error<F>(&mut self, operation: impl Into<String>, hook: F) -> &mut Self
     where
         F: Fn(&RequestCall, &ManagerError) + Send + Sync + 'static,
     {
         self.add_hook(Hook::on_error(operation, hook))
+    }
+
+    /// Registers an async `on_error` hook.
+    pub fn on_error_async<F>(&mut self, operation: impl Into<String>, hook: F) -> &mut Self
+    where
+        F: for<'a> Fn(&'a RequestCall, &'a ManagerError) -> BoxFuture<'a, ()> + Send + Sync + 'static,
+    {
+        self.add_hook(Hook::on_error_async(operation, hook))
     }
 
     /// Registers a sync middleware.

@@ -129,6 +129,25 @@ impl CodexManager {
     }
 
     /// Registers an async `before` hook: `|call| Box::pin(async move { ..; Ok(()) })`.
+    ///
+    /// ```
+    /// use skillbridge::manager::{CodexManager, HookError};
+    ///
+    /// let mut cm = CodexManager::builder().build()?;
+    /// cm.before_async("sessions.send_message", |call| {
+    ///     Box::pin(async move {
+    ///         let model = async { "gpt-5" }.await; // e.g. looked up elsewhere
+    ///         match call.json_body.as_mut().and_then(|body| body.as_object_mut()) {
+    ///             Some(body) => {
+    ///                 body.entry("model").or_insert_with(|| model.into());
+    ///                 Ok(())
+    ///             }
+    ///             None => Err(HookError::new("send_message without a body")),
+    ///         }
+    ///     })
+    /// });
+    /// # Ok::<(), skillbridge::manager::ManagerError>(())
+    /// ```
     pub fn before_async<F>(&mut self, operation: impl Into<String>, hook: F) -> &mut Self
     where
         F: for<'a> Fn(&'a mut RequestCall) -> BoxFuture<'a, Result<(), super::HookError>> + Send + Sync + 'static,
