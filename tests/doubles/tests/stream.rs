@@ -168,3 +168,38 @@ async fn the_upgrade_needs_the_bearer_when_configured() {
     let mut ws = Ws::try_connect(&double, None, Some("tok")).await.unwrap();
     assert_eq!(ws.next().await["type"], "ready");
 }
+
+#[tokio::test]
+async fn shutdown_closes_sockets_and_stops_listening() {
+    let double = CodexManagerDouble::start().await.unwrap();
+    let addr = double.addr();
+    let mut ws = Ws::connect(&double, None).await;
+    double.shutdown().await;
+    assert!(ws.end().await.is_some());
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "nothing listens after shutdown"
+    );
+}
+
+#[tokio::test]
+async fn dropping_the_last_handle_stops_the_server() {
+    let double = CodexManagerDouble::start().await.unwrap();
+    let addr = double.addr();
+    let clone = double.clone();
+    drop(double);
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_ok(),
+        "a clone keeps it running"
+    );
+    drop(clone);
+    let mut stopped = false;
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_err() {
+            stopped = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(stopped, "the listener closes once the last handle is gone");
+}
