@@ -47,7 +47,8 @@ Creates one session (or --sessions N) whose dynamic tools are this binary's skil
 pending-call listing (after every (re)connect and every --poll-interval); each runs once, at most --concurrency at a
 time, and is answered through codex-manager's REST API, with retries.
 
-Prints `session <id>` on stdout for each session served; logs go to stderr (RUST_LOG=debug for more).
+Prints `session <id>` on stdout for each session served, then `admin http://<addr>` when the admin endpoint is on;
+logs go to stderr (RUST_LOG=debug for more).
 On SIGINT/SIGTERM it stops taking calls, lets running ones finish for up to --grace, answers the rest with
 success:false, deletes the sessions it created if --delete-on-exit, and exits 0.
 
@@ -739,7 +740,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    print_sessions(serving.sessions());
+    print_started(&serving);
     let report = serving
         .run_until(async {
             let signal = signals.recv().await;
@@ -752,11 +753,16 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn print_sessions(sessions: &[ServedSession]) {
+/// `session <id>` per served session, then `admin http://<addr>` when the endpoint is on (its real port, useful
+/// with `--admin 127.0.0.1:0`).
+fn print_started(serving: &Serving) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    for session in sessions {
+    for session in serving.sessions() {
         let _ = writeln!(out, "session {}", session.id);
+    }
+    if let Some(addr) = serving.admin_addr() {
+        let _ = writeln!(out, "admin http://{addr}");
     }
     let _ = out.flush();
 }

@@ -15,7 +15,8 @@ use super::{ContentItem, ToolResult};
 ///
 /// Implemented for text (`String`, `&str`, `Cow<str>`), for the result types themselves ([`ToolResult`],
 /// [`Content`], [`ContentItem`], `Vec<ContentItem>`), for `()` (the text `ok`), and for
-/// `Result<T, E>` with `T: IntoToolResult, E: Display` (`Err` becomes `success: false` with the message).
+/// `Result<T, E>` with `T: IntoToolResult, E: Display` (`Err` becomes `success: false` with the message,
+/// written with `{:#}` so that `anyhow::Error` shows its causes).
 /// Any other `T: Serialize` return type is sent as JSON text without implementing this trait.
 ///
 /// Implement it for your own type to control exactly what the model sees:
@@ -97,9 +98,15 @@ impl<T: IntoToolResult, E: Display> IntoToolResult for Result<T, E> {
     fn into_tool_result(self) -> ToolResult {
         match self {
             Ok(value) => value.into_tool_result(),
-            Err(error) => ToolResult::failure(error.to_string()),
+            Err(error) => ToolResult::failure(error_message(&error)),
         }
     }
+}
+
+/// The message of a skill's error. The alternate form (`{:#}`) is used because error types that have a cause
+/// chain print it there (`anyhow::Error`: `context: cause`); for the others it is the plain message.
+pub(crate) fn error_message(error: &impl Display) -> String {
+    format!("{error:#}")
 }
 
 /// Several content items in one successful result: text and images, in order.

@@ -125,8 +125,15 @@ async fn run(catalog: &Catalog, name: &str, arguments: Value, ctx: SkillContext)
         SkillRun::Async(future) => tokio::spawn(future),
         SkillRun::Blocking(body) => tokio::task::spawn_blocking(body),
     };
+    // Biased: a fired call token wins over a result that arrives at the same time (the skill's answer to its
+    // own cancellation), and a result wins over the deadline (a skill that made it in time succeeded).
     tokio::select! {
         biased;
+        () = call_token.cancelled() => {
+            run_token.cancel();
+            reap(name, task);
+            cancelled(name)
+        }
         joined = &mut task => match joined {
             Ok(result) => {
                 let outcome = if result.success { Outcome::Success } else { Outcome::SkillError };
@@ -139,11 +146,6 @@ async fn run(catalog: &Catalog, name: &str, arguments: Value, ctx: SkillContext)
             // The runtime is shutting down and dropped the task.
             Err(_) => cancelled(name),
         },
-        () = call_token.cancelled() => {
-            run_token.cancel();
-            reap(name, task);
-            cancelled(name)
-        }
         () = tokio::time::sleep(skill.timeout()) => {
             run_token.cancel();
             reap(name, task);

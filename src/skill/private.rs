@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::content::error_message;
 use super::{IntoToolResult, SkillContext, ToolResult};
 
 /// One `#[skill]`, as registered with `inventory` by the generated code.
@@ -61,11 +62,23 @@ pub enum SkillRun {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArgumentsError(pub String);
 
-/// Deserializes a call's arguments; `null` counts as `{}` (models omit arguments of parameterless tools).
+/// Deserializes a call's arguments, which must be a JSON object (every input schema is one); `null` counts as
+/// `{}` (models omit the arguments of parameterless tools).
 pub fn deserialize_arguments<T: DeserializeOwned>(arguments: Value) -> Result<T, ArgumentsError> {
     let arguments = match arguments {
         Value::Null => Value::Object(Default::default()),
-        other => other,
+        object @ Value::Object(_) => object,
+        other => {
+            let kind = match other {
+                Value::Bool(_) => "a boolean",
+                Value::Number(_) => "a number",
+                Value::String(_) => "a string",
+                _ => "an array",
+            };
+            return Err(ArgumentsError(format!(
+                "the arguments must be a JSON object, not {kind}"
+            )));
+        }
     };
     serde_path_to_error::deserialize(arguments).map_err(|error| {
         let path = error.path().to_string();
@@ -160,7 +173,7 @@ pub mod returns {
         pub fn into_tool_result<T: Serialize, E: Display>(self, value: Result<T, E>, skill: &str) -> ToolResult {
             match value {
                 Ok(value) => Json.into_tool_result(value, skill),
-                Err(error) => ToolResult::failure(error.to_string()),
+                Err(error) => ToolResult::failure(error_message(&error)),
             }
         }
     }
@@ -348,5 +361,7 @@ mod tests {
         assert_eq!(error.0, "filter.limit: invalid value: integer `-1`, expected u32");
         let error = deserialize_arguments::<Args>(Value::Null).unwrap_err();
         assert_eq!(error.0, "missing field `ticket_id`");
+        let error = deserialize_arguments::<Args>(json!(["a", null])).unwrap_err();
+        assert_eq!(error.0, "the arguments must be a JSON object, not an array");
     }
 }
