@@ -90,6 +90,26 @@ impl CodexManager {
         &self.shared.config
     }
 
+    /// The websocket event stream of this codex-manager, with the same address and credentials.
+    ///
+    /// ```no_run
+    /// use skillbridge::manager::CodexManager;
+    /// use skillbridge::stream::{Router, StreamOptions};
+    ///
+    /// # async fn listen() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cm = CodexManager::from_profile("local")?;
+    /// let mut router = Router::new();
+    /// router.on_app_server_request("item.tool.call", |signal, _ctx| async move {
+    ///     println!("tool call request {:?}", signal.request_id);
+    /// });
+    /// cm.stream().run(router, StreamOptions::new().thread_id("<session-id>")).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn stream(&self) -> crate::stream::StreamClient {
+        crate::stream::StreamClient::new(self.shared.config.clone())
+    }
+
     /// A client with the same configuration and hooks but its own connection pool. The blocking
     /// facade uses this so that no connection is shared between two runtimes.
     pub(crate) fn with_fresh_pool(&self) -> Result<Self, ManagerError> {
