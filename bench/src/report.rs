@@ -1,0 +1,402 @@
+//! The figures of one run (serialized as the JSON report), the targets they are judged against, and the table
+//! printed on the terminal and written as Markdown.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::clients::Kind;
+use crate::double::{Burst, Latency};
+use crate::procfs::Machine;
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Seconds since the Unix epoch when the run finished.
+    pub finished_at_unix: u64,
+    /// Wall time of the whole run, in seconds (builds excluded).
+    pub duration_s: f64,
+    /// The machine.
+    pub machine: Machine,
+    /// 1/5/15-minute load averages before and after the run (other work on the machine skews the figures).
+    pub load_before: Option<[f64; 3]>,
+    /// See `load_before`.
+    pub load_after: Option<[f64; 3]>,
+    /// The sizes used.
+    pub plan: PlanSummary,
+    /// W1: the trivial skill, floor vs bridge (plus the async variant of the skill as a diagnostic).
+    pub w1: Vec<Series>,
+    /// W2: the 50 ms skill through the bridge.
+    pub w2: Series,
+    /// The W2 bound: outstanding calls / 50 ms.
+    pub w2_bound_calls_per_sec: f64,
+    /// W3: memory and start-up, per client.
+    pub w3: Vec<Footprint>,
+    /// W4: the blocking facade's handler path, when it differs from the bridge's.
+    pub w4: W4,
+    /// Every target, with the measured value.
+    pub targets: Vec<Target>,
+}
+
+/// The sizes of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanSummary {
+    /// Calls each client answers before measuring starts.
+    pub warmup_calls: usize,
+    /// Calls per W1 round.
+    pub w1_calls: usize,
+    /// W1 rounds per client (floor and bridge alternate); figures are medians over rounds.
+    pub w1_rounds: usize,
+    /// Calls per W2 round.
+    pub w2_calls: usize,
+    /// W2 rounds.
+    pub w2_rounds: usize,
+    /// Calls kept unanswered at most, every workload.
+    pub outstanding: usize,
+    /// Separate bridge starts measured for start-to-ready.
+    pub start_runs: usize,
+    /// Calls of the W4 round.
+    pub w4_calls: usize,
+}
+
+/// One client on one workload: every round as the double measured it, and the medians.
+#[derive(Debug, Clone, Serialize)]
+pub struct Series {
+    /// What ran, e.g. `W1`.
+    pub workload: String,
+    /// The client.
+    pub client: Kind,
+    /// The skill called.
+    pub skill: String,
+    /// Calls per round.
+    pub calls: usize,
+    /// Every round.
+    pub rounds: Vec<Burst>,
+    /// Median over rounds.
+    pub calls_per_sec: f64,
+    /// Median over rounds of each percentile.
+    pub latency_us: Latency,
+    /// Every call of every round was answered in time.
+    pub complete: bool,
+    /// CPU time per answered call over all rounds, in microseconds.
+    pub cpu_us_per_call: CpuPerCall,
+    /// For the bridge: its own count of executed calls by outcome over the rounds (from `/metrics`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub outcomes: BTreeMap<String, u64>,
+}
+
+/// CPU time spent per call.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct CpuPerCall {
+    /// By the client process.
+    pub client: f64,
+    /// By the double.
+    pub double: f64,
+}
+
+impl Series {
+    /// Builds the medians from the rounds.
+    pub fn new(
+        workload: &str,
+        client: Kind,
+        skill: &str,
+        calls: usize,
+        rounds: Vec<Burst>,
+        cpu_us_per_call: CpuPerCall,
+        outcomes: BTreeMap<String, u64>,
+    ) -> Series {
+        let median_u64 = |pick: fn(&Burst) -> u64| median(rounds.iter().map(|r| pick(r) as f64).collect()) as u64;
+        Series {
+            workload: workload.to_owned(),
+            client,
+            skill: skill.to_owned(),
+            calls,
+            calls_per_sec: median(rounds.iter().map(|r| r.calls_per_sec).collect()),
+            latency_us: Latency {
+                p50: median_u64(|r| r.latency_us.p50),
+                p99: median_u64(|r| r.latency_us.p99),
+                max: median_u64(|r| r.latency_us.max),
+            },
+            complete: rounds.iter().all(|r| r.answered == r.count && !r.timed_out),
+            rounds,
+            cpu_us_per_call,
+            outcomes,
+        }
+    }
+
+    /// Calls that the bridge reported with an outcome other than `success`.
+    pub fn failed_outcomes(&self) -> u64 {
+        self.outcomes
+            .iter()
+            .filter(|(outcome, _)| outcome.as_str() != "success")
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+/// W3 figures of one client.
+#[derive(Debug, Clone, Serialize)]
+pub struct Footprint {
+    /// The client.
+    pub client: Kind,
+    /// VmRSS shortly after it became ready, in KiB.
+    pub idle_rss_kib: u64,
+    /// VmHWM after W1, in KiB.
+    pub peak_rss_kib: u64,
+    /// Every measured start, process spawn to ready, in milliseconds.
+    pub start_to_ready_ms: Vec<f64>,
+    /// Their median.
+    pub start_to_ready_median_ms: f64,
+}
+
+/// W4: measured, or why not.
+#[derive(Debug, Clone, Serialize)]
+pub struct W4 {
+    /// What the path is and why it differs (or why it was not measured).
+    pub note: String,
+    /// The measurement.
+    pub series: Option<Series>,
+    /// Its calls/s as a fraction of the floor's W1 calls/s.
+    pub fraction_of_floor: Option<f64>,
+}
+
+/// A target and whether the run met it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    /// What is measured.
+    pub name: String,
+    /// The goal, as text.
+    pub goal: String,
+    /// The measured value, as text.
+    pub measured: String,
+    /// Whether the goal was met.
+    pub met: bool,
+}
+
+/// The median (mean of the middle two for an even count); 0 for no values.
+pub fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1}", kib as f64 / 1024.0)
+}
+
+fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value);
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 && c != '-' {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A table with a header row, rendered aligned for the terminal or as Markdown.
+struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn new(header: &[&str]) -> Table {
+        Table {
+            header: header.iter().map(|h| (*h).to_owned()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    fn text(&self) -> String {
+        let widths: Vec<usize> = (0..self.header.len())
+            .map(|i| {
+                std::iter::once(&self.header)
+                    .chain(&self.rows)
+                    .map(|row| row.get(i).map_or(0, |c| c.chars().count()))
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut out = String::new();
+        for row in std::iter::once(&self.header).chain(&self.rows) {
+            let line: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .enumerate()
+                .map(|(i, (cell, width))| {
+                    if i < 2 {
+                        format!("{cell:<width$}")
+                    } else {
+                        format!("{cell:>width$}")
+                    }
+                })
+                .collect();
+            let _ = writeln!(out, "{}", line.join("  ").trim_end());
+        }
+        out
+    }
+
+    fn markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "| {} |", self.header.join(" | "));
+        let rule: Vec<&str> = (0..self.header.len())
+            .map(|i| if i < 2 { "---" } else { "---:" })
+            .collect();
+        let _ = writeln!(out, "|{}|", rule.join("|"));
+        for row in &self.rows {
+            let _ = writeln!(out, "| {} |", row.join(" | "));
+        }
+        out
+    }
+}
+
+impl Report {
+    fn tables(&self) -> [Table; 3] {
+        let mut calls = Table::new(&[
+            "workload",
+            "client",
+            "calls/s",
+            "p50 µs",
+            "p99 µs",
+            "max µs",
+            "CPU µs/call client",
+            "CPU µs/call double",
+            "complete",
+        ]);
+        let w4 = self.w4.series.iter();
+        for series in self.w1.iter().chain(std::iter::once(&self.w2)).chain(w4) {
+            let label = format!(
+                "{} {} ×{} ({} rounds)",
+                series.workload,
+                series.skill,
+                thousands(series.calls as f64),
+                series.rounds.len()
+            );
+            let complete = if !series.complete {
+                "NO".to_owned()
+            } else if series.failed_outcomes() > 0 {
+                format!("{} failed", series.failed_outcomes())
+            } else {
+                "yes".to_owned()
+            };
+            calls.row(vec![
+                label,
+                series.client.name().to_owned(),
+                thousands(series.calls_per_sec),
+                thousands(series.latency_us.p50 as f64),
+                thousands(series.latency_us.p99 as f64),
+                thousands(series.latency_us.max as f64),
+                format!("{:.1}", series.cpu_us_per_call.client),
+                format!("{:.1}", series.cpu_us_per_call.double),
+                complete,
+            ]);
+        }
+        let mut footprint = Table::new(&[
+            "W3",
+            "client",
+            "idle RSS MiB",
+            "peak RSS MiB (W1)",
+            "start-to-ready ms (median)",
+            "runs",
+        ]);
+        for f in &self.w3 {
+            footprint.row(vec![
+                "memory, start".to_owned(),
+                f.client.name().to_owned(),
+                mib(f.idle_rss_kib),
+                mib(f.peak_rss_kib),
+                format!("{:.1}", f.start_to_ready_median_ms),
+                f.start_to_ready_ms.len().to_string(),
+            ]);
+        }
+        let mut targets = Table::new(&["target", "goal", "measured", "met"]);
+        for t in &self.targets {
+            targets.row(vec![
+                t.name.clone(),
+                t.goal.clone(),
+                t.measured.clone(),
+                if t.met { "yes" } else { "NO" }.to_owned(),
+            ]);
+        }
+        [calls, footprint, targets]
+    }
+
+    fn machine_line(&self) -> String {
+        let load =
+            |l: &Option<[f64; 3]>| l.map_or_else(|| "?".to_owned(), |l| format!("{:.2}/{:.2}/{:.2}", l[0], l[1], l[2]));
+        format!(
+            "{} CPUs ({}), {} MiB RAM, {}, Linux {}; load before {} after {}; run took {:.0} s",
+            self.machine.nproc,
+            self.machine.cpu_model,
+            thousands(self.machine.memory_mib as f64),
+            self.machine.rustc,
+            self.machine.kernel,
+            load(&self.load_before),
+            load(&self.load_after),
+            self.duration_s
+        )
+    }
+
+    /// The tables for the terminal.
+    pub fn text(&self) -> String {
+        let [calls, footprint, targets] = self.tables();
+        format!(
+            "{}\n\n{}\n{}\n{}\nW4: {}\n",
+            self.machine_line(),
+            calls.text(),
+            footprint.text(),
+            targets.text(),
+            self.w4.note
+        )
+    }
+
+    /// The tables as Markdown, for BENCHMARKS-style documents.
+    pub fn markdown(&self) -> String {
+        let [calls, footprint, targets] = self.tables();
+        format!(
+            "Machine: {}\n\nLatency is measured by the double, from emitting the tool-call event to accepting the \
+             answer. Figures are medians over rounds. Command: `cargo run --release -p skillbridge-bench`.\n\n{}\n{}\n\
+             {}\nW4: {}\n",
+            self.machine_line(),
+            calls.markdown(),
+            footprint.markdown(),
+            targets.markdown(),
+            self.w4.note
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(vec![]), 0.0);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(1280.0), "1,280");
+        assert_eq!(thousands(1234567.0), "1,234,567");
+    }
+}
