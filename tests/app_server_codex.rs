@@ -1,0 +1,499 @@
+//! The app-server upstream against the REAL `codex app-server` (0.169.0), offline: Codex talks to a scripted
+//! Responses-API model on loopback (`skillbridge_doubles::model`), and a test handler stands in for the
+//! dispatcher. Needs `scripts/install-codex.sh` (or `SKILLBRIDGE_CODEX_BIN`); `SKILLBRIDGE_SKIP_CODEX=1` skips.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use serde_json::{Value, json};
+use skillbridge::ToolResult;
+use skillbridge::upstream::app_server::{
+    AppServer, AppServerCommand, AppServerError, AppServerUpstream, ThreadOptions, ToolCallSink, TurnOutcome,
+    TurnStatus,
+};
+use skillbridge::upstream::{AnswerOutcome, ToolCall, Upstream};
+use skillbridge_doubles::model::{CodexHome, ModelScript, ScriptedModel, require_codex, tool_outputs};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Generous bounds for a loop that takes ~100 ms: they only matter when something is broken.
+const TURN_TIMEOUT: Duration = Duration::from_secs(30);
+const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
+
+type Skill = Arc<dyn Fn(ToolCall, CancellationToken) -> BoxFuture<'static, ToolResult> + Send + Sync>;
+
+/// Stands in for the dispatcher: runs `skill` for each call on its own task and answers through the upstream.
+struct TestHandler {
+    upstream: Arc<AppServerUpstream>,
+    skill: Skill,
+    calls: mpsc::UnboundedSender<ToolCall>,
+    answers: mpsc::UnboundedSender<AnswerOutcome>,
+    cancelled: mpsc::UnboundedSender<String>,
+    turn_tokens: Mutex<HashMap<String, CancellationToken>>,
+}
+
+struct HandlerEvents {
+    calls: mpsc::UnboundedReceiver<ToolCall>,
+    answers: mpsc::UnboundedReceiver<AnswerOutcome>,
+    cancelled: mpsc::UnboundedReceiver<String>,
+}
+
+impl ToolCallSink for TestHandler {
+    fn submit(&self, call: ToolCall) -> bool {
+        let token = self
+            .turn_tokens
+            .lock()
+            .unwrap()
+            .entry(call.turn_id.clone().unwrap_or_default())
+            .or_default()
+            .clone();
+        self.calls.send(call.clone()).unwrap();
+        let (upstream, skill, answers) = (self.upstream.clone(), self.skill.clone(), self.answers.clone());
+        tokio::spawn(async move {
+            let result = skill(call.clone(), token).await;
+            let _ = answers.send(upstream.answer(&call, &result).await);
+        });
+        true
+    }
+
+    fn cancel_turn(&self, turn_id: &str) {
+        if let Some(token) = self.turn_tokens.lock().unwrap().get(turn_id) {
+            token.cancel();
+        }
+        let _ = self.cancelled.send(turn_id.to_owned());
+    }
+}
+
+/// One real Codex wired to one scripted model, each with its own CODEX_HOME.
+struct Rig {
+    app: AppServer,
+    model: ScriptedModel,
+    events: HandlerEvents,
+    workdir: PathBuf,
+    _home: CodexHome,
+}
+
+impl Rig {
+    /// `None` when the real-Codex tests are skipped.
+    async fn start(test: &str, script: ModelScript, skill: Skill) -> Option<Self> {
+        let codex = require_codex(test)?;
+        let model = ScriptedModel::start(script).await;
+        let home = CodexHome::new(&model.base_url()).unwrap();
+        let app = AppServer::start(AppServerCommand::new(codex).codex_home(home.path()))
+            .await
+            .unwrap();
+        let (calls_tx, calls) = mpsc::unbounded_channel();
+        let (answers_tx, answers) = mpsc::unbounded_channel();
+        let (cancelled_tx, cancelled) = mpsc::unbounded_channel();
+        let handler = TestHandler {
+            upstream: app.upstream(),
+            skill,
+            calls: calls_tx,
+            answers: answers_tx,
+            cancelled: cancelled_tx,
+            turn_tokens: Mutex::new(HashMap::new()),
+        };
+        app.start_event_loop(Arc::new(handler)).unwrap();
+        let workdir = home.path().join("work");
+        std::fs::create_dir(&workdir).unwrap();
+        Some(Self {
+            app,
+            model,
+            events: HandlerEvents {
+                calls,
+                answers,
+                cancelled,
+            },
+            workdir,
+            _home: home,
+        })
+    }
+
+    async fn thread(&self, tools: Vec<Value>) -> String {
+        let options = ThreadOptions::new(&self.workdir).dynamic_tools(tools);
+        self.app.start_thread(&options).await.unwrap()
+    }
+
+    /// Starts a turn on a new thread with `tools` and waits for it to complete.
+    async fn run_turn(&self, tools: Vec<Value>, prompt: &str) -> TurnOutcome {
+        let thread = self.thread(tools).await;
+        let turn = self.app.start_turn(&thread, prompt).await.unwrap();
+        self.app.wait_turn(&turn, TURN_TIMEOUT).await.unwrap()
+    }
+}
+
+async fn next<T>(receiver: &mut mpsc::UnboundedReceiver<T>, what: &str) -> T {
+    tokio::time::timeout(EVENT_TIMEOUT, receiver.recv())
+        .await
+        .unwrap_or_else(|_| panic!("no {what} within {EVENT_TIMEOUT:?}"))
+        .unwrap_or_else(|| panic!("{what} channel closed"))
+}
+
+fn tool(name: &str, description: &str, schema: Value) -> Value {
+    json!({"type": "function", "name": name, "description": description, "inputSchema": schema})
+}
+
+fn uppercase_tool() -> Value {
+    tool(
+        "uppercase",
+        "Uppercase a text.",
+        json!({"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}),
+    )
+}
+
+fn skill(run: impl Fn(&ToolCall) -> ToolResult + Send + Sync + 'static) -> Skill {
+    let run = Arc::new(run);
+    Arc::new(move |call, _token| {
+        let result = run(&call);
+        Box::pin(async move { result })
+    })
+}
+
+fn uppercase_skill() -> Skill {
+    skill(|call| ToolResult::text(call.arguments["text"].as_str().unwrap_or_default().to_uppercase()))
+}
+
+/// The `function_call_output`s in the model request that carried them.
+fn outputs_seen_by_model(requests: &[Value]) -> Vec<(String, String)> {
+    requests
+        .iter()
+        .map(tool_outputs)
+        .find(|outputs| !outputs.is_empty())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_tool_call_reaches_the_handler_and_its_output_reaches_the_model() {
+    let script = ModelScript::new().call("uppercase", json!({"text": "hello bridge"}));
+    let Some(mut rig) = Rig::start("a_tool_call_reaches_the_handler", script, uppercase_skill()).await else {
+        return;
+    };
+
+    let outcome = rig.run_turn(vec![uppercase_tool()], "uppercase it").await;
+
+    let call = next(&mut rig.events.calls, "tool call").await;
+    assert_eq!(call.tool, "uppercase");
+    assert_eq!(call.call_id, "call_0");
+    assert_eq!(call.arguments, json!({"text": "hello bridge"}));
+    assert_eq!(call.request_id, "0", "Codex numbers its requests from 0");
+    assert_eq!(call.turn_id.as_deref(), Some(outcome.turn_id.as_str()));
+    assert_eq!(next(&mut rig.events.answers, "answer").await, AnswerOutcome::Delivered);
+
+    assert_eq!(outcome.status, TurnStatus::Completed);
+    assert_eq!(outcome.final_reply.as_deref(), Some("Tool said: HELLO BRIDGE"));
+    let requests = rig.model.requests();
+    assert_eq!(
+        outputs_seen_by_model(&requests),
+        vec![("call_0".to_owned(), "HELLO BRIDGE".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn a_failed_answer_reaches_the_model() {
+    let script = ModelScript::new().call("forecast", json!({"city": "Atlantis"}));
+    let failing =
+        skill(|call| ToolResult::failure(format!("no such city: {}", call.arguments["city"].as_str().unwrap())));
+    let Some(mut rig) = Rig::start("a_failed_answer_reaches_the_model", script, failing).await else {
+        return;
+    };
+    let forecast = tool(
+        "forecast",
+        "Weather forecast for a city.",
+        json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
+    );
+
+    let outcome = rig.run_turn(vec![forecast], "weather in Atlantis?").await;
+
+    assert_eq!(next(&mut rig.events.answers, "answer").await, AnswerOutcome::Delivered);
+    assert_eq!(
+        outcome.final_reply.as_deref(),
+        Some("Tool said: no such city: Atlantis")
+    );
+    // Codex forwards only the text: the failure must be explained in it.
+    assert_eq!(
+        outputs_seen_by_model(&rig.model.requests()),
+        vec![("call_0".to_owned(), "no such city: Atlantis".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn two_calls_in_one_response_are_both_answered() {
+    let script = ModelScript::new()
+        .call("uppercase", json!({"text": "first"}))
+        .call("count", json!({"text": "second"}));
+    let both = skill(|call| {
+        let text = call.arguments["text"].as_str().unwrap_or_default();
+        match call.tool.as_str() {
+            "uppercase" => ToolResult::text(text.to_uppercase()),
+            _ => ToolResult::text(text.chars().count().to_string()),
+        }
+    });
+    let Some(mut rig) = Rig::start("two_calls_in_one_response_are_both_answered", script, both).await else {
+        return;
+    };
+    let count = tool(
+        "count",
+        "Count the characters of a text.",
+        json!({"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}),
+    );
+
+    let outcome = rig.run_turn(vec![uppercase_tool(), count], "do both").await;
+
+    let mut calls = [
+        next(&mut rig.events.calls, "first call").await,
+        next(&mut rig.events.calls, "second call").await,
+    ];
+    calls.sort_by(|a, b| a.call_id.cmp(&b.call_id));
+    assert_eq!(
+        (calls[0].tool.as_str(), &calls[0].arguments),
+        ("uppercase", &json!({"text": "first"}))
+    );
+    assert_eq!(
+        (calls[1].tool.as_str(), &calls[1].arguments),
+        ("count", &json!({"text": "second"}))
+    );
+    assert_ne!(calls[0].request_id, calls[1].request_id);
+    for _ in 0..2 {
+        assert_eq!(next(&mut rig.events.answers, "answer").await, AnswerOutcome::Delivered);
+    }
+    assert_eq!(outcome.final_reply.as_deref(), Some("Tool said: FIRST | 6"));
+}
+
+/// What the model is shown for each tool: `(name, inputSchema we send, parameters the model sees)`, the
+/// latter per tests/fixtures/SCHEMA-FINDINGS.md (observed through codex-manager; checked here directly).
+fn schema_cases() -> Vec<(&'static str, Value, Value)> {
+    let plain = json!({"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]});
+    vec![
+        ("plain", plain.clone(), plain),
+        (
+            "annotated",
+            json!({
+                "$schema": "https://json-schema.org/draft/2020-12/schema", "title": "Args", "type": "object",
+                "properties": {"days": {"type": "integer", "format": "uint32", "minimum": 0},
+                               "when": {"type": "string", "format": "date-time"}},
+                "required": ["days"], "additionalProperties": false
+            }),
+            json!({
+                "type": "object",
+                "properties": {"days": {"type": "integer"}, "when": {"type": "string"}},
+                "required": ["days"], "additionalProperties": false
+            }),
+        ),
+        (
+            "choices",
+            json!({"type": "object", "properties": {
+                "unit": {"type": "string", "enum": ["c", "f"]},
+                "note": {"type": ["string", "null"]},
+                "target": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                "places": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}}
+            }}),
+            json!({"type": "object", "properties": {
+                "unit": {"type": "string", "enum": ["c", "f"]},
+                "note": {"type": ["string", "null"]},
+                "target": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                "places": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string"}}}}
+            }}),
+        ),
+        (
+            "referenced",
+            json!({"type": "object", "properties": {"place": {"$ref": "#/$defs/Place"}},
+                   "$defs": {"Place": {"type": "object", "properties": {"name": {"type": "string"}}}}}),
+            json!({"type": "object", "properties": {"place": {"$ref": "#/$defs/Place"}},
+                   "$defs": {"Place": {"type": "object", "properties": {"name": {"type": "string"}}}}}),
+        ),
+        (
+            "tagged",
+            json!({"type": "object", "properties": {"shape": {"oneOf": [
+                {"type": "object", "properties": {"kind": {"const": "circle"}, "r": {"type": "number"}}},
+                {"type": "object", "properties": {"kind": {"const": "square"}, "side": {"type": "number"}}}
+            ]}}}),
+            json!({"type": "object", "properties": {"shape": {"oneOf": [
+                {"type": "object", "properties": {"kind": {"type": "string", "enum": ["circle"]}, "r": {"type": "number"}}},
+                {"type": "object", "properties": {"kind": {"type": "string", "enum": ["square"]}, "side": {"type": "number"}}}
+            ]}}}),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn the_model_is_shown_every_declared_tool_with_our_schema_or_its_documented_rewrite() {
+    let Some(rig) = Rig::start(
+        "the_model_is_shown_every_declared_tool",
+        ModelScript::new(),
+        uppercase_skill(),
+    )
+    .await
+    else {
+        return;
+    };
+    let cases = schema_cases();
+    let tools = cases
+        .iter()
+        .map(|(name, schema, _)| tool(name, &format!("The {name} tool."), schema.clone()))
+        .collect();
+
+    let outcome = rig.run_turn(tools, "just answer").await;
+    assert_eq!(outcome.status, TurnStatus::Completed);
+
+    let requests = rig.model.requests();
+    let shown = requests[0]["tools"].as_array().expect("the model request lists tools");
+    for (name, _, expected) in &cases {
+        let tool = shown
+            .iter()
+            .find(|tool| tool["name"] == *name)
+            .unwrap_or_else(|| panic!("the model was not shown `{name}`"));
+        assert_eq!(tool["type"], "function", "{name}");
+        assert_eq!(tool["description"], format!("The {name} tool."), "{name}");
+        assert_eq!(tool["strict"], false, "{name}");
+        assert_eq!(&tool["parameters"], expected, "parameters of `{name}`");
+    }
+}
+
+#[tokio::test]
+async fn a_child_that_exits_at_startup_is_reported_with_its_reason() {
+    let Some(codex) = require_codex("a_child_that_exits_at_startup") else {
+        return;
+    };
+    let home = CodexHome::new("http://127.0.0.1:9/v1").unwrap();
+    let config = home.path().join("config.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.insert_str(0, "no_such_setting = 1\n");
+    std::fs::write(&config, text).unwrap();
+
+    let started = AppServer::start(
+        AppServerCommand::new(codex)
+            .codex_home(home.path())
+            .arg("--strict-config"),
+    )
+    .await;
+
+    let Err(AppServerError::Exited(report)) = started else {
+        panic!("expected the exit to be reported, got {started:?}");
+    };
+    assert!(!report.success() && !report.killed_by_us, "{report:?}");
+    assert!(report.reason().unwrap().contains("no_such_setting"), "{report:?}");
+    assert!(report.to_string().contains("no_such_setting"), "{report}");
+}
+
+#[tokio::test]
+async fn a_child_killed_while_serving_is_reported_and_ends_the_wait_for_a_turn() {
+    let script = ModelScript::new().call("uppercase", json!({"text": "never answered"}));
+    let stuck = Arc::new(
+        |_call: ToolCall, token: CancellationToken| -> BoxFuture<'static, ToolResult> {
+            Box::pin(async move {
+                token.cancelled().await;
+                ToolResult::failure("cancelled")
+            })
+        },
+    );
+    let Some(mut rig) = Rig::start("a_child_killed_while_serving", script, stuck).await else {
+        return;
+    };
+    let thread = rig.thread(vec![uppercase_tool()]).await;
+    let turn = rig.app.start_turn(&thread, "go").await.unwrap();
+    next(&mut rig.events.calls, "tool call").await;
+
+    let pid = rig.app.pid().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+
+    let waited = rig.app.wait_turn(&turn, TURN_TIMEOUT).await;
+    let Err(AppServerError::Exited(report)) = waited else {
+        panic!("expected the exit, got {waited:?}");
+    };
+    assert!(!report.success() && !report.killed_by_us, "{report:?}");
+    assert_eq!(rig.app.exited().await, report);
+    assert!(report.to_string().contains("exited"), "{report}");
+}
+
+fn process_exists(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[tokio::test]
+async fn shutdown_ends_the_child_gracefully() {
+    let Some(rig) = Rig::start(
+        "shutdown_ends_the_child_gracefully",
+        ModelScript::new(),
+        uppercase_skill(),
+    )
+    .await
+    else {
+        return;
+    };
+    let pid = rig.app.pid().unwrap();
+    assert!(process_exists(pid));
+
+    let started = Instant::now();
+    let report = rig.app.shutdown(Duration::from_secs(10)).await;
+
+    assert!(report.success(), "closing stdin should end codex cleanly: {report:?}");
+    assert!(!report.killed_by_us);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown should not need the kill"
+    );
+    assert!(!process_exists(pid), "codex app-server {pid} is still running");
+}
+
+#[tokio::test]
+async fn dropping_the_app_server_kills_the_child() {
+    let Some(rig) = Rig::start(
+        "dropping_the_app_server_kills_the_child",
+        ModelScript::new(),
+        uppercase_skill(),
+    )
+    .await
+    else {
+        return;
+    };
+    let pid = rig.app.pid().unwrap();
+    let exit = rig.app.exit_watch();
+
+    drop(rig);
+    let report = tokio::time::timeout(EVENT_TIMEOUT, exit.exited())
+        .await
+        .expect("the child outlived its handle");
+
+    assert!(report.killed_by_us, "{report:?}");
+    assert!(!process_exists(pid), "codex app-server {pid} is still running");
+}
+
+#[tokio::test]
+async fn interrupting_a_turn_cancels_its_running_call() {
+    let script = ModelScript::new().call("uppercase", json!({"text": "slow"}));
+    let waits_for_cancel = Arc::new(
+        |_call: ToolCall, token: CancellationToken| -> BoxFuture<'static, ToolResult> {
+            Box::pin(async move {
+                token.cancelled().await;
+                ToolResult::failure("cancelled: the turn was interrupted")
+            })
+        },
+    );
+    let Some(mut rig) = Rig::start("interrupting_a_turn_cancels_its_running_call", script, waits_for_cancel).await
+    else {
+        return;
+    };
+    let thread = rig.thread(vec![uppercase_tool()]).await;
+    let turn = rig.app.start_turn(&thread, "go").await.unwrap();
+    let call = next(&mut rig.events.calls, "tool call").await;
+
+    rig.app.interrupt_turn(&thread, &turn).await.unwrap();
+
+    let outcome = rig.app.wait_turn(&turn, TURN_TIMEOUT).await.unwrap();
+    assert_eq!(outcome.status, TurnStatus::Interrupted);
+    assert_eq!(next(&mut rig.events.cancelled, "turn cancellation").await, turn);
+    assert_eq!(call.turn_id.as_deref(), Some(turn.as_str()));
+    // The cancelled call still gets an answer attempt; Codex has usually resolved it by then.
+    let answer = next(&mut rig.events.answers, "answer of the cancelled call").await;
+    assert!(
+        matches!(answer, AnswerOutcome::Delivered | AnswerOutcome::Rejected { .. }),
+        "{answer:?}"
+    );
+}
