@@ -1,1 +1,264 @@
 //! The admin HTTP endpoint: skills, health, readiness, metrics, sessions and recent calls.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /healthz` | 200 while the process runs |
+//! | `GET /readyz` | 200 once the upstream is connected and a session is served, else 503 with the reasons |
+//! | `GET /skills`, `GET /skills/{name}` | the catalog with schemas and per-skill call counts |
+//! | `GET /metrics` | Prometheus text |
+//! | `GET /sessions` | the sessions served |
+//! | `GET /calls?limit=N` | recent calls, newest first (default 50, at most 1000) |
+//! | `POST /skills/{name}/invoke` | runs a skill with the JSON body as arguments; needs the admin token |
+//!
+//! With an admin token set, every route but `/healthz` and `/readyz` requires `Authorization: Bearer <token>`;
+//! without one, `invoke` is refused. Requests are traced, time out after 30 s, and bodies are limited to 1 MiB.
+
+mod auth;
+mod metrics;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use auth::AdminToken;
+pub use metrics::render as render_metrics;
+
+use crate::SkillContext;
+use crate::bridge::{BridgeHealth, BridgeStats, CallRecord, CallSource};
+use crate::skill::{Catalog, SkillInfo};
+
+/// The default admin address.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:7878";
+const DEFAULT_CALLS_LIMIT: usize = 50;
+const MAX_CALLS_LIMIT: usize = 1000;
+const BODY_LIMIT: usize = 1024 * 1024;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why the admin endpoint would not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// A non-loopback address without a token.
+    #[error("refusing to serve the admin endpoint on non-loopback address {0} without an admin token (--admin-token)")]
+    PublicWithoutToken(SocketAddr),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// What the admin routes read.
+#[derive(Clone)]
+pub struct AdminState {
+    catalog: Catalog,
+    stats: Arc<BridgeStats>,
+    health: Arc<BridgeHealth>,
+    token: Option<AdminToken>,
+}
+
+impl AdminState {
+    /// State over a bridge's catalog, statistics and health; `token` guards the routes (see module docs).
+    pub fn new(
+        catalog: Catalog,
+        stats: Arc<BridgeStats>,
+        health: Arc<BridgeHealth>,
+        token: Option<AdminToken>,
+    ) -> Self {
+        Self {
+            catalog,
+            stats,
+            health,
+            token,
+        }
+    }
+}
+
+/// The admin router, ready for `axum::serve` or `Router::oneshot` in tests.
+pub fn router(state: AdminState) -> Router {
+    let guarded = Router::new()
+        .route("/skills", get(list_skills))
+        .route("/skills/{name}", get(show_skill))
+        .route("/skills/{name}/invoke", post(invoke_skill))
+        .route("/metrics", get(metrics))
+        .route("/sessions", get(sessions))
+        .route("/calls", get(calls));
+    let guarded = match state.token.clone() {
+        Some(token) => guarded.layer(axum::middleware::from_fn_with_state(token, auth::require_token)),
+        None => guarded,
+    };
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(guarded)
+        .fallback(not_found)
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Binds `addr` (refusing a non-loopback address without a token) and serves until `shutdown` completes.
+/// Returns the bound address (useful with port 0) and the server future.
+pub async fn bind(
+    addr: SocketAddr,
+    state: AdminState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(SocketAddr, impl std::future::Future<Output = std::io::Result<()>>), AdminError> {
+    if !addr.ip().is_loopback() && state.token.is_none() {
+        return Err(AdminError::PublicWithoutToken(addr));
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| AdminError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| AdminError::Bind { addr, source })?;
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown);
+    Ok((local, async move { server.await }))
+}
+
+fn error_body(message: impl Into<String>) -> Json<Value> {
+    Json(json!({ "error": message.into() }))
+}
+
+fn skill_json(skill: &SkillInfo, stats: &BridgeStats) -> Value {
+    json!({
+        "name": skill.name(),
+        "description": skill.description(),
+        "inputSchema": skill.input_schema(),
+        "outputSchema": skill.output_schema(),
+        "timeoutMs": skill.timeout().as_millis() as u64,
+        "calls": stats.skill_counts(skill.name()),
+    })
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<AdminState>) -> Response {
+    match state.health.readiness() {
+        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
+        Err(reasons) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not_ready", "reasons": reasons })),
+        )
+            .into_response(),
+    }
+}
+
+async fn list_skills(State(state): State<AdminState>) -> Json<Value> {
+    let skills: Vec<Value> = state.catalog.iter().map(|s| skill_json(s, &state.stats)).collect();
+    Json(Value::Array(skills))
+}
+
+async fn show_skill(State(state): State<AdminState>, Path(name): Path<String>) -> Response {
+    match state.catalog.get(&name) {
+        Some(skill) => Json(skill_json(skill, &state.stats)).into_response(),
+        None => unknown_skill(&state.catalog, &name),
+    }
+}
+
+async fn invoke_skill(State(state): State<AdminState>, Path(name): Path<String>, body: String) -> Response {
+    if state.token.is_none() {
+        return (
+            StatusCode::FORBIDDEN,
+            error_body("invoke is disabled: start the bridge with --admin-token to enable it"),
+        )
+            .into_response();
+    }
+    if state.catalog.get(&name).is_none() {
+        return unknown_skill(&state.catalog, &name);
+    }
+    let arguments: Value = if body.trim().is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_str(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    error_body(format!("body is not JSON arguments: {e}")),
+                )
+                    .into_response();
+            }
+        }
+    };
+    let started_at = SystemTime::now();
+    let started = Instant::now();
+    let invocation = state
+        .catalog
+        .invoke_detailed(&name, arguments, SkillContext::detached(name.clone()))
+        .await;
+    let duration = started.elapsed();
+    let outcome = invocation.outcome.as_str();
+    state.stats.skill_ran(&name, outcome, duration);
+    state.stats.record(CallRecord {
+        request_id: String::new(),
+        tool: name,
+        session: String::new(),
+        source: CallSource::Admin,
+        started_at_ms: crate::bridge::unix_ms(started_at),
+        duration_ms: duration.as_secs_f64() * 1000.0,
+        outcome,
+        submit_status: "none",
+        attempts: 0,
+    });
+    Json(json!({ "outcome": outcome, "result": invocation.result })).into_response()
+}
+
+fn unknown_skill(catalog: &Catalog, name: &str) -> Response {
+    let known: Vec<&str> = catalog.iter().map(|s| s.name()).collect();
+    (
+        StatusCode::NOT_FOUND,
+        error_body(format!("no skill named {name:?}; known skills: {}", known.join(", "))),
+    )
+        .into_response()
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        metrics::render(&state.stats, &state.health),
+    )
+        .into_response()
+}
+
+async fn sessions(State(state): State<AdminState>) -> Json<Value> {
+    Json(json!(state.health.sessions()))
+}
+
+#[derive(Deserialize)]
+struct CallsQuery {
+    limit: Option<usize>,
+}
+
+async fn calls(State(state): State<AdminState>, Query(query): Query<CallsQuery>) -> Json<Value> {
+    let limit = query.limit.unwrap_or(DEFAULT_CALLS_LIMIT).min(MAX_CALLS_LIMIT);
+    Json(json!(state.stats.recent(limit)))
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        error_body("no such route; try /skills, /healthz, /readyz, /metrics, /sessions or /calls"),
+    )
+        .into_response()
+}

@@ -1,0 +1,150 @@
+//! The admin endpoint of a running bridge, over HTTP on 127.0.0.1: readiness follows the stream, and metrics,
+//! sessions and recent calls move with real tool calls.
+
+mod bridge_support;
+
+use bridge_support::{WAIT, args, eventually_async, only_thread, start};
+use serde_json::{Value, json};
+use skillbridge::skill;
+use skillbridge_doubles::CodexManagerDouble;
+
+/// Greets someone.
+#[skill]
+fn greet(
+    /// Who to greet.
+    name: String,
+) -> Result<String, String> {
+    if name.is_empty() {
+        Err("a name is needed".into())
+    } else {
+        Ok(format!("hello {name}"))
+    }
+}
+
+struct Http {
+    base: String,
+    client: reqwest::Client,
+    token: Option<String>,
+}
+
+impl Http {
+    async fn get(&self, path: &str) -> (u16, String) {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    async fn json(&self, path: &str) -> Value {
+        let (status, text) = self.get(path).await;
+        assert_eq!(status, 200, "{path}: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+/// The value of one sample line of the Prometheus text, 0 when absent.
+fn sample(metrics: &str, name_and_labels: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name_and_labels)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_sessions_and_calls_follow_real_calls() {
+    let double = CodexManagerDouble::start().await.unwrap();
+    let mut args = args(&double);
+    args.no_admin = false;
+    args.admin = Some("127.0.0.1:0".parse().unwrap());
+    args.admin_token = Some("live-token".parse().unwrap());
+    let serving = start(&args).await;
+    let thread = only_thread(&serving);
+    let http = Http {
+        base: format!("http://{}", serving.admin_addr().expect("admin endpoint")),
+        client: reqwest::Client::new(),
+        token: Some("live-token".into()),
+    };
+
+    assert_eq!(http.get("/readyz").await.0, 200, "connected with a session");
+    assert_eq!(
+        http.json("/sessions").await,
+        json!([{"id": thread, "upstream": "codex-manager", "created": true}])
+    );
+    let before = http.get("/metrics").await.1;
+    assert_eq!(
+        sample(&before, r#"skillbridge_calls_total{skill="greet",outcome="success"}"#),
+        0.0
+    );
+    assert_eq!(sample(&before, "skillbridge_upstream_connected"), 1.0);
+
+    let ok: Vec<String> = ["ada", "bob"]
+        .iter()
+        .map(|name| double.inject_tool_call(&thread, "greet", json!({"name": name})))
+        .collect();
+    let failed = double.inject_tool_call(&thread, "greet", json!({"name": ""}));
+    assert!(double.wait_all_answered(WAIT).await);
+
+    let metrics_after = || async { http.get("/metrics").await.1 };
+    eventually_async("the calls to show in /metrics", || async {
+        let metrics = metrics_after().await;
+        sample(&metrics, r#"skillbridge_calls_total{skill="greet",outcome="success"}"#) == 2.0
+            && sample(
+                &metrics,
+                r#"skillbridge_calls_total{skill="greet",outcome="skill_error"}"#,
+            ) == 1.0
+            && sample(&metrics, r#"skillbridge_answer_attempts_total{result="delivered"}"#) == 3.0
+            && sample(&metrics, "skillbridge_calls_in_flight") == 0.0
+    })
+    .await;
+    let metrics = metrics_after().await;
+    assert_eq!(
+        sample(&metrics, r#"skillbridge_call_duration_seconds_count{skill="greet"}"#),
+        3.0
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"skillbridge_call_duration_seconds_bucket{skill="greet",le="+Inf"}"#
+        ),
+        3.0
+    );
+
+    let calls = http.json("/calls?limit=2").await;
+    assert_eq!(calls.as_array().unwrap().len(), 2, "limit is applied");
+    let calls = http.json("/calls").await;
+    let calls = calls.as_array().unwrap();
+    assert_eq!(calls.len(), 3);
+    let failed_call = calls
+        .iter()
+        .find(|c| c["request_id"] == failed.as_str())
+        .expect("the failed call");
+    assert_eq!(failed_call["outcome"], "skill_error");
+    assert_eq!(failed_call["submit_status"], "delivered");
+    assert_eq!(failed_call["attempts"], 1);
+    assert_eq!(failed_call["session"], thread.as_str());
+    assert_eq!(failed_call["tool"], "greet");
+    for id in &ok {
+        assert!(
+            calls
+                .iter()
+                .any(|c| c["request_id"] == id.as_str() && c["outcome"] == "success")
+        );
+    }
+    let skill = http.json("/skills/greet").await;
+    assert_eq!(skill["calls"]["total"], 3);
+
+    // Reconnects show up.
+    double.drop_sockets();
+    assert!(double.wait_for_sockets(1, WAIT).await);
+    eventually_async("a reconnect in /metrics", || async {
+        sample(&metrics_after().await, "skillbridge_reconnects_total") >= 1.0
+    })
+    .await;
+
+    let unauthenticated = Http { token: None, ..http };
+    assert_eq!(unauthenticated.get("/metrics").await.0, 401);
+    assert_eq!(unauthenticated.get("/healthz").await.0, 200);
+    serving.shutdown().await;
+}
