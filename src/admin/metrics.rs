@@ -1,0 +1,119 @@
+//! Prometheus text exposition of the bridge's statistics.
+
+use std::fmt::Write;
+
+use crate::bridge::{BridgeHealth, BridgeStats, DURATION_BUCKETS};
+
+/// Renders every metric in Prometheus text format (version 0.0.4).
+pub fn render(stats: &BridgeStats, health: &BridgeHealth) -> String {
+    let mut out = String::with_capacity(4096);
+    family(
+        &mut out,
+        "skillbridge_calls_total",
+        "counter",
+        "Tool calls executed, by skill and outcome.",
+    );
+    for (tool, outcome, n) in stats.call_counts() {
+        let _ = writeln!(
+            out,
+            "skillbridge_calls_total{{skill=\"{}\",outcome=\"{outcome}\"}} {n}",
+            escape(&tool)
+        );
+    }
+    family(
+        &mut out,
+        "skillbridge_call_duration_seconds",
+        "histogram",
+        "How long skills ran, by skill.",
+    );
+    for (tool, h) in stats.durations() {
+        let tool = escape(&tool);
+        for (bound, count) in DURATION_BUCKETS.iter().zip(&h.buckets) {
+            let _ = writeln!(
+                out,
+                "skillbridge_call_duration_seconds_bucket{{skill=\"{tool}\",le=\"{bound}\"}} {count}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "skillbridge_call_duration_seconds_bucket{{skill=\"{tool}\",le=\"+Inf\"}} {}",
+            h.count
+        );
+        let _ = writeln!(
+            out,
+            "skillbridge_call_duration_seconds_sum{{skill=\"{tool}\"}} {}",
+            h.sum
+        );
+        let _ = writeln!(
+            out,
+            "skillbridge_call_duration_seconds_count{{skill=\"{tool}\"}} {}",
+            h.count
+        );
+    }
+    family(
+        &mut out,
+        "skillbridge_answer_attempts_total",
+        "counter",
+        "Attempts at delivering answers upstream, by result.",
+    );
+    for (label, n) in stats.answer_attempts() {
+        let _ = writeln!(out, "skillbridge_answer_attempts_total{{result=\"{label}\"}} {n}");
+    }
+    gauge(
+        &mut out,
+        "skillbridge_calls_in_flight",
+        "Calls running or being answered.",
+        stats.in_flight(),
+    );
+    counter(
+        &mut out,
+        "skillbridge_duplicate_calls_total",
+        "Calls ignored because they were already taken.",
+        stats.duplicates(),
+    );
+    counter(
+        &mut out,
+        "skillbridge_reconnects_total",
+        "Upstream reconnects since start.",
+        health.reconnects(),
+    );
+    counter(
+        &mut out,
+        "skillbridge_malformed_frames_total",
+        "Malformed upstream frames skipped.",
+        health.malformed_frames(),
+    );
+    gauge(
+        &mut out,
+        "skillbridge_upstream_connected",
+        "1 while the upstream connection is up.",
+        i64::from(health.connected()),
+    );
+    gauge(
+        &mut out,
+        "skillbridge_sessions",
+        "Sessions served.",
+        health.sessions().len() as i64,
+    );
+    out
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    family(out, name, "counter", help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: i64) {
+    family(out, name, "gauge", help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// Escapes a label value (backslash, quote, newline).
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
