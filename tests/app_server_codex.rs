@@ -263,7 +263,9 @@ async fn two_calls_in_one_response_are_both_answered() {
 }
 
 /// What the model is shown for each tool: `(name, inputSchema we send, parameters the model sees)`, the
-/// latter per tests/fixtures/SCHEMA-FINDINGS.md (observed through codex-manager; checked here directly).
+/// latter per tests/fixtures/SCHEMA-FINDINGS.md (observed through codex-manager; checked here directly), plus
+/// the `bounds` case: Codex keeps only the keywords it knows, so every bound but `minItems` is dropped, a
+/// `const` of any type becomes a string-typed `enum`, and an object without `properties` gets empty ones.
 fn schema_cases() -> Vec<(&'static str, Value, Value)> {
     let plain = json!({"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]});
     vec![
@@ -303,6 +305,23 @@ fn schema_cases() -> Vec<(&'static str, Value, Value)> {
                    "$defs": {"Place": {"type": "object", "properties": {"name": {"type": "string"}}}}}),
             json!({"type": "object", "properties": {"place": {"$ref": "#/$defs/Place"}},
                    "$defs": {"Place": {"type": "object", "properties": {"name": {"type": "string"}}}}}),
+        ),
+        (
+            "bounds",
+            json!({"type": "object", "required": ["a"], "description": "Root.", "properties": {
+                "a": {"type": "integer", "minimum": 1, "maximum": 9, "exclusiveMaximum": 10, "multipleOf": 2, "default": 4},
+                "s": {"type": "string", "minLength": 1, "maxLength": 5, "pattern": "^x", "title": "S", "examples": ["x"]},
+                "v": {"type": "array", "items": {"type": "number"}, "minItems": 1, "maxItems": 3, "uniqueItems": true},
+                "o": {"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 2},
+                "n": {"const": 3}
+            }}),
+            json!({"type": "object", "required": ["a"], "description": "Root.", "properties": {
+                "a": {"type": "integer"},
+                "s": {"type": "string"},
+                "v": {"type": "array", "items": {"type": "number"}, "minItems": 1},
+                "o": {"type": "object", "properties": {}, "additionalProperties": {"type": "string"}},
+                "n": {"type": "string", "enum": [3]}
+            }}),
         ),
         (
             "tagged",

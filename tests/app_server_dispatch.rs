@@ -1,0 +1,274 @@
+//! The whole app-server path with the REAL `codex app-server` (0.169.0) offline: `#[skill]` functions in a
+//! [`Catalog`], announced as `dynamicTools`, called by the scripted model, run by the [`Dispatcher`] and
+//! answered back. Needs `scripts/install-codex.sh` (or `SKILLBRIDGE_CODEX_BIN`); `SKILLBRIDGE_SKIP_CODEX=1` skips.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use skillbridge::bridge::{DispatchConfig, Dispatcher};
+use skillbridge::skill::{Catalog, SkillError, ToolFlavor};
+use skillbridge::upstream::app_server::{AppServer, AppServerCommand, ThreadOptions, TurnOutcome, TurnStatus};
+use skillbridge::{SkillContext, skill};
+use skillbridge_doubles::model::{CodexHome, ModelScript, ScriptedModel, require_codex, tool_outputs};
+use tokio::sync::Notify;
+
+const TURN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Uppercases a text.
+#[skill]
+fn shout(
+    /// The text.
+    text: String,
+) -> String {
+    text.to_uppercase()
+}
+
+/// The weather forecast for a city.
+#[skill]
+fn forecast(city: String, days: Option<u32>) -> Result<String, SkillError> {
+    Err(format!("no forecast for {city} ({} days): unknown city", days.unwrap_or(1)).into())
+}
+
+/// A temperature scale.
+#[derive(Deserialize, JsonSchema)]
+enum Scale {
+    Celsius,
+    Fahrenheit,
+}
+
+/// Where the readings were taken.
+#[derive(Deserialize, JsonSchema)]
+struct Station {
+    /// The station name.
+    name: String,
+    /// The height above sea level, in metres.
+    altitude: Option<u16>,
+}
+
+/// Averages temperature readings.
+#[skill]
+fn average(station: Station, scale: Scale, readings: Vec<f64>) -> String {
+    let unit = match scale {
+        Scale::Celsius => "C",
+        Scale::Fahrenheit => "F",
+    };
+    let mean = readings.iter().sum::<f64>() / readings.len().max(1) as f64;
+    match station.altitude {
+        Some(altitude) => format!("{} ({altitude} m): {mean:.1} {unit}", station.name),
+        None => format!("{}: {mean:.1} {unit}", station.name),
+    }
+}
+
+static WAITER_STARTED: Notify = Notify::const_new();
+static WAITER_CANCELLED: Notify = Notify::const_new();
+
+/// Waits until its turn is interrupted.
+#[skill]
+async fn wait_for_interrupt(ctx: SkillContext) -> Result<String, SkillError> {
+    WAITER_STARTED.notify_one();
+    ctx.cancelled().await;
+    WAITER_CANCELLED.notify_one();
+    Err("stopped: the turn was interrupted".into())
+}
+
+struct Rig {
+    app: AppServer,
+    model: ScriptedModel,
+    catalog: Catalog,
+    workdir: std::path::PathBuf,
+    _home: CodexHome,
+}
+
+impl Rig {
+    async fn start(test: &str, script: ModelScript) -> Option<Self> {
+        let codex = require_codex(test)?;
+        let model = ScriptedModel::start(script).await;
+        let home = CodexHome::new(&model.base_url()).unwrap();
+        let app = AppServer::start(AppServerCommand::new(codex).codex_home(home.path()))
+            .await
+            .unwrap();
+        let catalog = Catalog::from_registry().unwrap();
+        let dispatcher = Dispatcher::new(catalog.clone(), app.upstream(), DispatchConfig::default());
+        app.start_event_loop(Arc::new(dispatcher)).unwrap();
+        let workdir = home.path().join("work");
+        std::fs::create_dir(&workdir).unwrap();
+        Some(Self {
+            app,
+            model,
+            catalog,
+            workdir,
+            _home: home,
+        })
+    }
+
+    async fn start_turn(&self, prompt: &str) -> (String, String) {
+        let options =
+            ThreadOptions::new(&self.workdir).dynamic_tools(self.catalog.dynamic_tools(ToolFlavor::AppServer));
+        let thread = self.app.start_thread(&options).await.unwrap();
+        let turn = self.app.start_turn(&thread, prompt).await.unwrap();
+        (thread, turn)
+    }
+
+    async fn run_turn(&self, prompt: &str) -> TurnOutcome {
+        let (_, turn) = self.start_turn(prompt).await;
+        self.app.wait_turn(&turn, TURN_TIMEOUT).await.unwrap()
+    }
+
+    fn outputs_seen_by_model(&self) -> Vec<(String, String)> {
+        self.model
+            .requests()
+            .iter()
+            .map(tool_outputs)
+            .find(|outputs| !outputs.is_empty())
+            .unwrap_or_default()
+    }
+}
+
+/// What Codex 0.169 does to an `inputSchema` before the model sees it, as observed (see app_server_codex.rs
+/// `schema_cases` and tests/fixtures/SCHEMA-FINDINGS.md): only the keywords below survive, a `const` becomes a
+/// string-typed one-value `enum`, and an object without `properties` gets empty ones.
+fn codex_rewrite(node: &Value) -> Value {
+    const KEPT: [&str; 8] = [
+        "type",
+        "description",
+        "required",
+        "enum",
+        "$ref",
+        "minItems",
+        "properties",
+        "$defs",
+    ];
+    let Some(object) = node.as_object() else {
+        return node.clone();
+    };
+    let mut out = Map::new();
+    for (key, value) in object {
+        match key.as_str() {
+            "const" => {
+                out.insert("type".into(), json!("string"));
+                out.insert("enum".into(), json!([value]));
+            }
+            "properties" | "$defs" => {
+                let children = value.as_object().into_iter().flatten();
+                let rewritten = children
+                    .map(|(name, child)| (name.clone(), codex_rewrite(child)))
+                    .collect();
+                out.insert(key.clone(), Value::Object(rewritten));
+            }
+            "items" | "additionalProperties" => {
+                out.insert(key.clone(), codex_rewrite(value));
+            }
+            "anyOf" | "oneOf" | "allOf" => {
+                let branches = value.as_array().into_iter().flatten().map(codex_rewrite).collect();
+                out.insert(key.clone(), Value::Array(branches));
+            }
+            keyword if KEPT.contains(&keyword) => {
+                out.insert(key.clone(), value.clone());
+            }
+            _ => {}
+        }
+    }
+    if out.get("type") == Some(&json!("object")) && !out.contains_key("properties") {
+        out.insert("properties".into(), json!({}));
+    }
+    Value::Object(out)
+}
+
+#[tokio::test]
+async fn the_model_is_shown_every_skill_of_the_catalog_with_its_schema() {
+    let Some(rig) = Rig::start("the_model_is_shown_every_skill", ModelScript::new()).await else {
+        return;
+    };
+
+    let outcome = rig.run_turn("just answer").await;
+    assert_eq!(outcome.status, TurnStatus::Completed);
+
+    let requests = rig.model.requests();
+    let shown = requests[0]["tools"].as_array().expect("the model request lists tools");
+    assert_eq!(rig.catalog.len(), 4);
+    for skill in rig.catalog.iter() {
+        let tool = shown
+            .iter()
+            .find(|tool| tool["name"] == skill.name())
+            .unwrap_or_else(|| panic!("the model was not shown the skill `{}`", skill.name()));
+        assert_eq!(tool["type"], "function");
+        assert_eq!(tool["description"], skill.description());
+        assert_eq!(
+            tool["parameters"],
+            codex_rewrite(skill.input_schema()),
+            "the schema of `{}` (we sent {})",
+            skill.name(),
+            skill.input_schema()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_skill_called_by_the_model_gets_its_arguments_and_its_output_reaches_the_model() {
+    let script = ModelScript::new().call(
+        "average",
+        json!({"station": {"name": "Zugspitze", "altitude": 2962}, "scale": "Celsius", "readings": [-3.0, -5.0, -4.0]}),
+    );
+    let Some(rig) = Rig::start("a_skill_called_by_the_model", script).await else {
+        return;
+    };
+
+    let outcome = rig.run_turn("average these").await;
+
+    assert_eq!(
+        outcome.final_reply.as_deref(),
+        Some("Tool said: Zugspitze (2962 m): -4.0 C")
+    );
+    assert_eq!(
+        rig.outputs_seen_by_model(),
+        vec![("call_0".to_owned(), "Zugspitze (2962 m): -4.0 C".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn a_failing_skill_and_bad_arguments_both_reach_the_model_as_explanations() {
+    let script = ModelScript::new()
+        .call("forecast", json!({"city": "Atlantis", "days": 3}))
+        .call("shout", json!({"text": 42}));
+    let Some(rig) = Rig::start("a_failing_skill_and_bad_arguments", script).await else {
+        return;
+    };
+
+    let outcome = rig.run_turn("try both").await;
+
+    let outputs = rig.outputs_seen_by_model();
+    assert_eq!(outputs.len(), 2, "{outputs:?}");
+    assert_eq!(outputs[0].1, "no forecast for Atlantis (3 days): unknown city");
+    assert!(
+        outputs[1].1.contains("text"),
+        "the model should learn which argument was wrong: {outputs:?}"
+    );
+    let reply = outcome.final_reply.unwrap();
+    assert!(
+        reply.starts_with("Tool said: no forecast for Atlantis") && reply.contains(&outputs[1].1),
+        "{reply}"
+    );
+}
+
+#[tokio::test]
+async fn interrupting_a_turn_cancels_the_running_skill() {
+    let script = ModelScript::new().call("wait_for_interrupt", json!({}));
+    let Some(rig) = Rig::start("interrupting_a_turn_cancels_the_running_skill", script).await else {
+        return;
+    };
+    let (thread, turn) = rig.start_turn("wait").await;
+    tokio::time::timeout(TURN_TIMEOUT, WAITER_STARTED.notified())
+        .await
+        .expect("the skill never started");
+
+    rig.app.interrupt_turn(&thread, &turn).await.unwrap();
+
+    let outcome = rig.app.wait_turn(&turn, TURN_TIMEOUT).await.unwrap();
+    assert_eq!(outcome.status, TurnStatus::Interrupted);
+    tokio::time::timeout(TURN_TIMEOUT, WAITER_CANCELLED.notified())
+        .await
+        .expect("the skill's cancellation token never fired");
+}
