@@ -242,9 +242,10 @@ async fn a_failing_skill_and_bad_arguments_both_reach_the_model_as_explanations(
     let outputs = rig.outputs_seen_by_model();
     assert_eq!(outputs.len(), 2, "{outputs:?}");
     assert_eq!(outputs[0].1, "no forecast for Atlantis (3 days): unknown city");
+    let bad_arguments = &outputs[1].1;
     assert!(
-        outputs[1].1.contains("text"),
-        "the model should learn which argument was wrong: {outputs:?}"
+        bad_arguments.contains("shout") && bad_arguments.contains("text") && bad_arguments.contains("42"),
+        "the model should learn which argument was wrong and why: {bad_arguments}"
     );
     let reply = outcome.final_reply.unwrap();
     assert!(
