@@ -32,7 +32,9 @@ pub fn cached_codex_path() -> PathBuf {
 /// When the binary is missing, with a message saying to run `scripts/install-codex.sh`.
 pub fn require_codex(test: &str) -> Option<PathBuf> {
     if std::env::var(SKIP_CODEX_ENV).is_ok_and(|value| value == "1") {
-        eprintln!("SKIPPED {test}: {SKIP_CODEX_ENV}=1, the real-Codex test did not run");
+        // Written to the real stderr, not through `eprintln!`, which the test harness captures and hides.
+        let notice = format!("SKIPPED {test}: {SKIP_CODEX_ENV}=1, the real-Codex test did not run\n");
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), notice.as_bytes());
         return None;
     }
     let (path, origin) = match std::env::var_os(CODEX_BIN_ENV) {
