@@ -39,14 +39,15 @@ async fn linger(ctx: SkillContext) -> String {
     }
 }
 
-/// Reads stdout until the `session <id>` line; returns the id.
+/// Reads stdout until the `session <id>` line; returns the id. (In the self-run child the test harness has
+/// already written `test child_serve ... ` on the same line.)
 async fn served_session(child: &mut Child) -> String {
     let stdout = child.stdout.take().expect("piped stdout");
     let mut lines = BufReader::new(stdout).lines();
     let read = async {
         while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(id) = line.strip_prefix("session ") {
-                return id.to_owned();
+            if let Some((_, id)) = line.rsplit_once("session ") {
+                return id.trim().to_owned();
             }
         }
         panic!("serve exited without printing a session");

@@ -427,6 +427,13 @@ fn record_from_detail(log: &Mutex<TurnLog>, detail: &Value) {
     }
 }
 
+impl SendArgs {
+    /// Runs `skillbridge send` (see [`run`]).
+    pub async fn run(self) -> ExitCode {
+        run(self).await
+    }
+}
+
 /// `skillbridge send`: prints the reply on stdout; exit 0 completed, 1 failed/interrupted/timed out or
 /// codex-manager unusable, 2 unusable settings.
 pub async fn run(args: SendArgs) -> ExitCode {

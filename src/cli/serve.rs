@@ -702,6 +702,13 @@ pub(crate) fn init_logging() {
         .try_init();
 }
 
+impl ServeArgs {
+    /// Runs `skillbridge serve` (see [`run`]).
+    pub async fn run(self) -> ExitCode {
+        run(self).await
+    }
+}
+
 /// `skillbridge serve`: exit 0 after a signal-initiated shutdown, 1 when startup fails, 2 for unusable settings.
 pub async fn run(args: ServeArgs) -> ExitCode {
     init_logging();

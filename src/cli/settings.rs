@@ -197,21 +197,36 @@ pub struct ManagerArgs {
     pub profile_file: Option<PathBuf>,
 
     /// codex-manager base URL. [env: CODEX_MANAGER_API_BASE] [default: http://127.0.0.1:3001]
-    #[arg(long = "manager-url", value_name = "URL", help_heading = "codex-manager")]
+    #[arg(
+        id = "manager_url",
+        long = "manager-url",
+        value_name = "URL",
+        help_heading = "codex-manager"
+    )]
     pub url: Option<String>,
 
     /// Route prefix of the codex-manager API. [env: CODEX_MANAGER_API_PREFIX] [default: /api]
-    #[arg(long = "manager-prefix", value_name = "PREFIX", help_heading = "codex-manager")]
+    #[arg(
+        id = "manager_prefix",
+        long = "manager-prefix",
+        value_name = "PREFIX",
+        help_heading = "codex-manager"
+    )]
     pub prefix: Option<String>,
 
     /// Timeout of each codex-manager request, e.g. 500ms, 30s. [env: CODEX_MANAGER_TIMEOUT_MS, in
     /// milliseconds] [default: 30s]
-    #[arg(long = "manager-timeout", value_name = "DURATION", value_parser = parse_duration, help_heading = "codex-manager")]
+    #[arg(id = "manager_timeout", long = "manager-timeout", value_name = "DURATION", value_parser = parse_duration, help_heading = "codex-manager")]
     pub timeout: Option<Duration>,
 
     /// Bearer token sent to codex-manager. Prefer the variable: flags are visible to other users in `ps`.
     /// Never printed or logged. [env: CODEX_MANAGER_BEARER_TOKEN]
-    #[arg(long = "manager-token", value_name = "TOKEN", help_heading = "codex-manager")]
+    #[arg(
+        id = "manager_token",
+        long = "manager-token",
+        value_name = "TOKEN",
+        help_heading = "codex-manager"
+    )]
     pub token: Option<Secret>,
 }
 
@@ -977,6 +992,71 @@ mod tests {
                 .to_string()
                 .contains("prompt")
         );
+    }
+
+    #[derive(clap::Parser)]
+    struct ServeCli {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    #[derive(clap::Parser)]
+    struct SendCli {
+        #[command(flatten)]
+        args: SendArgs,
+    }
+
+    #[test]
+    fn command_lines_parse() {
+        use clap::{CommandFactory, Parser};
+        ServeCli::command().debug_assert();
+        SendCli::command().debug_assert();
+
+        let serve = ServeCli::try_parse_from([
+            "serve",
+            "--manager-url",
+            "http://127.0.0.1:9",
+            "--manager-timeout",
+            "2s",
+            "--session",
+            "a",
+            "--session",
+            "b",
+            "--grace",
+            "500ms",
+            "--admin",
+            "127.0.0.1:0",
+            "--admin-token",
+            "t0k3n",
+            "--concurrency",
+            "8",
+        ])
+        .unwrap()
+        .args;
+        assert_eq!(serve.attach, ["a", "b"]);
+        assert_eq!(serve.grace, Some(Duration::from_millis(500)));
+        let settings = ServeSettings::resolve(&serve, &env(&[])).unwrap();
+        assert_eq!(settings.manager.timeout(), Duration::from_secs(2));
+        assert_eq!(settings.create_sessions, 0);
+        assert_eq!(settings.concurrency, 8);
+        assert_eq!(settings.admin.addr, Some("127.0.0.1:0".parse().unwrap()));
+
+        let send = SendCli::try_parse_from(["send", "hello there", "--timeout", "30s", "--manager-timeout", "1s"])
+            .unwrap()
+            .args;
+        let settings = SendSettings::resolve(&send, &env(&[])).unwrap();
+        assert_eq!(settings.prompt, "hello there");
+        assert_eq!(settings.timeout, Duration::from_secs(30));
+        assert_eq!(settings.manager.timeout(), Duration::from_secs(1));
+
+        let error = ServeCli::try_parse_from(["serve", "--grace", "5"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("unit"), "{error}");
+        assert!(ServeCli::try_parse_from(["serve", "--admin", "localhost"]).is_err());
+        assert!(ServeCli::try_parse_from(["serve", "--admin", "127.0.0.1:1", "--no-admin"]).is_err());
+        assert!(SendCli::try_parse_from(["send"]).is_err(), "the prompt is required");
     }
 
     #[test]

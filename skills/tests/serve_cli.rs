@@ -1,0 +1,166 @@
+//! `skillbridge serve` and `send` through the shipped binary: help text, exit statuses of failed starts, and a
+//! whole `send` turn against the codex-manager double.
+
+use std::process::Output;
+use std::time::Duration;
+
+use serde_json::json;
+use skillbridge_doubles::CodexManagerDouble;
+use skillbridge_doubles::codex_manager::{TurnScript, answer_text};
+use tokio::process::Command;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn skillbridge(args: &[&str]) -> Output {
+    let run = Command::new(env!("CARGO_BIN_EXE_skillbridge"))
+        .args(args)
+        .env_remove("SKILLBRIDGE_CONFIG")
+        .env_remove("CODEX_MANAGER_API_BASE")
+        .env_remove("CODEX_MANAGER_BEARER_TOKEN")
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(WAIT, run)
+        .await
+        .expect("skillbridge finishes")
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A URL where nothing listens.
+fn closed_url() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("http://127.0.0.1:{port}")
+}
+
+#[tokio::test]
+async fn help_explains_every_option_with_examples() {
+    let out = skillbridge(&["serve", "--help"]).await;
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for needle in [
+        "--manager-url",
+        "CODEX_MANAGER_API_BASE",
+        "--sessions",
+        "--session <ID>",
+        "fixed when it was created",
+        "--prompt",
+        "--poll-interval",
+        "--concurrency",
+        "--all-sessions",
+        "--grace",
+        "--delete-on-exit",
+        "--admin <ADDR>",
+        "--no-admin",
+        "SKILLBRIDGE_ADMIN_TOKEN",
+        "--config",
+        "--profile",
+        "flag > environment variable > TOML file",
+        "Examples:",
+    ] {
+        assert!(help.contains(needle), "serve --help lacks {needle:?}:\n{help}");
+    }
+    let out = skillbridge(&["send", "--help"]).await;
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for needle in ["<PROMPT>", "--timeout", "--keep-session", "Exit status", "Examples:"] {
+        assert!(help.contains(needle), "send --help lacks {needle:?}:\n{help}");
+    }
+}
+
+#[tokio::test]
+async fn failed_starts_exit_one_and_bad_settings_exit_two() {
+    let url = closed_url();
+    let out = skillbridge(&["serve", "--no-admin", "--manager-url", &url]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("cannot reach codex-manager") && stderr.contains(&url),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "no session is printed");
+
+    let guarded = CodexManagerDouble::builder()
+        .require_bearer("b34rer")
+        .start()
+        .await
+        .unwrap();
+    let out = skillbridge(&["serve", "--no-admin", "--manager-url", &guarded.base_url()]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("refused to create a session") && stderr.contains("401"),
+        "{stderr}"
+    );
+
+    let out = skillbridge(&["serve", "--sessions", "0"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("nothing to serve"));
+    let out = skillbridge(&["serve", "--grace", "ten"]).await;
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = skillbridge(&["send", "hi", "--manager-url", &url]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("cannot reach codex-manager"));
+}
+
+#[tokio::test]
+async fn send_prints_the_reply_and_exits_zero() {
+    let double = CodexManagerDouble::builder()
+        .on_message(|_| {
+            Some(
+                TurnScript::new()
+                    .tool_call("uppercase", json!({"text": "hello bridge"}))
+                    .final_message_from(|answers| format!("Tool said: {}", answer_text(&answers[0]))),
+            )
+        })
+        .start()
+        .await
+        .unwrap();
+    let out = skillbridge(&[
+        "send",
+        "Please uppercase 'hello bridge'.",
+        "--manager-url",
+        &double.base_url(),
+    ])
+    .await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(text(&out.stdout), "Tool said: HELLO BRIDGE\n");
+    let sessions = double.sessions();
+    assert_eq!(sessions.len(), 1);
+    assert!(sessions[0].deleted, "send deletes its session");
+    let tools: Vec<&str> = sessions[0].tools.iter().filter_map(|t| t["name"].as_str()).collect();
+    assert!(
+        tools.contains(&"uppercase"),
+        "the shipped skills are the tools: {tools:?}"
+    );
+}
+
+#[tokio::test]
+async fn send_exits_one_when_the_turn_does_not_finish() {
+    // The double's turn without a script stays in progress until interrupted.
+    let double = CodexManagerDouble::start().await.unwrap();
+    let out = skillbridge(&[
+        "send",
+        "never ends",
+        "--timeout",
+        "1s",
+        "--manager-url",
+        &double.base_url(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("did not finish in time"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(double.received().iter().any(|r| r.path.ends_with("/interrupt")));
+}
