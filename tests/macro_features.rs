@@ -119,9 +119,7 @@ struct Area {
 fn area(
     /// The shape.
     shape: Shape,
-    /// A label, also accepted as `name`.
-    #[serde(alias = "name")]
-    #[schemars(length(max = 20))]
+    /// A label echoed back.
     label: String,
 ) -> Result<Area, SkillError> {
     let area = match shape {
@@ -130,6 +128,29 @@ fn area(
         Shape::Rectangle { width, height } => width * height,
     };
     Ok(Area { label, area })
+}
+
+/// A rename request; serde and schemars attributes shape a struct input.
+#[derive(Debug, Deserialize, JsonSchema)]
+struct Rename {
+    /// The new name, also accepted as `name`.
+    #[serde(alias = "name")]
+    #[schemars(length(max = 20))]
+    label: String,
+    /// How many copies, 1 to 9 (default 1).
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 9))]
+    copies: u8,
+}
+
+fn one() -> u8 {
+    1
+}
+
+/// Renames, with attributes on the input struct.
+#[skill]
+fn rename(#[skill(input)] request: Rename) -> String {
+    format!("{} x{}", request.label, request.copies)
 }
 
 /// Serializable but without a schema.
@@ -445,16 +466,17 @@ async fn content_and_tool_result_returns_keep_every_item() {
 }
 
 #[tokio::test]
-async fn forwarded_serde_and_schemars_attributes_apply_to_the_property() {
+async fn serde_and_schemars_attributes_of_a_struct_input_apply() {
     let catalog = catalog();
-    let schema = catalog.get("area").unwrap().input_schema();
+    let schema = catalog.get("rename").unwrap().input_schema();
     assert_eq!(schema["properties"]["label"]["maxLength"], 20);
-    let result = call(
-        "area",
-        json!({"shape": {"kind": "circle", "radius": 0.0}, "name": "via alias"}),
-    )
-    .await;
-    assert!(text(&result).contains("via alias"));
+    assert_eq!(schema["properties"]["copies"]["maximum"], 9);
+    assert_eq!(schema["required"], json!(["label"]));
+    assert_eq!(
+        text(&call("rename", json!({"name": "via alias"})).await),
+        "via alias x1"
+    );
+    assert_eq!(text(&call("rename", json!({"label": "l", "copies": 3})).await), "l x3");
 }
 
 #[tokio::test]

@@ -1,15 +1,17 @@
 //! Step 3: writes the registration of a checked [`Skill`] next to the (unchanged) function.
 //!
-//! The generated items live in an anonymous `const _: () = { .. };` block: a hidden arguments struct
-//! (`Deserialize + JsonSchema`, one field per parameter), the schema functions, the `prepare` function that
-//! deserializes arguments and builds the run, and an `inventory::submit!` of the `SkillDescriptor`.
-//! Checks that can fail on a user's type are emitted with that type's span, so the compiler reports them
-//! on the parameter or return type rather than in generated code.
+//! The generated items live in an anonymous `const _: () = { .. };` block: the input and output schema
+//! functions, the `prepare` function that reads the arguments and packages the call, and an
+//! `inventory::submit!` of the `SkillDescriptor`.
+//!
+//! Every use of a user's type goes through a generic helper whose bound carries a custom diagnostic, written with
+//! that type's span: a parameter type that cannot be read from JSON is reported once per missing trait, on the
+//! parameter; a return type that cannot be answered is reported on the return type.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{ItemFn, LitStr};
+use syn::{Ident, ItemFn, Type};
 
 use crate::validate::{Param, Skill};
 
@@ -23,33 +25,15 @@ pub(crate) fn expand(skill: &Skill, function: &ItemFn) -> TokenStream {
     let name = &skill.name;
     let description = &skill.description;
     let timeout_ms = skill.timeout_ms;
-    let parameter_checks = skill.params.iter().filter_map(|param| match param {
-        Param::Property { ty, .. } | Param::Input { ty } => {
-            Some(quote_spanned!(ty.span()=> const _: () = #sb::assert_parameter::<#ty>();))
-        }
-        Param::Context { .. } => None,
-    });
-    let input = input_items(skill);
-    let output = &skill.output;
-    let output_span = output.span();
-    let output_schema = quote_spanned! {output_span=>
-        fn __skill_output_schema(
-            generator: &mut #sb::schemars::SchemaGenerator,
-        ) -> ::core::option::Option<#sb::schemars::Schema> {
-            #[allow(unused_imports)]
-            use #sb::returns::{SchemaViaDirect, SchemaViaNothing, SchemaViaResult, SchemaViaResultWithout, SchemaViaType};
-            (&&&&#sb::returns::Returns::<#output>::new()).__skill_output_schema()(generator)
-        }
-    };
+    let input_schema = input_schema_fn(skill);
+    let output_schema = output_schema_fn(skill);
     let prepare = prepare_fn(skill);
-
     quote! {
         #function
 
         #[doc(hidden)]
         const _: () = {
-            #(#parameter_checks)*
-            #input
+            #input_schema
             #output_schema
             #prepare
             #sb::inventory::submit! {
@@ -69,88 +53,86 @@ pub(crate) fn expand(skill: &Skill, function: &ItemFn) -> TokenStream {
     }
 }
 
-/// The arguments struct (or the user's input type) and the input schema function.
-fn input_items(skill: &Skill) -> TokenStream {
+/// The input schema: the `#[skill(input)]` type's schema, or an object with one property per parameter.
+fn input_schema_fn(skill: &Skill) -> TokenStream {
     let sb = private();
-    let input_ty = skill.params.iter().find_map(|param| match param {
-        Param::Input { ty } => Some(ty),
-        _ => None,
-    });
-    if let Some(ty) = input_ty {
-        return quote! {
-            fn __skill_input_schema(generator: &mut #sb::schemars::SchemaGenerator) -> #sb::schemars::Schema {
-                generator.root_schema_for::<#ty>()
+    let body = match input_type(skill) {
+        Some(ty) => quote_spanned!(ty.span()=> #sb::input_schema::<#ty>(generator)),
+        None => {
+            let parameters = skill.params.iter().filter_map(|param| match param {
+                Param::Property { ident, ty, description } => {
+                    let name = property_name(ident);
+                    let description = match description {
+                        Some(text) => quote!(::core::option::Option::Some(#text)),
+                        None => quote!(::core::option::Option::None),
+                    };
+                    Some(quote_spanned!(ty.span()=> schema.parameter::<#ty>(generator, #name, #description);))
+                }
+                Param::Input { .. } | Param::Context { .. } => None,
+            });
+            quote! {
+                let mut schema = #sb::ArgumentsSchema::new();
+                #(#parameters)*
+                schema.finish(generator)
             }
-        };
-    }
-    let fields = skill.params.iter().filter_map(|param| match param {
-        Param::Property {
-            ident,
-            ty,
-            description,
-            forwarded,
-            ..
-        } => {
-            let description = description
-                .as_ref()
-                .map(|text| quote!(#[schemars(description = #text)]));
-            Some(quote! {
-                #description
-                #(#forwarded)*
-                #ident: #ty,
-            })
         }
-        _ => None,
-    });
-    let serde_crate = LitStr::new("::skillbridge::skill::__private::serde", Span::call_site());
-    let schemars_crate = LitStr::new("::skillbridge::skill::__private::schemars", Span::call_site());
+    };
     quote! {
-        #[derive(#sb::serde::Deserialize, #sb::schemars::JsonSchema)]
-        #[serde(crate = #serde_crate)]
-        #[schemars(crate = #schemars_crate)]
-        #[allow(non_camel_case_types)]
-        struct __SkillArguments {
-            #(#fields)*
-        }
-
         fn __skill_input_schema(generator: &mut #sb::schemars::SchemaGenerator) -> #sb::schemars::Schema {
-            generator.root_schema_for::<__SkillArguments>()
+            #body
         }
     }
 }
 
-/// `__skill_prepare`: deserializes the arguments, then packages the call of the function as a run.
+/// The output schema, chosen by the return-type dispatch (see `__private::returns`).
+fn output_schema_fn(skill: &Skill) -> TokenStream {
+    let sb = private();
+    let output = &skill.output;
+    quote_spanned! {output.span()=>
+        fn __skill_output_schema(
+            generator: &mut #sb::schemars::SchemaGenerator,
+        ) -> ::core::option::Option<#sb::schemars::Schema> {
+            #[allow(unused_imports)]
+            use #sb::returns::{SchemaViaDirect, SchemaViaNothing, SchemaViaResult, SchemaViaResultWithout, SchemaViaType};
+            (&&&&#sb::returns::Returns::<#output>::new()).__skill_output_schema()(generator)
+        }
+    }
+}
+
+/// `__skill_prepare`: reads the arguments, then packages the call of the function as a run.
 fn prepare_fn(skill: &Skill) -> TokenStream {
     let sb = private();
     let fn_ident = &skill.fn_ident;
     let name = &skill.name;
     let input_binding = format_ident!("__skill_input");
     let has_context = skill.params.iter().any(|param| matches!(param, Param::Context { .. }));
-    let mut property_idents = Vec::new();
+    let mut reads = Vec::new();
     let call_args: Vec<TokenStream> = skill
         .params
         .iter()
         .map(|param| match param {
-            Param::Property { ident, .. } => {
-                property_idents.push(ident.clone());
+            Param::Property { ident, ty, .. } => {
+                let name = property_name(ident);
+                reads.push(quote_spanned! {ty.span()=>
+                    let #ident = #sb::argument::<#ty>(&mut __skill_arguments, #name)?;
+                });
                 quote!(#ident)
             }
-            Param::Input { .. } => quote!(#input_binding),
+            Param::Input { ty } => {
+                reads.push(quote_spanned! {ty.span()=>
+                    let #input_binding = #sb::input::<#ty>(__skill_arguments)?;
+                });
+                quote!(#input_binding)
+            }
             // Spanned so that a `SkillContext` that is not skillbridge's is reported on the parameter.
             Param::Context { ty } => quote_spanned!(ty.span()=> __skill_context),
         })
         .collect();
-    let deserialize = match skill.params.iter().find_map(|param| match param {
-        Param::Input { ty } => Some(ty),
-        _ => None,
-    }) {
-        Some(ty) => quote! {
-            let #input_binding = #sb::deserialize_arguments::<#ty>(__skill_arguments)?;
-        },
-        None => quote! {
-            let __SkillArguments { #(#property_idents),* } =
-                #sb::deserialize_arguments::<__SkillArguments>(__skill_arguments)?;
-        },
+    let takes_one_by_one = input_type(skill).is_none() && !reads.is_empty();
+    let arguments_binding = if takes_one_by_one {
+        quote!(mut __skill_arguments)
+    } else {
+        quote!(__skill_arguments)
     };
     let unused_context = (!has_context).then(|| quote!(let _ = __skill_context;));
     let output = &skill.output;
@@ -182,9 +164,24 @@ fn prepare_fn(skill: &Skill) -> TokenStream {
             __skill_arguments: #sb::serde_json::Value,
             __skill_context: ::skillbridge::skill::SkillContext,
         ) -> ::core::result::Result<#sb::SkillRun, #sb::ArgumentsError> {
-            #deserialize
+            #[allow(unused_variables)]
+            let #arguments_binding = #sb::arguments_object(__skill_arguments)?;
+            #(#reads)*
             #unused_context
             ::core::result::Result::Ok(#run)
         }
     }
+}
+
+fn input_type(skill: &Skill) -> Option<&Type> {
+    skill.params.iter().find_map(|param| match param {
+        Param::Input { ty } => Some(ty),
+        Param::Property { .. } | Param::Context { .. } => None,
+    })
+}
+
+/// The JSON name of a parameter: its identifier without `r#`.
+fn property_name(ident: &Ident) -> String {
+    let text = ident.to_string();
+    text.strip_prefix("r#").map(str::to_owned).unwrap_or(text)
 }

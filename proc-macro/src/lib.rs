@@ -66,9 +66,10 @@ use proc_macro::TokenStream;
 ///   Its type must be owned (no `&str`; use `String`) and implement `serde::de::DeserializeOwned` and
 ///   `schemars::JsonSchema`; a type that does not is reported on the parameter.
 /// - A doc comment on a parameter becomes the property's `description`.
-/// - An `Option<T>` parameter is not required; a missing or `null` value is `None`.
-/// - `#[serde(..)]` and `#[schemars(..)]` attributes on a parameter apply to its property
-///   (e.g. `#[serde(alias = "id")]`, `#[serde(default)]`, `#[schemars(length(max = 100))]`).
+/// - An `Option<T>` parameter is not required; a missing or `null` value is `None`. (The rule is general: a
+///   parameter whose type accepts `null` may be left out.)
+/// - Parameters take no `#[serde(..)]` or `#[schemars(..)]` attributes; to rename, validate or constrain fields
+///   with them, take a struct input (below).
 /// - A parameter whose type is `SkillContext` (matched by the last path segment) is not part of the
 ///   schema: the runtime injects the call's context (thread, turn, call and request ids, tool name, and the
 ///   cancellation token that fires at the skill's timeout or when the turn is interrupted).

@@ -33,8 +33,6 @@ pub(crate) struct RawParam {
     pub ty: Type,
     /// The doc comment, lines joined with `\n`, one leading space per line removed.
     pub docs: Option<String>,
-    /// `#[serde(..)]` and `#[schemars(..)]`, applied to the property.
-    pub forwarded: Vec<Attribute>,
     /// The span of `input` in `#[skill(input)]`, when present.
     pub input_marker: Option<Span>,
 }
@@ -52,19 +50,21 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream) -> syn::Result<Parsed>
             FnArg::Receiver(self_param) => receiver = Some(self_param.clone()),
             FnArg::Typed(typed) => {
                 let mut input_marker = None;
-                let mut forwarded = Vec::new();
                 for attr in &typed.attrs {
                     if attr.path().is_ident("skill") {
                         parse_param_attr(attr, &mut input_marker, &mut errors);
                     } else if attr.path().is_ident("serde") || attr.path().is_ident("schemars") {
-                        forwarded.push(attr.clone());
+                        errors.push(syn::Error::new_spanned(
+                            attr,
+                            "serde and schemars attributes do not apply to skill parameters; to rename, validate or \
+                             describe fields with them, take a struct input: `#[skill(input)] args: MyArgs`",
+                        ));
                     }
                 }
                 params.push(RawParam {
                     pat: (*typed.pat).clone(),
                     ty: (*typed.ty).clone(),
                     docs: doc_text(&typed.attrs),
-                    forwarded,
                     input_marker,
                 });
             }

@@ -4,7 +4,7 @@
 
 use proc_macro2::Span;
 use syn::visit::Visit;
-use syn::{Attribute, Ident, LitStr, Pat, ReturnType, Type};
+use syn::{Ident, LitStr, Pat, ReturnType, Type};
 
 use crate::parse::{Parsed, RawParam, first_paragraph};
 
@@ -32,7 +32,6 @@ pub(crate) enum Param {
         ident: Ident,
         ty: Type,
         description: Option<String>,
-        forwarded: Vec<Attribute>,
     },
     /// `#[skill(input)]`: the whole input.
     Input { ty: Type },
@@ -193,7 +192,6 @@ fn validate_params(raw_params: Vec<RawParam>, errors: &mut Vec<syn::Error>) -> V
             ident,
             ty: raw.ty,
             description: raw.docs,
-            forwarded: raw.forwarded,
         });
     }
     params

@@ -16,7 +16,7 @@ use futures::future::BoxFuture;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::content::error_message;
 use super::{IntoToolResult, SkillContext, ToolResult};
@@ -62,12 +62,12 @@ pub enum SkillRun {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArgumentsError(pub String);
 
-/// Deserializes a call's arguments, which must be a JSON object (every input schema is one); `null` counts as
-/// `{}` (models omit the arguments of parameterless tools).
-pub fn deserialize_arguments<T: DeserializeOwned>(arguments: Value) -> Result<T, ArgumentsError> {
-    let arguments = match arguments {
-        Value::Null => Value::Object(Default::default()),
-        object @ Value::Object(_) => object,
+/// The arguments of a call as a JSON object; `null` counts as `{}` (models omit the arguments of
+/// parameterless tools). Every input schema is an object, so anything else is refused.
+pub fn arguments_object(arguments: Value) -> Result<Map<String, Value>, ArgumentsError> {
+    match arguments {
+        Value::Null => Ok(Map::new()),
+        Value::Object(object) => Ok(object),
         other => {
             let kind = match other {
                 Value::Bool(_) => "a boolean",
@@ -75,12 +75,33 @@ pub fn deserialize_arguments<T: DeserializeOwned>(arguments: Value) -> Result<T,
                 Value::String(_) => "a string",
                 _ => "an array",
             };
-            return Err(ArgumentsError(format!(
+            Err(ArgumentsError(format!(
                 "the arguments must be a JSON object, not {kind}"
-            )));
+            )))
         }
-    };
-    serde_path_to_error::deserialize(arguments).map_err(|error| {
+    }
+}
+
+/// Takes the parameter `name` out of the arguments. A missing parameter is read as `null`, so `Option`
+/// parameters become `None`; a parameter that cannot be `null` is reported as missing.
+pub fn argument<T: SkillParameter>(arguments: &mut Map<String, Value>, name: &str) -> Result<T, ArgumentsError> {
+    match arguments.remove(name) {
+        Some(value) => serde_path_to_error::deserialize(value).map_err(|error| {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            match path.as_str() {
+                "." => ArgumentsError(format!("{name}: {inner}")),
+                nested if nested.starts_with('[') => ArgumentsError(format!("{name}{nested}: {inner}")),
+                nested => ArgumentsError(format!("{name}.{nested}: {inner}")),
+            }
+        }),
+        None => T::deserialize(Value::Null).map_err(|_| ArgumentsError(format!("missing field `{name}`"))),
+    }
+}
+
+/// Deserializes the whole arguments object into a `#[skill(input)]` type.
+pub fn input<T: SkillParameter>(arguments: Map<String, Value>) -> Result<T, ArgumentsError> {
+    serde_path_to_error::deserialize(Value::Object(arguments)).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
         if path == "." {
@@ -91,8 +112,68 @@ pub fn deserialize_arguments<T: DeserializeOwned>(arguments: Value) -> Result<T,
     })
 }
 
-/// A compile-time check that a parameter type can be read from JSON arguments and described by a schema.
-/// The macro emits it with the parameter's span, so a bad type is reported on the parameter.
+/// The root schema of a `#[skill(input)]` type.
+pub fn input_schema<T: SkillParameter>(generator: &mut SchemaGenerator) -> Schema {
+    generator.root_schema_for::<T>()
+}
+
+/// Builds the object schema of a skill's parameters, one property per parameter.
+pub struct ArgumentsSchema {
+    properties: Map<String, Value>,
+    required: Vec<Value>,
+}
+
+impl ArgumentsSchema {
+    /// No parameters yet.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        Self {
+            properties: Map::new(),
+            required: Vec::new(),
+        }
+    }
+
+    /// Adds the parameter `name` of type `T`. It is required unless `T` accepts `null` (`Option`), which is
+    /// exactly when [`argument`] accepts it missing.
+    pub fn parameter<T: SkillParameter>(
+        &mut self,
+        generator: &mut SchemaGenerator,
+        name: &str,
+        description: Option<&str>,
+    ) {
+        let mut schema = generator.subschema_for::<T>().to_value();
+        if let Some(description) = description {
+            if let Value::Bool(true) = schema {
+                schema = Value::Object(Map::new());
+            }
+            if let Value::Object(object) = &mut schema {
+                object.insert("description".to_owned(), Value::from(description));
+            }
+        }
+        self.properties.insert(name.to_owned(), schema);
+        if T::deserialize(Value::Null).is_err() {
+            self.required.push(Value::from(name));
+        }
+    }
+
+    /// The root schema, with the definitions the parameters refer to.
+    pub fn finish(self, generator: &mut SchemaGenerator) -> Schema {
+        let mut root = Map::new();
+        root.insert("type".to_owned(), Value::from("object"));
+        root.insert("properties".to_owned(), Value::Object(self.properties));
+        if !self.required.is_empty() {
+            root.insert("required".to_owned(), Value::Array(self.required));
+        }
+        let definitions = generator.take_definitions(true);
+        if !definitions.is_empty() {
+            root.insert("$defs".to_owned(), Value::Object(definitions));
+        }
+        Schema::from(root)
+    }
+}
+
+/// A parameter type: one that can be read from JSON arguments and described by a schema. The macro uses it
+/// with the parameter's span, so a type that does not qualify is reported on the parameter.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a skill parameter",
     label = "skill parameters must implement `serde::de::DeserializeOwned` and `schemars::JsonSchema`",
@@ -101,19 +182,9 @@ pub fn deserialize_arguments<T: DeserializeOwned>(arguments: Value) -> Result<T,
 pub trait SkillParameter: DeserializeOwned + JsonSchema {}
 impl<T: DeserializeOwned + JsonSchema> SkillParameter for T {}
 
-/// Asserts [`SkillParameter`] for `T`.
-pub const fn assert_parameter<T: SkillParameter>() {}
-
-/// A compile-time check that an `async fn` skill's future can run on a multi-threaded runtime.
-#[diagnostic::on_unimplemented(
-    message = "the future of this skill is not `Send`",
-    label = "a skill's future must be `Send`: do not hold a non-`Send` value (`Rc`, a `MutexGuard`, ..) across `.await`"
-)]
-pub trait SendFuture: Send {}
-impl<T: Send> SendFuture for T {}
-
-/// Asserts [`SendFuture`] for the value's type and gives the value back.
-pub fn assert_send_future<F: SendFuture>(future: F) -> F {
+/// Requires an `async fn` skill's future to be `Send` (it runs on a multi-threaded runtime); the compiler then
+/// points at the value held across an `.await` that is not.
+pub fn assert_send_future<F: Send>(future: F) -> F {
     future
 }
 
@@ -344,24 +415,45 @@ mod tests {
 
     #[test]
     fn argument_errors_name_the_path_and_expected_type() {
-        #[derive(Debug, serde::Deserialize)]
-        #[allow(dead_code)]
-        struct Args {
-            ticket_id: String,
-            filter: Option<Filter>,
-        }
-        #[derive(Debug, serde::Deserialize)]
+        #[derive(Debug, serde::Deserialize, JsonSchema)]
         #[allow(dead_code)]
         struct Filter {
             limit: u32,
+            tags: Vec<String>,
         }
-        let error = deserialize_arguments::<Args>(json!({"ticket_id": 5})).unwrap_err();
+        let mut arguments = arguments_object(json!({"ticket_id": 5, "filter": {"limit": -1, "tags": []}})).unwrap();
+        let error = argument::<String>(&mut arguments, "ticket_id").unwrap_err();
         assert_eq!(error.0, "ticket_id: invalid type: integer `5`, expected a string");
-        let error = deserialize_arguments::<Args>(json!({"ticket_id": "a", "filter": {"limit": -1}})).unwrap_err();
+        let error = argument::<Option<Filter>>(&mut arguments, "filter").unwrap_err();
         assert_eq!(error.0, "filter.limit: invalid value: integer `-1`, expected u32");
-        let error = deserialize_arguments::<Args>(Value::Null).unwrap_err();
+        let mut arguments = arguments_object(json!({"values": [1, "x"]})).unwrap();
+        let error = argument::<Vec<u8>>(&mut arguments, "values").unwrap_err();
+        assert_eq!(error.0, "values[1]: invalid type: string \"x\", expected u8");
+    }
+
+    #[test]
+    fn missing_arguments_are_none_or_reported() {
+        let mut arguments = arguments_object(Value::Null).unwrap();
+        assert_eq!(argument::<Option<String>>(&mut arguments, "note").unwrap(), None);
+        let error = argument::<String>(&mut arguments, "ticket_id").unwrap_err();
         assert_eq!(error.0, "missing field `ticket_id`");
-        let error = deserialize_arguments::<Args>(json!(["a", null])).unwrap_err();
+        let error = arguments_object(json!(["a", null])).unwrap_err();
         assert_eq!(error.0, "the arguments must be a JSON object, not an array");
+    }
+
+    #[test]
+    fn parameters_schema_marks_nullable_types_optional() {
+        let mut generator = SchemaGenerator::default();
+        let mut schema = ArgumentsSchema::new();
+        schema.parameter::<String>(&mut generator, "text", Some("The text."));
+        schema.parameter::<Option<u8>>(&mut generator, "limit", None);
+        schema.parameter::<Value>(&mut generator, "anything", Some("Any JSON."));
+        let schema = schema.finish(&mut generator).to_value();
+        assert_eq!(schema["required"], json!(["text"]));
+        assert_eq!(
+            schema["properties"]["text"],
+            json!({"type": "string", "description": "The text."})
+        );
+        assert_eq!(schema["properties"]["anything"], json!({"description": "Any JSON."}));
     }
 }

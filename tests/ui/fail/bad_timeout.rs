@@ -1,0 +1,7 @@
+use skillbridge::skill;
+
+/// Waits.
+#[skill(timeout = "soon")]
+async fn wait() {}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use skillbridge::skill;
+
+#[skill]
+fn undocumented(text: String) -> String {
+    text
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use skillbridge::skill;
+
+/// Settings.
+#[skill]
+struct Settings {
+    verbose: bool,
+}
+
+fn main() {}
