@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bridge_support::{WAIT, answer_success, answer_text, args, eventually, only_thread, start};
 use serde_json::{Value, json};
-use skillbridge::skill;
+use skillbridge::{SkillContext, skill};
 use skillbridge_doubles::CodexManagerDouble;
 
 /// Always panics.
@@ -36,6 +36,13 @@ fn add(
     b: i64,
 ) -> i64 {
     a + b
+}
+
+/// Runs until its call is cancelled.
+#[skill(timeout = "30s")]
+async fn wait_for_cancel(ctx: SkillContext) -> String {
+    ctx.cancelled().await;
+    "saw the cancellation".into()
 }
 
 async fn answer(double: &CodexManagerDouble, thread: &str, tool: &str, arguments: Value) -> Value {
@@ -100,5 +107,37 @@ async fn failures_are_answered_success_false_and_the_bridge_keeps_serving() {
     expected.extend(["success"; 5]);
     expected.sort_unstable();
     assert_eq!(outcomes, expected);
+    serving.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_interrupted_turn_cancels_its_running_skills() {
+    let double = CodexManagerDouble::start().await.unwrap();
+    let serving = start(&args(&double)).await;
+    let thread = only_thread(&serving);
+
+    let id = double.inject_tool_call(&thread, "wait_for_cancel", json!({}));
+    let row = double
+        .pending(&thread)
+        .into_iter()
+        .find(|r| r["requestId"] == id.as_str())
+        .unwrap();
+    let turn = row["turnId"].as_str().expect("the call has a turn").to_owned();
+    eventually("the skill to run", || serving.dispatcher().in_flight() == 1).await;
+    double.emit_event(
+        Some(&thread),
+        "app_server.turn.completed",
+        json!({
+            "source": "app_server", "signalType": "notification", "eventType": "app_server.turn.completed",
+            "method": "turn/completed", "context": {"threadId": thread, "turnId": turn},
+            "params": {"threadId": thread, "turn": {"id": turn, "status": "interrupted", "items": [], "error": null}},
+        }),
+    );
+    let body = double
+        .wait_answered(&id, WAIT)
+        .await
+        .expect("answered once the turn is interrupted");
+    assert!(!answer_success(&body));
+    assert!(answer_text(&body).contains("cancel"), "{}", answer_text(&body));
     serving.shutdown().await;
 }

@@ -191,6 +191,8 @@ pub struct ServeReport {
     pub answers_abandoned: bool,
     /// The sessions deleted on exit.
     pub deleted: Vec<String>,
+    /// `true` when serve stopped because the upstream feed ended by itself rather than on request.
+    pub upstream_ended: bool,
 }
 
 /// The upstream-specific half of serve. The dispatcher, admin endpoint and statistics are shared; an upstream
@@ -447,6 +449,7 @@ pub struct Serving {
     connected: Arc<Notify>,
     stop_feed: CancellationToken,
     feed: JoinHandle<()>,
+    feed_ended: CancellationToken,
     prompts: Option<JoinHandle<()>>,
     admin_addr: Option<SocketAddr>,
     stop_admin: CancellationToken,
@@ -511,12 +514,18 @@ impl Serving {
         let stop_feed = CancellationToken::new();
         // Registered before the feed starts, so the first ready frame cannot be missed.
         let first_connect = Arc::clone(&connected).notified_owned();
-        let feed = tokio::spawn(runtime.feed(
+        let feeding = runtime.feed(
             dispatcher.clone(),
             Arc::clone(&health),
             Arc::clone(&connected),
             stop_feed.clone(),
-        ));
+        );
+        let feed_ended = CancellationToken::new();
+        let ended = feed_ended.clone();
+        let feed = tokio::spawn(async move {
+            feeding.await;
+            ended.cancel();
+        });
         let prompts = settings.prompt.clone().map(|prompt| {
             let runtime = Arc::clone(&runtime);
             let created: Vec<String> = sessions.iter().filter(|s| s.created).map(|s| s.id.clone()).collect();
@@ -545,11 +554,17 @@ impl Serving {
             connected,
             stop_feed,
             feed,
+            feed_ended,
             prompts,
             admin_addr,
             stop_admin,
             admin,
         })
+    }
+
+    /// The upstream's name (`codex-manager`, ..).
+    pub fn upstream_name(&self) -> &'static str {
+        self.runtime.name()
     }
 
     /// The sessions served.
@@ -580,33 +595,34 @@ impl Serving {
     /// Waits until the upstream is connected, at most `timeout`; `true` when it is.
     pub async fn wait_connected(&self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
-        loop {
+        while !self.health.connected() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            // A ready frame wakes this at once; the short timeout covers a link that comes up without one.
             let notified = self.connected.notified();
-            if self.health.connected() {
-                return true;
-            }
-            // The link status may flip without a ready frame; re-check on a short period as well.
-            let step = tokio::time::Instant::now() + Duration::from_millis(50);
-            if tokio::time::timeout_at(deadline.min(step), notified).await.is_err()
-                && tokio::time::Instant::now() >= deadline
-            {
-                return self.health.connected();
-            }
+            let _ = tokio::time::timeout(Duration::from_millis(20), notified).await;
         }
+        true
     }
 
-    /// Serves until `shutdown` completes, then shuts down: stops taking calls, gives running ones the grace
-    /// period, answers the rest `success:false`, deletes created sessions if asked, stops the admin endpoint.
+    /// Serves until `shutdown` completes (or the upstream feed ends by itself, e.g. a child process exited),
+    /// then shuts down: stops taking calls, gives running ones the grace period, answers the rest
+    /// `success:false`, deletes created sessions if asked, stops the admin endpoint.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> ServeReport {
-        tokio::pin!(shutdown);
-        let feed_ended = tokio::select! {
-            _ = &mut shutdown => false,
-            _ = self.stop_feed.cancelled() => true,
+        let upstream_ended = tokio::select! {
+            _ = shutdown => false,
+            _ = self.feed_ended.cancelled() => true,
         };
-        if feed_ended {
-            tracing::error!("the upstream feed stopped; shutting down");
+        if upstream_ended {
+            tracing::error!(
+                upstream = self.runtime.name(),
+                "the upstream feed stopped; shutting down"
+            );
         }
-        self.shutdown().await
+        let mut report = self.shutdown().await;
+        report.upstream_ended = upstream_ended;
+        report
     }
 
     /// Shuts down now (see [`run_until`](Self::run_until)).
@@ -653,6 +669,7 @@ impl Serving {
             cancelled,
             answers_abandoned,
             deleted,
+            upstream_ended: false,
         }
     }
 }
@@ -709,7 +726,8 @@ impl ServeArgs {
     }
 }
 
-/// `skillbridge serve`: exit 0 after a signal-initiated shutdown, 1 when startup fails, 2 for unusable settings.
+/// `skillbridge serve`: exit 0 after a signal-initiated shutdown, 1 when startup fails or the upstream stops by
+/// itself, 2 for unusable settings.
 pub async fn run(args: ServeArgs) -> ExitCode {
     init_logging();
     let mut signals = match ShutdownSignals::install() {
@@ -748,6 +766,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         }
     };
     print_started(&serving);
+    let serving_name = serving.upstream_name();
     let report = serving
         .run_until(async {
             let signal = signals.recv().await;
@@ -756,6 +775,10 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         .await;
     if report.answers_abandoned {
         eprintln!("skillbridge serve: some answers could not be delivered before exit; those calls stay pending");
+    }
+    if report.upstream_ended {
+        eprintln!("skillbridge serve: the {serving_name} upstream stopped");
+        return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }

@@ -166,7 +166,8 @@ impl CodexManagerFeed {
         self
     }
 
-    /// Adds handlers for tool calls and ready frames to `router` (which may carry the caller's own handlers).
+    /// Adds handlers for tool calls, interrupted turns and ready frames to `router` (which may carry the caller's
+    /// own handlers).
     pub fn install(&self, router: &mut Router) {
         let dispatcher = self.dispatcher.clone();
         let scope = self.scope.clone();
@@ -186,6 +187,20 @@ impl CodexManagerFeed {
             };
             async move { outcome }
         });
+        // An interrupted turn cancels its running skills (their calls are answered `success:false`).
+        let dispatcher = self.dispatcher.clone();
+        router.on_app_server(
+            "turn.completed",
+            move |signal: AppServerSignal, _ctx: HandlerContext| {
+                let turn = &signal.params["turn"];
+                if turn["status"] == "interrupted"
+                    && let Some(turn_id) = turn["id"].as_str()
+                {
+                    dispatcher.cancel_turn(turn_id);
+                }
+                async {}
+            },
+        );
         let poll_now = Arc::clone(&self.poll_now);
         router.on_control(move |frame: Frame, _ctx: HandlerContext| {
             if let Frame::Ready { .. } = frame {
