@@ -1,0 +1,179 @@
+//! The built `skillbridge` binary: it lists the skills of `skills/` and runs them, with the documented exit
+//! statuses (0 success, 1 skill failure, 2 usage error).
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{Value, json};
+use skillbridge::skill::{Catalog, ToolFlavor};
+
+fn skillbridge(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_skillbridge"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the binary runs")
+}
+
+fn with_stdin(args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_skillbridge"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+fn shipped() -> Catalog {
+    skillbridge_skills::link();
+    Catalog::from_registry().unwrap()
+}
+
+#[test]
+fn skills_lists_every_shipped_skill_in_a_table() {
+    let output = skillbridge(&["skills"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let table = stdout(&output);
+    let mut lines = table.lines();
+    let header = lines.next().unwrap();
+    assert!(header.starts_with("NAME") && header.contains("PARAMETERS") && header.contains("DESCRIPTION"));
+    let listed: Vec<&str> = lines.map(|line| line.split_whitespace().next().unwrap()).collect();
+    let catalog = shipped();
+    assert_eq!(listed, catalog.names().collect::<Vec<_>>());
+    assert!(listed.len() >= 10, "{listed:?}");
+    let slugify = table.lines().find(|line| line.starts_with("slugify ")).unwrap();
+    assert!(
+        slugify.contains("max_length?, separator?, text"),
+        "optional parameters are marked: {slugify}"
+    );
+}
+
+#[test]
+fn skills_json_is_the_exact_dynamic_tools_payload() {
+    let catalog = shipped();
+    let output = skillbridge(&["skills", "--json"]);
+    assert_eq!(output.status.code(), Some(0));
+    let payload: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(payload, Value::Array(catalog.dynamic_tools(ToolFlavor::CodexManager)));
+
+    let output = skillbridge(&["skills", "--json", "--flavor", "app-server"]);
+    let payload: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(payload, Value::Array(catalog.dynamic_tools(ToolFlavor::AppServer)));
+    assert!(
+        payload
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|tool| tool["type"] == "function")
+    );
+}
+
+#[test]
+fn skills_show_prints_the_schemas_of_one_skill() {
+    let output = skillbridge(&["skills", "show", "ticket_lookup"]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = stdout(&output);
+    assert!(text.starts_with("name:        ticket_lookup\n"), "{text}");
+    assert!(
+        text.contains("defined in:  skillbridge_skills::tickets at skills/src/tickets.rs:"),
+        "{text}"
+    );
+    assert!(text.contains("\"ticket_id\""), "{text}");
+    assert!(text.contains("output schema:\n{"), "{text}");
+
+    let unknown = skillbridge(&["skills", "show", "nope"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(stderr(&unknown).contains("unknown skill `nope`; the skills are: bar_chart,"));
+}
+
+#[test]
+fn call_prints_the_result_and_exits_zero() {
+    let output = skillbridge(&["call", "word_count", r#"{"text": "one two two", "unique": true}"#]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let stats: Value = serde_json::from_str(stdout(&output).trim()).unwrap();
+    assert_eq!(
+        stats,
+        json!({"words": 3, "characters": 11, "lines": 1, "unique_words": 2})
+    );
+
+    let output = with_stdin(&["call", "ticket_lookup", "-"], r#"{"ticket_id": "T-1002"}"#);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stdout(&output).contains(r#""title":"Export to CSV drops the last row""#));
+
+    let output = skillbridge(&["call", "uppercase", r#"{"text": "straße"}"#, "--json"]);
+    assert_eq!(output.status.code(), Some(0));
+    let result: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(
+        result,
+        json!({"contentItems": [{"type": "inputText", "text": "STRASSE"}], "success": true})
+    );
+}
+
+#[test]
+fn call_exits_one_when_the_skill_fails() {
+    let output = skillbridge(&["call", "ticket_lookup", r#"{"ticket_id": "T-42"}"#]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).starts_with("error: no ticket `T-42`; known tickets:"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = skillbridge(&["call", "ticket_lookup", r#"{"ticket_id": 42}"#]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("ticket_id: invalid type: integer `42`, expected a string"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = skillbridge(&["call", "ticket_lookup", r#"{"ticket_id": "T-42"}"#, "--json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let result: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(result["success"], false);
+}
+
+#[test]
+fn call_exits_two_on_usage_errors() {
+    let unknown = skillbridge(&["call", "no_such_skill", "{}"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(stderr(&unknown).contains("unknown skill `no_such_skill`; the skills are:"));
+
+    let bad_json = skillbridge(&["call", "word_count", "{text: 1"]);
+    assert_eq!(bad_json.status.code(), Some(2));
+    assert!(
+        stderr(&bad_json).contains("the arguments are not valid JSON"),
+        "{}",
+        stderr(&bad_json)
+    );
+
+    let missing_name = skillbridge(&["call"]);
+    assert_eq!(missing_name.status.code(), Some(2));
+}
+
+#[test]
+fn help_explains_the_commands_and_exit_statuses() {
+    let help = skillbridge(&["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    let text = stdout(&help);
+    assert!(text.contains("skills") && text.contains("call"), "{text}");
+    assert!(text.contains("RUST_LOG"), "{text}");
+
+    let call_help = stdout(&skillbridge(&["call", "--help"]));
+    assert!(
+        call_help.contains("Exit status: 0 the skill succeeded, 1 it failed"),
+        "{call_help}"
+    );
+    assert!(call_help.contains("`-` to read them from stdin"), "{call_help}");
+}

@@ -1,0 +1,248 @@
+//! The shipped skills called the way the bridge calls them: through the catalog, with JSON arguments and a
+//! context, answering the tool result Codex receives.
+
+use base64::Engine as _;
+use rusqlite::Connection;
+use serde_json::{Value, json};
+use skillbridge::skill::{Catalog, ContentItem, SkillContext, ToolResult};
+use tokio_util::sync::CancellationToken;
+
+fn catalog() -> Catalog {
+    skillbridge_skills::link();
+    Catalog::from_registry().unwrap()
+}
+
+fn in_thread(thread: &str, tool: &str) -> SkillContext {
+    SkillContext::new(
+        thread,
+        Some("turn".into()),
+        "call_0",
+        "0",
+        tool,
+        CancellationToken::new(),
+    )
+}
+
+async fn call(name: &str, arguments: Value) -> ToolResult {
+    catalog().invoke(name, arguments, SkillContext::detached(name)).await
+}
+
+fn json_of(result: &ToolResult) -> Value {
+    assert!(result.success, "{result:?}");
+    serde_json::from_str(&result.text_content()).unwrap()
+}
+
+/// A small database: `users(id, name, active)` with three rows.
+fn sample_database() -> tempfile::NamedTempFile {
+    let file = tempfile::Builder::new().suffix(".db").tempfile().unwrap();
+    let connection = Connection::open(file.path()).unwrap();
+    connection
+        .execute_batch(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL, active INTEGER, avatar BLOB);
+             INSERT INTO users (name, active, avatar) VALUES ('ada', 1, x'0102'), ('bob', 0, NULL), ('cy', 1, NULL);
+             CREATE VIEW active_users AS SELECT name FROM users WHERE active = 1;",
+        )
+        .unwrap();
+    file
+}
+
+#[tokio::test]
+async fn sql_query_returns_rows_as_json() {
+    let database = sample_database();
+    let path = database.path().to_str().unwrap();
+    let result = call(
+        "sql_query",
+        json!({"database": path, "query": "SELECT id, name, avatar FROM users WHERE active = 1 ORDER BY id"}),
+    )
+    .await;
+    assert_eq!(
+        json_of(&result),
+        json!({
+            "columns": ["id", "name", "avatar"],
+            "rows": [[1, "ada", "<blob: 2 bytes>"], [3, "cy", null]],
+            "truncated": false
+        })
+    );
+    let limited = call(
+        "sql_query",
+        json!({"database": path, "query": "SELECT name FROM users", "max_rows": 2}),
+    )
+    .await;
+    assert_eq!(json_of(&limited)["truncated"], true);
+}
+
+#[tokio::test]
+async fn sql_query_refuses_anything_but_one_read_only_statement() {
+    let database = sample_database();
+    let path = database.path().to_str().unwrap();
+    for (query, expected) in [
+        (
+            "DELETE FROM users",
+            "query: only SELECT, WITH and VALUES queries are allowed, not DELETE",
+        ),
+        (
+            "WITH doomed AS (SELECT 1) DELETE FROM users",
+            "only read-only queries are allowed",
+        ),
+        ("SELECT 1; DROP TABLE users", "query: give exactly one statement"),
+        ("SELECT nope FROM users", "query failed: no such column: nope"),
+    ] {
+        let result = call("sql_query", json!({"database": path, "query": query})).await;
+        assert!(!result.success, "{query} must fail");
+        assert!(
+            result.text_content().starts_with(expected),
+            "{query}: {}",
+            result.text_content()
+        );
+    }
+    let count = Connection::open(database.path())
+        .unwrap()
+        .query_row("SELECT count(*) FROM users", [], |row| row.get::<_, i64>(0))
+        .unwrap();
+    assert_eq!(count, 3, "nothing was deleted");
+
+    let missing = call(
+        "sql_query",
+        json!({"database": "/nonexistent/x.db", "query": "SELECT 1"}),
+    )
+    .await;
+    assert_eq!(missing.text_content(), "database: no file at `/nonexistent/x.db`");
+    assert!(!database.path().with_extension("db-journal").exists());
+}
+
+#[tokio::test]
+async fn sql_tables_lists_tables_views_and_columns() {
+    let database = sample_database();
+    let result = call("sql_tables", json!({"database": database.path()})).await;
+    let tables = json_of(&result);
+    assert_eq!(tables[0]["name"], "active_users");
+    assert_eq!(tables[0]["kind"], "view");
+    assert_eq!(tables[1]["name"], "users");
+    assert_eq!(
+        tables[1]["columns"][0],
+        json!({"name": "id", "declared_type": "INTEGER", "primary_key": true})
+    );
+}
+
+#[test]
+fn cancellation_interrupts_a_running_query() {
+    let database = sample_database();
+    let token = CancellationToken::new();
+    token.cancel();
+    let ctx = SkillContext::new("t", None, "c", "1", "sql_query", token);
+    // Billions of steps if not interrupted; SQLite's progress handler sees the fired token.
+    let endless = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n";
+    let path = database.path().to_str().unwrap().to_owned();
+    let (done, outcome) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let result = skillbridge_skills::sql::sql_query(path, endless.into(), None, ctx);
+        let _ = done.send(result.map_err(|error| error.to_string()));
+    });
+    let result = outcome
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the query was interrupted instead of running on");
+    assert_eq!(result.unwrap_err(), "the query was cancelled");
+}
+
+#[tokio::test]
+async fn notes_are_kept_per_conversation() {
+    let catalog = catalog();
+    let saved = catalog
+        .invoke(
+            "note_save",
+            json!({"key": "customer", "text": "ACME"}),
+            in_thread("thread-a", "note_save"),
+        )
+        .await;
+    assert_eq!(saved.text_content(), "saved note `customer`");
+    let replaced = catalog
+        .invoke(
+            "note_save",
+            json!({"key": "customer", "text": "ACME Corp"}),
+            in_thread("thread-a", "note_save"),
+        )
+        .await;
+    assert_eq!(replaced.text_content(), "replaced note `customer`");
+
+    let read = catalog
+        .invoke("note_read", json!({}), in_thread("thread-a", "note_read"))
+        .await;
+    assert_eq!(json_of(&read), json!({"customer": "ACME Corp"}));
+    let other = catalog
+        .invoke(
+            "note_read",
+            json!({"key": "customer"}),
+            in_thread("thread-b", "note_read"),
+        )
+        .await;
+    assert!(!other.success);
+    assert_eq!(
+        other.text_content(),
+        "no note `customer`; this conversation has no notes yet"
+    );
+}
+
+#[tokio::test]
+async fn bar_chart_answers_text_and_a_png_image() {
+    let result = call(
+        "bar_chart",
+        json!({"title": "Tickets", "labels": ["open", "closed"], "values": [3, 5]}),
+    )
+    .await;
+    assert!(result.success, "{result:?}");
+    let [ContentItem::InputText { text }, ContentItem::InputImage { image_url }] = result.content_items.as_slice()
+    else {
+        panic!("expected text then image: {result:?}");
+    };
+    assert_eq!(text, "Tickets (2 bars, 480x240 PNG below). open: 3, closed: 5");
+    let encoded = image_url
+        .strip_prefix("data:image/png;base64,")
+        .expect("a PNG data URL");
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap();
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let reader = decoder.read_info().unwrap();
+    assert_eq!((reader.info().width, reader.info().height), (480, 240));
+}
+
+#[tokio::test]
+async fn ticket_search_takes_a_struct_input() {
+    let result = call("ticket_search", json!({"status": "open", "text": "email"})).await;
+    let tickets = json_of(&result);
+    assert_eq!(tickets.as_array().unwrap().len(), 1);
+    assert_eq!(tickets[0]["id"], "T-1004");
+    assert_eq!(tickets[0]["status"], "open");
+
+    let bad = call("ticket_search", json!({"status": "lost"})).await;
+    assert!(!bad.success);
+    assert!(
+        bad.text_content()
+            .starts_with("invalid arguments for `ticket_search`: status: unknown variant `lost`")
+    );
+}
+
+#[tokio::test]
+async fn current_time_reads_the_clock_in_a_zone() {
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let reading = json_of(&call("current_time", json!({"time_zone": "Asia/Tokyo"})).await);
+    let after = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert_eq!(reading["time_zone"], "Asia/Tokyo");
+    assert_eq!(reading["utc_offset"], "+09:00");
+    let unix = reading["unix_seconds"].as_i64().unwrap();
+    assert!((before..=after).contains(&unix), "{unix} not in {before}..={after}");
+    assert_eq!(json_of(&call("current_time", json!({})).await)["time_zone"], "UTC");
+}
+
+#[tokio::test]
+async fn text_skills_answer_plain_text() {
+    assert_eq!(
+        call("slugify", json!({"text": "Hello, World!"})).await.text_content(),
+        "hello-world"
+    );
+    assert_eq!(call("uppercase", json!({"text": "abc"})).await.text_content(), "ABC");
+}
