@@ -76,7 +76,7 @@ pub fn sql_query(
     if !statement.readonly() {
         return Err("only read-only queries are allowed".into());
     }
-    let columns: Vec<String> = statement.column_names().into_iter().map(str::to_owned).collect();
+    let columns: Vec<String> = statement.column_names().map(str::to_owned).collect();
     let mut rows = statement.query([]).map_err(|error| query_error(error, &ctx))?;
     let mut result = QueryResult {
         columns,
