@@ -261,6 +261,18 @@ impl CodexManagerRuntime {
         }
     }
 
+    /// The runtime `serve` builds from its settings.
+    pub fn from_settings(settings: &ServeSettings) -> Result<Self, ServeError> {
+        let client = CodexManager::new(settings.manager.clone()).map_err(|e| ServeError::Upstream(e.to_string()))?;
+        let plan = SessionPlan {
+            create: settings.create_sessions,
+            attach: settings.attach.clone(),
+            template: settings.session.clone(),
+            all_sessions: settings.all_sessions,
+        };
+        Ok(Self::new(client, plan, settings.poll_interval))
+    }
+
     /// The REST client.
     pub fn client(&self) -> &CodexManager {
         &self.client
@@ -459,14 +471,7 @@ pub struct Serving {
 impl Serving {
     /// Starts a codex-manager bridge: connects, opens the sessions, starts the feed and the admin endpoint.
     pub async fn start(settings: ServeSettings, catalog: Catalog) -> Result<Self, ServeError> {
-        let client = CodexManager::new(settings.manager.clone()).map_err(|e| ServeError::Upstream(e.to_string()))?;
-        let plan = SessionPlan {
-            create: settings.create_sessions,
-            attach: settings.attach.clone(),
-            template: settings.session.clone(),
-            all_sessions: settings.all_sessions,
-        };
-        let runtime = CodexManagerRuntime::new(client, plan, settings.poll_interval);
+        let runtime = CodexManagerRuntime::from_settings(&settings)?;
         Self::start_with(Arc::new(runtime), BridgeSettings::from(&settings), catalog).await
     }
 
@@ -752,8 +757,17 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         }
     };
     tracing::info!(skills = catalog.len(), manager = %settings.manager.base_url(), "starting");
+    let runtime: Arc<dyn UpstreamRuntime> = match CodexManagerRuntime::from_settings(&settings) {
+        Ok(runtime) => Arc::new(runtime),
+        Err(error) => {
+            eprintln!("skillbridge serve: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let bridge_settings = BridgeSettings::from(&settings);
+    let delete_on_exit = settings.delete_on_exit;
     let serving = tokio::select! {
-        started = Serving::start(settings, catalog) => match started {
+        started = Serving::start_with(Arc::clone(&runtime), bridge_settings, catalog) => match started {
             Ok(serving) => serving,
             Err(error) => {
                 eprintln!("skillbridge serve: {error}");
@@ -761,8 +775,10 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             }
         },
         signal = signals.recv() => {
-            eprintln!("skillbridge serve: {signal} during startup; exiting");
-            return ExitCode::FAILURE;
+            // Startup is abandoned midway; sessions created so far are cleaned up as on a normal exit.
+            eprintln!("skillbridge serve: {signal} during startup; stopping");
+            runtime.close(delete_on_exit).await;
+            return ExitCode::SUCCESS;
         }
     };
     print_started(&serving);

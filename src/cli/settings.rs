@@ -180,8 +180,8 @@ pub enum SettingsError {
     CurrentDir(std::io::Error),
 }
 
-/// Connection flags shared by `serve` and `send`.
-#[derive(Clone, Default, clap::Args)]
+/// Connection flags shared by `serve` and `send`. `Debug` redacts the token.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct ManagerArgs {
     /// TOML settings file (see `skillbridge serve --help` for its tables). [env: SKILLBRIDGE_CONFIG]
     #[arg(long, value_name = "FILE", help_heading = "Configuration")]
@@ -228,20 +228,6 @@ pub struct ManagerArgs {
         help_heading = "codex-manager"
     )]
     pub token: Option<Secret>,
-}
-
-impl fmt::Debug for ManagerArgs {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ManagerArgs")
-            .field("config", &self.config)
-            .field("profile", &self.profile)
-            .field("profile_file", &self.profile_file)
-            .field("url", &self.url)
-            .field("prefix", &self.prefix)
-            .field("timeout", &self.timeout)
-            .field("token", &self.token)
-            .finish()
-    }
 }
 
 /// How new sessions are created, shared by `serve` and `send`.
