@@ -1,7 +1,7 @@
 //! The `#[skill]` attribute of skillbridge. Use it through `skillbridge::skill`; this crate has no other API.
 //!
-//! The expansion runs in three steps: [`parse`] reads the function and the attribute into a raw model,
-//! [`validate`] checks every rule and collects every error (each with its span), and [`expand`] writes the
+//! The expansion runs in three steps: `parse` reads the function and the attribute into a raw model,
+//! `validate` checks every rule and collects every error (each with its span), and `expand` writes the
 //! registration code against `::skillbridge::skill::__private`.
 
 mod expand;

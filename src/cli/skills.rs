@@ -225,7 +225,7 @@ fn render_table(catalog: &Catalog) -> String {
                 skill.name().to_owned(),
                 parameters,
                 format_duration(skill.timeout()),
-                shorten(skill.description(), TABLE_DESCRIPTION_CHARS),
+                shorten(&one_line(skill.description()), TABLE_DESCRIPTION_CHARS),
             ]
         })
         .collect();
@@ -256,6 +256,11 @@ fn render_table(catalog: &Catalog) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Whitespace runs (newlines included) as single spaces, so that a description stays on its table row.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn shorten(text: &str, max_chars: usize) -> String {
@@ -309,6 +314,7 @@ mod tests {
     fn long_descriptions_are_shortened_on_a_character_boundary() {
         assert_eq!(shorten("short", 10), "short");
         assert_eq!(shorten("ééééé ééééé", 7), "ééééé…");
+        assert_eq!(one_line("two\nlines  here"), "two lines here");
     }
 
     #[test]
