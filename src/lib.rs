@@ -26,7 +26,7 @@
 //!   websocket) or `codex app-server` over stdio;
 //! - [`bridge`]: the [`Dispatcher`](bridge::Dispatcher) that runs each call once, with bounded concurrency,
 //!   and answers it with retries;
-//! - [`skill`]: the `#[skill]` registry, the [`Catalog`] with its schemas, and invocation that never panics
+//! - [`skill`](mod@skill): the `#[skill]` registry, the [`Catalog`] with its schemas, and invocation that never panics
 //!   or hangs;
 //! - [`admin`]: the HTTP admin endpoint; [`cli`]: the `skillbridge` command line.
 //!
@@ -47,6 +47,9 @@ pub mod stream;
 pub mod upstream;
 
 pub use manager::{CodexManager, ManagerConfig, ManagerError};
-pub use skill::{Catalog, Content, ContentItem, SkillContext, SkillError, ToolResult};
+pub use skill::{
+    Catalog, CatalogError, Content, ContentItem, IntoToolResult, Invocation, Outcome, SkillContext, SkillError, SkillInfo,
+    ToolFlavor, ToolResult,
+};
 pub use skillbridge_macros::skill;
 pub use stream::{AppServerSignal, Router, StreamClient, StreamEvent, StreamOptions};
