@@ -4,6 +4,9 @@
 //! struct with an `async fn run(self) -> ExitCode`; adding a command is one variant of [`Command`] and one
 //! arm in [`Cli::run`].
 
+pub mod send;
+pub mod serve;
+pub mod settings;
 mod skills;
 
 use std::process::ExitCode;
@@ -46,6 +49,10 @@ pub enum Command {
     Skills(SkillsArgs),
     /// Run one skill with JSON arguments and print its result, as the bridge would answer Codex.
     Call(CallArgs),
+    /// Serve the skills to Codex: create sessions, answer their tool calls, run the admin endpoint.
+    Serve(serve::ServeArgs),
+    /// Send one prompt to a new session with the skills and print the reply.
+    Send(send::SendArgs),
 }
 
 impl Cli {
@@ -54,6 +61,8 @@ impl Cli {
         match self.command {
             Command::Skills(args) => args.run().await,
             Command::Call(args) => args.run().await,
+            Command::Serve(args) => args.run().await,
+            Command::Send(args) => args.run().await,
         }
     }
 }
