@@ -204,6 +204,22 @@ async fn startup_failures_are_clear_errors() {
 }
 
 #[tokio::test]
+async fn a_taken_admin_port_fails_before_any_session_is_created() {
+    let double = CodexManagerDouble::start().await.unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut args = args(&double);
+    args.no_admin = false;
+    args.admin = Some(taken.local_addr().unwrap());
+    let error = Serving::start(settings(&args), catalog()).await.err().expect("fails");
+    assert!(matches!(error, ServeError::Admin(_)), "{error:?}");
+    assert!(
+        error.to_string().contains(&taken.local_addr().unwrap().to_string()),
+        "{error}"
+    );
+    assert!(double.sessions().is_empty(), "nothing was left behind");
+}
+
+#[tokio::test]
 async fn a_failed_start_deletes_the_sessions_it_already_created() {
     let double = CodexManagerDouble::start().await.unwrap();
     let mut args = args(&double);
