@@ -49,9 +49,8 @@ pub enum Command {
     Skills(SkillsArgs),
     /// Run one skill with JSON arguments and print its result, as the bridge would answer Codex.
     Call(CallArgs),
-    /// Serve the skills to Codex: create sessions, answer their tool calls, run the admin endpoint.
+    // No doc comments here: they would replace the about texts and examples the Args structs declare.
     Serve(serve::ServeArgs),
-    /// Send one prompt to a new session with the skills and print the reply.
     Send(send::SendArgs),
 }
 
