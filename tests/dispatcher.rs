@@ -260,3 +260,37 @@ async fn interrupting_a_turn_cancels_its_running_skills() {
     assert_eq!(dispatcher.stats().recent(1)[0].outcome, "cancelled");
     dispatcher.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test]
+async fn shutdown_ends_answer_retries_at_the_grace() {
+    let retry = || AnswerOutcome::Retry { reason: "503".into() };
+    let slow_retries = DispatchConfig {
+        retry: RetryPolicy {
+            max_attempts: 50,
+            initial_backoff: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(10),
+        },
+        ..DispatchConfig::default()
+    };
+    let (dispatcher, mut answers) = dispatcher((0..50).map(|_| retry()).collect(), slow_retries);
+    dispatcher.submit(call("flaky-1", "echo", json!({"text": "flaky"})), CallSource::Stream);
+    assert_eq!(next(&mut answers).await.2.label(), "retry");
+    let started = tokio::time::Instant::now();
+    let report = dispatcher.shutdown(Duration::from_millis(100)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        report.cancelled, 0,
+        "the skill had finished; only its answer was pending"
+    );
+    assert_eq!(
+        next(&mut answers).await.2.label(),
+        "retry",
+        "one last attempt after the grace"
+    );
+    assert!(answers.try_recv().is_err());
+    assert_eq!(dispatcher.stats().recent(1)[0].attempts, 2);
+}

@@ -2,6 +2,7 @@
 //! it through the upstream with retries. Every accepted call gets an answer.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -80,7 +81,7 @@ pub enum Submitted {
 /// What [`Dispatcher::shutdown`] saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShutdownReport {
-    /// Calls still running when the grace period ended; they were cancelled and answered `success:false`.
+    /// Skills still running when the grace period ended; they were cancelled and answered `success:false`.
     pub cancelled: usize,
 }
 
@@ -100,6 +101,7 @@ struct Inner {
     tasks: TaskTracker,
     closing: CancellationToken,
     abandon: CancellationToken,
+    abandoned: AtomicUsize,
     stats: Arc<BridgeStats>,
 }
 
@@ -134,6 +136,7 @@ impl Dispatcher {
                 tasks: TaskTracker::new(),
                 closing: CancellationToken::new(),
                 abandon: CancellationToken::new(),
+                abandoned: AtomicUsize::new(0),
                 stats,
             }),
         }
@@ -198,18 +201,22 @@ impl Dispatcher {
     }
 
     /// Stops taking calls, lets running ones finish for up to `grace`, then cancels the rest and answers
-    /// them `success:false`. Returns once every taken call has been answered (or its answer given up).
+    /// them `success:false`. Past the grace, failed answers get one last attempt instead of their backoff.
+    /// Returns once every taken call has been answered (or its answer given up).
     pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
         self.inner.closing.cancel();
         self.inner.tasks.close();
-        let mut cancelled = 0;
         if tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_err() {
-            cancelled = self.inner.stats.in_flight().max(0) as usize;
-            tracing::warn!(cancelled, "grace period over: cancelling running skills");
+            tracing::warn!(
+                in_flight = self.inner.stats.in_flight(),
+                "grace period over: cancelling running skills and ending answer retries"
+            );
             self.inner.abandon.cancel();
             self.inner.tasks.wait().await;
         }
-        ShutdownReport { cancelled }
+        ShutdownReport {
+            cancelled: self.inner.abandoned.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -262,6 +269,7 @@ impl Inner {
             biased;
             _ = self.abandon.cancelled() => {
                 token.cancel();
+                self.abandoned.fetch_add(1, Ordering::Relaxed);
                 Invocation {
                     result: ToolResult::failure(format!(
                         "skill {} was cancelled: the bridge shut down before it finished", call.tool
@@ -326,7 +334,7 @@ impl Inner {
                     );
                     return (outcome, attempts);
                 }
-                AnswerOutcome::Retry { reason } if attempts >= policy.max_attempts => {
+                AnswerOutcome::Retry { reason } if attempts >= policy.max_attempts || self.abandon.is_cancelled() => {
                     tracing::error!(
                         request_id = %call.request_id, tool = %call.tool, attempts, upstream = self.upstream.name(),
                         %reason, "giving up on delivering an answer; it is re-sent if the call is seen pending again"
@@ -336,7 +344,11 @@ impl Inner {
                 AnswerOutcome::Retry { reason } => {
                     let wait = policy.backoff(attempts);
                     tracing::warn!(request_id = %call.request_id, attempts, ?wait, %reason, "answer failed; retrying");
-                    tokio::time::sleep(wait).await;
+                    // Past the grace period there is time for one last attempt, not for the backoff.
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.abandon.cancelled() => {}
+                    }
                 }
             }
         }
