@@ -48,8 +48,8 @@ pub mod upstream;
 
 pub use manager::{CodexManager, ManagerConfig, ManagerError};
 pub use skill::{
-    Catalog, CatalogError, Content, ContentItem, IntoToolResult, Invocation, Outcome, SkillContext, SkillError, SkillInfo,
-    ToolFlavor, ToolResult,
+    Catalog, CatalogError, Content, ContentItem, IntoToolResult, Invocation, Outcome, SkillContext, SkillError,
+    SkillInfo, ToolFlavor, ToolResult,
 };
 pub use skillbridge_macros::skill;
 pub use stream::{AppServerSignal, Router, StreamClient, StreamEvent, StreamOptions};
