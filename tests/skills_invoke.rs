@@ -17,7 +17,7 @@ const DEADLINE: Duration = Duration::from_secs(10);
 /// Looks up a ticket.
 #[skill]
 fn lookup(ticket_id: String, filter: Option<Filter>) -> Result<String, SkillError> {
-    Ok(format!("{ticket_id} {filter:?}"))
+    Ok(format!("{ticket_id} limit={:?}", filter.map(|f| f.limit)))
 }
 
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
