@@ -1,8 +1,10 @@
 //! `skillbridge send "prompt"`: one turn in a new session that has the skills as dynamic tools; the tool calls
 //! are answered while the turn runs, and the assistant's final reply is printed.
 //!
-//! [`send_with`] does the work and returns a [`SendOutcome`] (tests call it in-process); [`run`] is the
-//! command-line wrapper that prints the reply and turns the outcome into the exit status.
+//! The session is a codex-manager session, or with `--app-server` a thread of a `codex app-server` child that
+//! send spawns for the turn and terminates afterwards. [`send_with`] does the work and returns a
+//! [`SendOutcome`] (tests call it in-process); [`run`] is the command-line wrapper that prints the reply and
+//! turns the outcome into the exit status.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -15,12 +17,13 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::serve::init_logging;
-use super::settings::{ManagerArgs, SendSettings, SessionArgs, SettingsError};
+use super::serve::{APP_SERVER_SHUTDOWN_GRACE, init_logging};
+use super::settings::{AppServerArgs, AppServerSettings, ManagerArgs, SendSettings, SessionArgs, SettingsError};
 use crate::bridge::{BridgeHealth, BridgeStats, DispatchConfig, Dispatcher, ServedSession};
 use crate::manager::{CodexManager, ManagerError, SendMessage};
 use crate::skill::{Catalog, ToolFlavor};
 use crate::stream::{AppServerSignal, Frame, HandlerContext, Router};
+use crate::upstream::app_server::{AppServer, AppServerError, TurnOutcome, TurnStatus};
 use crate::upstream::codex_manager::{CodexManagerFeed, CodexManagerUpstream, SessionScope};
 
 /// How long running tool calls get to finish once the turn is over.
@@ -32,6 +35,10 @@ const SEND_LONG_ABOUT: &str = "\
 Send one message to Codex in a new codex-manager session whose dynamic tools are this binary's skills, answer the
 tool calls the turn makes, and print the assistant's final reply on stdout.
 
+With --app-server there is no codex-manager: send spawns `codex app-server` (with the CODEX_HOME and login of the
+environment), runs the turn in a new thread and terminates the child at the end. `send --app-server <PROMPT>` runs
+`codex` from PATH; `send --app-server <PATH> <PROMPT>` runs the Codex CLI at PATH.
+
 Exit status: 0 when the turn completed, 1 when it failed, was interrupted (Ctrl-C interrupts it) or timed out, or
 when codex-manager could not be used; 2 for unusable arguments or settings. The session is deleted at the end unless
 --keep-session. Connection settings are layered like serve's: flag > environment variable > TOML file (--config) >
@@ -41,7 +48,9 @@ const SEND_EXAMPLES: &str = "\
 Examples:
   skillbridge send 'What time is it in Tokyo?'
   skillbridge send --timeout 30s --model gpt-5 'Uppercase the word bridge'
-  skillbridge send --keep-session --manager-url http://127.0.0.1:3001 'Look up ticket 42'";
+  skillbridge send --keep-session --manager-url http://127.0.0.1:3001 'Look up ticket 42'
+  skillbridge send --app-server 'How many words are in \"to be or not to be\"?'
+  skillbridge send --app-server ~/.cache/codex/bin/codex --model gpt-5 'Uppercase the word bridge'";
 
 /// The flags of `skillbridge send`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -52,7 +61,14 @@ Examples:
 )]
 pub struct SendArgs {
     /// The message to send.
-    #[arg(value_name = "PROMPT")]
+    // Optional to clap only for `send --app-server "prompt"`, where clap reads the prompt as the PATH;
+    // the settings sort that out and refuse an empty prompt.
+    #[arg(
+        value_name = "PROMPT",
+        required_unless_present = "app_server",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub prompt: String,
 
     /// codex-manager connection and settings file.
@@ -62,6 +78,10 @@ pub struct SendArgs {
     /// How the session is set up.
     #[command(flatten)]
     pub session: SessionArgs,
+
+    /// Run the turn in a spawned `codex app-server` instead of codex-manager.
+    #[command(flatten)]
+    pub app_server: AppServerArgs,
 
     /// Give up (and interrupt the turn) after this long. [env: SKILLBRIDGE_SEND_TIMEOUT] [default: 5m]
     #[arg(long, value_name = "DURATION", value_parser = super::settings::parse_duration)]
@@ -144,6 +164,24 @@ pub enum SendError {
     /// The stream did not connect in time, so the turn's events could not be followed.
     #[error("the codex-manager stream did not connect within {0:?}")]
     StreamNotReady(Duration),
+    /// The `codex app-server` child could not be spawned.
+    #[error("{source}\n(is the Codex CLI installed? give its path with --app-server PATH or SKILLBRIDGE_APP_SERVER)")]
+    AppServerSpawn {
+        /// The failure.
+        source: AppServerError,
+    },
+    /// The `codex app-server` child failed (did not start, exited, or refused a request).
+    #[error("codex app-server: {0}")]
+    AppServer(AppServerError),
+}
+
+impl From<AppServerError> for SendError {
+    fn from(error: AppServerError) -> Self {
+        match error {
+            AppServerError::Spawn(_) => Self::AppServerSpawn { source: error },
+            other => Self::AppServer(other),
+        }
+    }
 }
 
 /// What the stream has told about turns: the last agent message and the end of each turn, by turn id. Events
@@ -206,8 +244,20 @@ fn turn_end(status: &str, error: Option<String>) -> Option<TurnEnd> {
 }
 
 /// Creates a session with `catalog`'s skills, sends the prompt, answers tool calls until the turn ends (or
-/// `interrupt` completes, or the timeout passes), and returns how it went.
+/// `interrupt` completes, or the timeout passes), and returns how it went. With `settings.app_server` the
+/// session is a thread of a `codex app-server` child, terminated at the end.
 pub async fn send_with(
+    settings: SendSettings,
+    catalog: Catalog,
+    interrupt: impl Future<Output = ()>,
+) -> Result<SendOutcome, SendError> {
+    match settings.app_server.clone() {
+        Some(app_server) => send_app_server(&settings, &app_server, catalog, interrupt).await,
+        None => send_codex_manager(settings, catalog, interrupt).await,
+    }
+}
+
+async fn send_codex_manager(
     settings: SendSettings,
     catalog: Catalog,
     interrupt: impl Future<Output = ()>,
@@ -290,6 +340,107 @@ pub async fn send_with(
         reply,
         deleted,
     })
+}
+
+/// `send --app-server`: spawn the child, start a thread with the skills, run the turn, answer its calls, and
+/// terminate the child whatever happened.
+async fn send_app_server(
+    settings: &SendSettings,
+    app_server: &AppServerSettings,
+    catalog: Catalog,
+    interrupt: impl Future<Output = ()>,
+) -> Result<SendOutcome, SendError> {
+    let app = AppServer::start(app_server.command()).await?;
+    let config = DispatchConfig {
+        concurrency: settings.concurrency,
+        ..DispatchConfig::default()
+    };
+    let options = app_server
+        .thread_options
+        .clone()
+        .dynamic_tools(catalog.dynamic_tools(ToolFlavor::AppServer));
+    let dispatcher = Dispatcher::with_stats(catalog, app.upstream(), config, Arc::new(BridgeStats::new()));
+    app.start_event_loop(Arc::new(dispatcher.clone()))?;
+
+    let result = run_app_server_turn(&app, &options, settings, interrupt).await;
+
+    // Answers go through the child, so running calls finish (or are answered success:false) before it ends.
+    let report = dispatcher.shutdown(CALLS_GRACE).await;
+    if report.cancelled > 0 {
+        tracing::warn!(
+            cancelled = report.cancelled,
+            "tool calls still running at the end were answered success:false"
+        );
+    }
+    let exit = app.shutdown(APP_SERVER_SHUTDOWN_GRACE).await;
+    tracing::debug!("{exit}");
+    result
+}
+
+async fn run_app_server_turn(
+    app: &AppServer,
+    options: &crate::upstream::app_server::ThreadOptions,
+    settings: &SendSettings,
+    interrupt: impl Future<Output = ()>,
+) -> Result<SendOutcome, SendError> {
+    let thread_id = app.start_thread(options).await?;
+    tracing::info!(thread = %thread_id, "started thread");
+    let turn_id = app.start_turn(&thread_id, &settings.prompt).await?;
+    tracing::info!(turn = %turn_id, "message sent; waiting for the turn to finish");
+    let outcome = |end: TurnEnd, reply: Option<String>| SendOutcome {
+        session_id: thread_id.clone(),
+        turn_id: turn_id.clone(),
+        end,
+        reply,
+        deleted: false,
+    };
+
+    let finished = tokio::select! {
+        finished = app.wait_turn(&turn_id, settings.timeout) => finished,
+        _ = interrupt => {
+            tracing::info!(turn = %turn_id, "interrupting the turn");
+            interrupt_app_server_turn(app, &thread_id, &turn_id).await;
+            return Ok(match app.wait_turn(&turn_id, INTERRUPT_WAIT).await {
+                Ok(done) if done.status == TurnStatus::Completed => outcome(TurnEnd::Completed, done.final_reply),
+                Ok(done) => outcome(TurnEnd::Interrupted, done.final_reply),
+                Err(AppServerError::TurnTimeout { .. }) => outcome(TurnEnd::Interrupted, None),
+                Err(error) => return Err(error.into()),
+            });
+        }
+    };
+    match finished {
+        Ok(done) => {
+            let end = app_server_turn_end(&done);
+            Ok(outcome(end, done.final_reply))
+        }
+        Err(AppServerError::TurnTimeout { .. }) => {
+            tracing::warn!(turn = %turn_id, timeout = ?settings.timeout, "the turn did not finish in time; interrupting it");
+            interrupt_app_server_turn(app, &thread_id, &turn_id).await;
+            let reply = app
+                .wait_turn(&turn_id, INTERRUPT_WAIT)
+                .await
+                .ok()
+                .and_then(|done| done.final_reply);
+            Ok(outcome(TurnEnd::TimedOut, reply))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+async fn interrupt_app_server_turn(app: &AppServer, thread_id: &str, turn_id: &str) {
+    if let Err(error) = app.interrupt_turn(thread_id, turn_id).await {
+        // The turn may have ended meanwhile.
+        tracing::debug!(%error, "turn/interrupt failed");
+    }
+}
+
+fn app_server_turn_end(outcome: &TurnOutcome) -> TurnEnd {
+    match &outcome.status {
+        TurnStatus::Completed => TurnEnd::Completed,
+        TurnStatus::Interrupted => TurnEnd::Interrupted,
+        TurnStatus::Failed => TurnEnd::Failed(outcome.error.clone()),
+        TurnStatus::Other(status) => TurnEnd::Failed(Some(format!("the turn ended with status {status:?}"))),
+    }
 }
 
 fn unreachable_or(client: &CodexManager, error: ManagerError) -> SendError {
@@ -457,6 +608,7 @@ pub async fn run(args: SendArgs) -> ExitCode {
             std::future::pending::<()>().await;
         }
     };
+    let via_app_server = settings.app_server.is_some();
     match send_with(settings, catalog, interrupt).await {
         Ok(outcome) => {
             if let Some(reply) = &outcome.reply {
@@ -471,7 +623,7 @@ pub async fn run(args: SendArgs) -> ExitCode {
                 TurnEnd::Interrupted => eprintln!("skillbridge send: the turn was interrupted"),
                 TurnEnd::TimedOut => eprintln!("skillbridge send: the turn did not finish in time and was interrupted"),
             }
-            if args.keep_session || !outcome.deleted {
+            if !via_app_server && (args.keep_session || !outcome.deleted) {
                 eprintln!("skillbridge send: session {} kept", outcome.session_id);
             }
             ExitCode::from(outcome.end.exit_code())

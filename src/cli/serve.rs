@@ -1,10 +1,11 @@
 //! `skillbridge serve`: open sessions with the skills as dynamic tools, answer every tool call Codex makes to
 //! them until SIGINT/SIGTERM, then shut down gracefully.
 //!
-//! The work is split so that tests can run the whole loop in-process and a second upstream can slot in:
+//! The work is split so that tests can run the whole loop in-process and either upstream slots in:
 //! - [`UpstreamRuntime`]: the upstream-specific half (open sessions, feed calls, send a prompt, clean up);
-//!   [`CodexManagerRuntime`] is the codex-manager one. The dispatcher, the admin endpoint and the statistics
-//!   are shared by every upstream.
+//!   [`CodexManagerRuntime`] is the codex-manager one, [`AppServerRuntime`] the `codex app-server` one (a child
+//!   process it spawns, restarts if asked, and terminates). The dispatcher, the admin endpoint and the
+//!   statistics are shared by every upstream.
 //! - [`Serving`]: a running bridge. [`Serving::start`] / [`Serving::start_with`] bring it up,
 //!   [`Serving::run_until`] serves until a shutdown future completes and shuts down.
 //! - [`serve_with`]: both in one call; [`run`]: the command-line wrapper (settings, signals, output, exit code).
@@ -21,13 +22,18 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::settings::{ManagerArgs, Secret, ServeSettings, SessionArgs, SessionTemplate, SettingsError};
+use super::settings::{
+    AppServerArgs, AppServerSettings, ManagerArgs, Secret, ServeSettings, SessionArgs, SessionTemplate, SettingsError,
+};
 use crate::admin::{self, AdminError, AdminState, AdminToken};
 use crate::bridge::{BridgeHealth, BridgeStats, DispatchConfig, Dispatcher, ServedSession};
 use crate::manager::{CodexManager, ManagerError, SendMessage};
 use crate::skill::{Catalog, ToolFlavor};
 use crate::stream::{Frame, HandlerContext, Router};
 use crate::upstream::Upstream;
+use crate::upstream::app_server::{
+    AppServerError, AppServerSupervisor, ChildState, RestartPolicy, SupervisorConfig, ToolCallSink,
+};
 use crate::upstream::codex_manager::{CodexManagerFeed, CodexManagerUpstream, SessionScope};
 
 /// How long the answers of calls cancelled at the end of the grace period may take to deliver before serve
@@ -37,10 +43,13 @@ pub const ANSWER_DEADLINE_AFTER_GRACE: Duration = Duration::from_secs(2);
 /// How long the upstream feed gets to close its connection on shutdown.
 const FEED_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-const SERVE_ABOUT: &str = "Serve the skills to Codex through codex-manager until SIGINT/SIGTERM";
+/// How long a `codex app-server` child gets to exit after its input is closed, before it is killed.
+pub const APP_SERVER_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+const SERVE_ABOUT: &str = "Serve the skills to Codex through codex-manager (or codex app-server) until SIGINT/SIGTERM";
 
 const SERVE_LONG_ABOUT: &str = "\
-Serve the skills to Codex through codex-manager until SIGINT/SIGTERM.
+Serve the skills to Codex through codex-manager (or a codex app-server it spawns) until SIGINT/SIGTERM.
 
 Creates one session (or --sessions N) whose dynamic tools are this binary's skills, or attaches to existing sessions
 (--session ID), and answers every tool call made in them: calls arrive on codex-manager's websocket stream and from
@@ -52,10 +61,18 @@ logs go to stderr (RUST_LOG=debug for more).
 On SIGINT/SIGTERM it stops taking calls, lets running ones finish for up to --grace, answers the rest with
 success:false, deletes the sessions it created if --delete-on-exit, and exits 0.
 
+With --app-server [PATH] there is no codex-manager: serve spawns `PATH app-server` (default `codex` on PATH, with
+the CODEX_HOME and login of the environment, or --codex-home), starts --sessions threads with the skills as dynamic
+tools and answers their calls over the child's stdio; `session <id>` lines name the threads. If the child exits,
+serve says why and exits 1, or with --restart starts a new child with fresh threads after a backoff (200ms doubling
+to 30s); the calls of the dead child are gone with it. On exit the child is terminated. --session, --all-sessions
+and --delete-on-exit do not apply to it.
+
 Settings are layered: flag > environment variable > TOML file (--config) > codex-manager profile (--profile) >
 default. The TOML file has the tables [codex_manager] (url, prefix, timeout, bearer_token, rbac_token, rbac_role,
 rbac_actor, profile, profile_file), [session] (cwd, model, approval_policy, sandbox), [serve] (sessions, attach,
-prompt, poll_interval, concurrency, all_sessions, grace, delete_on_exit) and [admin] (enabled, addr, token).
+prompt, poll_interval, concurrency, all_sessions, grace, delete_on_exit), [admin] (enabled, addr, token) and
+[app_server] (enabled, program, codex_home, restart).
 Durations are written like 500ms, 5s or 2m. Tokens are never printed or logged.";
 
 const SERVE_EXAMPLES: &str = "\
@@ -73,7 +90,13 @@ Examples:
   skillbridge serve --session 01a20b31-f8aa-7ee1-a8ed-f30e81e9ab3b
 
   # settings from a file, admin endpoint on all interfaces (requires a token)
-  SKILLBRIDGE_ADMIN_TOKEN=... skillbridge serve --config skillbridge.toml --admin 0.0.0.0:7878";
+  SKILLBRIDGE_ADMIN_TOKEN=... skillbridge serve --config skillbridge.toml --admin 0.0.0.0:7878
+
+  # no codex-manager: spawn `codex app-server` (your Codex login), restart it if it dies
+  skillbridge serve --app-server --restart --prompt 'Count the words of README.md'
+
+  # a specific Codex build, two threads
+  skillbridge serve --app-server ~/.cache/codex/bin/codex --sessions 2";
 
 /// The flags of `skillbridge serve`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -86,6 +109,15 @@ pub struct ServeArgs {
     /// How created sessions are set up.
     #[command(flatten)]
     pub session: SessionArgs,
+
+    /// Serve through a spawned `codex app-server` instead of codex-manager.
+    #[command(flatten)]
+    pub app_server: AppServerArgs,
+
+    /// With --app-server: when the child exits, start a new one (fresh threads) after a backoff of 200ms doubling
+    /// to 30s, instead of exiting 1. [env: SKILLBRIDGE_RESTART]
+    #[arg(long, help_heading = "codex app-server")]
+    pub restart: bool,
 
     /// Create this many sessions with the skills as their dynamic tools. 0 is allowed with --session or
     /// --all-sessions. [env: SKILLBRIDGE_SESSIONS] [default: 1, or 0 when --session is given]
@@ -175,9 +207,27 @@ pub enum ServeError {
     /// The admin endpoint could not start.
     #[error(transparent)]
     Admin(#[from] AdminError),
+    /// The `codex app-server` child could not be spawned.
+    #[error("{source}\n(is the Codex CLI installed? give its path with --app-server PATH or SKILLBRIDGE_APP_SERVER)")]
+    AppServerSpawn {
+        /// The failure.
+        source: AppServerError,
+    },
+    /// The `codex app-server` child did not initialize or start its threads.
+    #[error("codex app-server did not start: {0}")]
+    AppServer(AppServerError),
     /// Another upstream-specific startup failure.
     #[error("{0}")]
     Upstream(String),
+}
+
+impl From<AppServerError> for ServeError {
+    fn from(error: AppServerError) -> Self {
+        match error {
+            AppServerError::Spawn(_) => Self::AppServerSpawn { source: error },
+            other => Self::AppServer(other),
+        }
+    }
 }
 
 /// What a finished serve did.
@@ -193,12 +243,14 @@ pub struct ServeReport {
     pub deleted: Vec<String>,
     /// `true` when serve stopped because the upstream feed ended by itself rather than on request.
     pub upstream_ended: bool,
+    /// Why the upstream ended, when it said (e.g. how the `codex app-server` child exited).
+    pub upstream_error: Option<String>,
 }
 
 /// The upstream-specific half of serve. The dispatcher, admin endpoint and statistics are shared; an upstream
 /// only opens its sessions, feeds tool calls into the dispatcher, sends first prompts and cleans up.
-/// [`CodexManagerRuntime`] is the codex-manager implementation; `codex app-server` implements the same methods
-/// (spawn the child, `thread/start` with the tools, read its stdout) and plugs into [`Serving::start_with`].
+/// [`CodexManagerRuntime`] is the codex-manager implementation, [`AppServerRuntime`] the `codex app-server` one;
+/// either plugs into [`Serving::start_with`].
 pub trait UpstreamRuntime: Send + Sync + 'static {
     /// A short name for logs and [`ServedSession::upstream`].
     fn name(&self) -> &'static str;
@@ -210,14 +262,15 @@ pub trait UpstreamRuntime: Send + Sync + 'static {
     fn open<'a>(&'a self, catalog: &'a Catalog) -> BoxFuture<'a, Result<Vec<ServedSession>, ServeError>>;
 
     /// Feeds tool calls into `dispatcher` until `stop` fires, keeping `health` informed. `connected` is notified
-    /// every time the upstream connection is (re)established.
+    /// every time the upstream connection is (re)established. A feed that ends before `stop` fires ends serve;
+    /// it returns why, when it knows.
     fn feed(
         &self,
         dispatcher: Dispatcher,
         health: Arc<BridgeHealth>,
         connected: Arc<Notify>,
         stop: CancellationToken,
-    ) -> BoxFuture<'static, ()>;
+    ) -> BoxFuture<'static, Option<String>>;
 
     /// Sends a user message to a session (the first prompt).
     fn send_prompt<'a>(&'a self, session: &'a str, text: &'a str) -> BoxFuture<'a, Result<(), String>>;
@@ -379,7 +432,7 @@ impl UpstreamRuntime for CodexManagerRuntime {
         health: Arc<BridgeHealth>,
         connected: Arc<Notify>,
         stop: CancellationToken,
-    ) -> BoxFuture<'static, ()> {
+    ) -> BoxFuture<'static, Option<String>> {
         let served = lock(&self.served).clone();
         let scope = if self.plan.all_sessions {
             SessionScope::All(served)
@@ -394,7 +447,10 @@ impl UpstreamRuntime for CodexManagerRuntime {
             }
             async {}
         });
-        Box::pin(feed.run(router, stop))
+        Box::pin(async move {
+            feed.run(router, stop).await;
+            None
+        })
     }
 
     fn send_prompt<'a>(&'a self, session: &'a str, text: &'a str) -> BoxFuture<'a, Result<(), String>> {
@@ -418,6 +474,130 @@ impl UpstreamRuntime for CodexManagerRuntime {
             }
         })
     }
+}
+
+/// The `codex app-server` upstream: a child process started by serve, its threads opened with the skills as
+/// dynamic tools, its calls handled over its stdio, restarted with backoff when asked, terminated on close.
+///
+/// The lifecycle is the [`AppServerSupervisor`]'s; this adapts it to [`UpstreamRuntime`] (sessions are threads).
+pub struct AppServerRuntime {
+    supervisor: AppServerSupervisor,
+}
+
+impl AppServerRuntime {
+    /// A runtime around `supervisor`.
+    pub fn new(supervisor: AppServerSupervisor) -> Self {
+        Self { supervisor }
+    }
+
+    /// The runtime `serve --app-server` builds: `settings.create_sessions` threads per child, restarted with
+    /// [`RestartPolicy::default`] when `restart` is set.
+    pub fn from_settings(settings: &ServeSettings) -> Result<Self, ServeError> {
+        let app_server = settings
+            .app_server
+            .as_ref()
+            .ok_or_else(|| ServeError::Upstream("the settings select codex-manager, not codex app-server".into()))?;
+        Ok(Self::new(AppServerSupervisor::new(Self::config(
+            app_server,
+            settings.create_sessions,
+        ))))
+    }
+
+    /// The supervisor config for `threads` threads with `settings`.
+    pub fn config(settings: &AppServerSettings, threads: usize) -> SupervisorConfig {
+        SupervisorConfig {
+            command: settings.command(),
+            threads,
+            thread_options: settings.thread_options.clone(),
+            restart: settings.restart.then(RestartPolicy::default),
+        }
+    }
+
+    /// The child's supervisor (its state: pid, threads, generation).
+    pub fn supervisor(&self) -> &AppServerSupervisor {
+        &self.supervisor
+    }
+}
+
+impl UpstreamRuntime for AppServerRuntime {
+    fn name(&self) -> &'static str {
+        "app-server"
+    }
+
+    fn answerer(&self) -> Arc<dyn Upstream> {
+        self.supervisor.upstream()
+    }
+
+    fn open<'a>(&'a self, catalog: &'a Catalog) -> BoxFuture<'a, Result<Vec<ServedSession>, ServeError>> {
+        Box::pin(async move {
+            let tools = catalog.dynamic_tools(ToolFlavor::AppServer);
+            if tools.is_empty() {
+                tracing::warn!("no skills are registered: the threads have no dynamic tools");
+            }
+            let threads = self.supervisor.open(tools).await?;
+            Ok(threads.into_iter().map(app_server_session).collect())
+        })
+    }
+
+    fn feed(
+        &self,
+        dispatcher: Dispatcher,
+        health: Arc<BridgeHealth>,
+        connected: Arc<Notify>,
+        stop: CancellationToken,
+    ) -> BoxFuture<'static, Option<String>> {
+        health.attach_link(self.supervisor.link());
+        let supervisor = self.supervisor.clone();
+        Box::pin(async move {
+            let sink: Arc<dyn ToolCallSink> = Arc::new(dispatcher);
+            let on_up = |state: &ChildState| {
+                for thread in &state.threads {
+                    health.add_session(app_server_session(thread.clone()));
+                }
+                connected.notify_waiters();
+            };
+            match supervisor.supervise(sink, stop, on_up).await {
+                Ok(()) => None,
+                Err(report) => Some(report.to_string()),
+            }
+        })
+    }
+
+    fn send_prompt<'a>(&'a self, session: &'a str, text: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let turn = self
+                .supervisor
+                .start_turn(session, text)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(thread = session, %turn, "sent the first prompt");
+            Ok(())
+        })
+    }
+
+    fn close(&self, _delete_created: bool) -> BoxFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            // The threads end with the child; there is nothing to delete.
+            self.supervisor.shutdown(APP_SERVER_SHUTDOWN_GRACE).await;
+            Vec::new()
+        })
+    }
+}
+
+fn app_server_session(thread: String) -> ServedSession {
+    ServedSession {
+        id: thread,
+        upstream: "app-server",
+        created: true,
+    }
+}
+
+/// The runtime `settings` select: `codex app-server` with `--app-server`, codex-manager otherwise.
+pub fn runtime_for(settings: &ServeSettings) -> Result<Arc<dyn UpstreamRuntime>, ServeError> {
+    Ok(match settings.app_server {
+        Some(_) => Arc::new(AppServerRuntime::from_settings(settings)?),
+        None => Arc::new(CodexManagerRuntime::from_settings(settings)?),
+    })
 }
 
 /// The parts of [`ServeSettings`] every upstream shares.
@@ -462,6 +642,7 @@ pub struct Serving {
     stop_feed: CancellationToken,
     feed: JoinHandle<()>,
     feed_ended: CancellationToken,
+    feed_error: Arc<Mutex<Option<String>>>,
     prompts: Option<JoinHandle<()>>,
     admin_addr: Option<SocketAddr>,
     stop_admin: CancellationToken,
@@ -469,10 +650,11 @@ pub struct Serving {
 }
 
 impl Serving {
-    /// Starts a codex-manager bridge: connects, opens the sessions, starts the feed and the admin endpoint.
+    /// Starts the bridge `settings` select (codex-manager, or `codex app-server` with `--app-server`): connects,
+    /// opens the sessions, starts the feed and the admin endpoint.
     pub async fn start(settings: ServeSettings, catalog: Catalog) -> Result<Self, ServeError> {
-        let runtime = CodexManagerRuntime::from_settings(&settings)?;
-        Self::start_with(Arc::new(runtime), BridgeSettings::from(&settings), catalog).await
+        let runtime = runtime_for(&settings)?;
+        Self::start_with(runtime, BridgeSettings::from(&settings), catalog).await
     }
 
     /// Starts a bridge over any upstream.
@@ -526,9 +708,10 @@ impl Serving {
             stop_feed.clone(),
         );
         let feed_ended = CancellationToken::new();
-        let ended = feed_ended.clone();
+        let feed_error = Arc::new(Mutex::new(None));
+        let (ended, error) = (feed_ended.clone(), Arc::clone(&feed_error));
         let feed = tokio::spawn(async move {
-            feeding.await;
+            *lock(&error) = feeding.await;
             ended.cancel();
         });
         let prompts = settings.prompt.clone().map(|prompt| {
@@ -560,6 +743,7 @@ impl Serving {
             stop_feed,
             feed,
             feed_ended,
+            feed_error,
             prompts,
             admin_addr,
             stop_admin,
@@ -619,14 +803,20 @@ impl Serving {
             _ = shutdown => false,
             _ = self.feed_ended.cancelled() => true,
         };
-        if upstream_ended {
+        let upstream_error = if upstream_ended {
+            let error = lock(&self.feed_error).take();
             tracing::error!(
                 upstream = self.runtime.name(),
+                reason = error.as_deref().unwrap_or("unknown"),
                 "the upstream feed stopped; shutting down"
             );
-        }
+            error
+        } else {
+            None
+        };
         let mut report = self.shutdown().await;
         report.upstream_ended = upstream_ended;
+        report.upstream_error = upstream_error;
         report
     }
 
@@ -675,11 +865,12 @@ impl Serving {
             answers_abandoned,
             deleted,
             upstream_ended: false,
+            upstream_error: None,
         }
     }
 }
 
-/// Starts a codex-manager bridge and serves until `shutdown` completes.
+/// Starts the bridge `settings` select and serves until `shutdown` completes.
 pub async fn serve_with(
     settings: ServeSettings,
     catalog: Catalog,
@@ -756,9 +947,14 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(skills = catalog.len(), manager = %settings.manager.base_url(), "starting");
-    let runtime: Arc<dyn UpstreamRuntime> = match CodexManagerRuntime::from_settings(&settings) {
-        Ok(runtime) => Arc::new(runtime),
+    match &settings.app_server {
+        Some(app_server) => {
+            tracing::info!(skills = catalog.len(), program = %app_server.program.display(), "starting codex app-server")
+        }
+        None => tracing::info!(skills = catalog.len(), manager = %settings.manager.base_url(), "starting"),
+    }
+    let runtime = match runtime_for(&settings) {
+        Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("skillbridge serve: {error}");
             return ExitCode::FAILURE;
@@ -793,7 +989,10 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         eprintln!("skillbridge serve: some answers could not be delivered before exit; those calls stay pending");
     }
     if report.upstream_ended {
-        eprintln!("skillbridge serve: the {serving_name} upstream stopped");
+        match &report.upstream_error {
+            Some(reason) => eprintln!("skillbridge serve: the {serving_name} upstream stopped: {reason}"),
+            None => eprintln!("skillbridge serve: the {serving_name} upstream stopped"),
+        }
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS

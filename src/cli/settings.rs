@@ -7,7 +7,7 @@
 //! environment. Secrets (codex-manager tokens, the admin token) are held in [`Secret`], whose `Debug` and
 //! `Display` never show the value.
 //!
-//! The TOML file has four tables, every key optional:
+//! The TOML file has these tables, every key optional:
 //!
 //! ```toml
 //! [codex_manager]
@@ -45,6 +45,12 @@
 //! [send]
 //! timeout = "5m"
 //! keep_session = false
+//!
+//! [app_server]                    # drive `codex app-server` instead of codex-manager
+//! enabled = true                  # SKILLBRIDGE_APP_SERVER (a path, or true/false)
+//! program = "codex"               # SKILLBRIDGE_APP_SERVER
+//! codex_home = "/home/me/.codex"  # CODEX_HOME
+//! restart = true                  # serve only; SKILLBRIDGE_RESTART
 //! ```
 
 use std::fmt;
@@ -58,6 +64,7 @@ use serde::Deserialize;
 use super::send::SendArgs;
 use super::serve::ServeArgs;
 use crate::manager::{ConfigError, ManagerConfig, ManagerConfigBuilder, default_profile_path};
+use crate::upstream::app_server::{AppServerCommand, ApprovalPolicy, SandboxMode, ThreadOptions};
 
 /// Default pending-call listing interval.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
@@ -69,6 +76,8 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:7878";
 /// Default time `send` waits for the turn to finish.
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(300);
+/// The Codex CLI run by `--app-server` without a path: `codex`, looked up on `PATH`.
+pub const DEFAULT_APP_SERVER_PROGRAM: &str = "codex";
 
 /// A secret string (a token). `Debug` and `Display` print `<redacted>`; read it with [`expose`](Self::expose).
 ///
@@ -252,6 +261,45 @@ pub struct SessionArgs {
     pub sandbox: Option<String>,
 }
 
+/// The `codex app-server` upstream flags, shared by `serve` and `send`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AppServerArgs {
+    /// Spawn `codex app-server` and serve the skills over its stdio instead of through codex-manager. PATH is
+    /// the Codex CLI (default: `codex` on PATH). Threads take the --cwd, --model, --approval-policy and --sandbox
+    /// of sessions. [env: SKILLBRIDGE_APP_SERVER, a path or true/false]
+    #[arg(long, value_name = "PATH", num_args = 0..=1, help_heading = "codex app-server")]
+    pub app_server: Option<Option<PathBuf>>,
+
+    /// CODEX_HOME of the spawned Codex (its config, login and thread history). [env: CODEX_HOME, inherited]
+    /// [default: Codex's own, ~/.codex]
+    #[arg(long, value_name = "DIR", help_heading = "codex app-server")]
+    pub codex_home: Option<PathBuf>,
+}
+
+/// How `codex app-server` is run, when it is the upstream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppServerSettings {
+    /// The Codex CLI (a path, or a name looked up on `PATH`).
+    pub program: PathBuf,
+    /// `CODEX_HOME` for the child; `None` leaves the inherited environment alone.
+    pub codex_home: Option<PathBuf>,
+    /// Restart the child with backoff when it exits (serve only).
+    pub restart: bool,
+    /// The `thread/start` parameters (the dynamic tools are added from the catalog).
+    pub thread_options: ThreadOptions,
+}
+
+impl AppServerSettings {
+    /// The command that spawns the child.
+    pub fn command(&self) -> AppServerCommand {
+        let command = AppServerCommand::new(&self.program);
+        match &self.codex_home {
+            Some(home) => command.codex_home(home),
+            None => command,
+        }
+    }
+}
+
 /// How created sessions are set up (the `sessions.create` body minus the tools, which come from the catalog).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionTemplate {
@@ -275,6 +323,50 @@ impl SessionTemplate {
         request.approval_policy = self.approval_policy.clone();
         request.filesystem_sandbox = self.sandbox.clone();
         request
+    }
+
+    /// The app-server `thread/start` parameters (without tools); fails on an approval policy or sandbox that
+    /// `codex app-server` does not take.
+    ///
+    /// ```
+    /// use skillbridge::cli::settings::SessionTemplate;
+    ///
+    /// let template = SessionTemplate { cwd: "/work".into(), model: None,
+    ///                                  approval_policy: Some("never".into()), sandbox: Some("read-only".into()) };
+    /// let params = template.thread_options().unwrap().params();
+    /// assert_eq!((params["approvalPolicy"].as_str(), params["sandbox"].as_str()), (Some("never"), Some("read-only")));
+    /// ```
+    pub fn thread_options(&self) -> Result<ThreadOptions, SettingsError> {
+        let mut options = ThreadOptions::new(&self.cwd);
+        if let Some(model) = &self.model {
+            options = options.model(model.clone());
+        }
+        if let Some(policy) = &self.approval_policy {
+            options = options.approval_policy(match policy.as_str() {
+                "untrusted" => ApprovalPolicy::Untrusted,
+                "on-request" => ApprovalPolicy::OnRequest,
+                "never" => ApprovalPolicy::Never,
+                other => {
+                    return Err(SettingsError::Invalid(format!(
+                        "approval policy {other:?} is not one codex app-server takes: use untrusted, on-request or never"
+                    )));
+                }
+            });
+        }
+        if let Some(sandbox) = &self.sandbox {
+            options = options.sandbox(match sandbox.as_str() {
+                "read-only" => SandboxMode::ReadOnly,
+                "workspace-write" => SandboxMode::WorkspaceWrite,
+                "danger-full-access" => SandboxMode::DangerFullAccess,
+                other => {
+                    return Err(SettingsError::Invalid(format!(
+                        "sandbox {other:?} is not one codex app-server takes: use read-only, workspace-write or \
+                         danger-full-access"
+                    )));
+                }
+            });
+        }
+        Ok(options)
     }
 }
 
@@ -312,6 +404,8 @@ pub struct ServeSettings {
     pub delete_on_exit: bool,
     /// The admin endpoint.
     pub admin: AdminSettings,
+    /// `Some` when serving through a spawned `codex app-server` instead of codex-manager.
+    pub app_server: Option<AppServerSettings>,
 }
 
 /// Everything `send` runs with.
@@ -331,6 +425,8 @@ pub struct SendSettings {
     pub concurrency: usize,
     /// Interval of pending-call listing.
     pub poll_interval: Duration,
+    /// `Some` when the turn runs in a spawned `codex app-server` instead of codex-manager.
+    pub app_server: Option<AppServerSettings>,
 }
 
 /// The TOML settings file.
@@ -347,6 +443,17 @@ struct FileSettings {
     admin: FileAdmin,
     #[serde(default)]
     send: FileSend,
+    #[serde(default)]
+    app_server: FileAppServer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAppServer {
+    enabled: Option<bool>,
+    program: Option<PathBuf>,
+    codex_home: Option<PathBuf>,
+    restart: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -571,6 +678,84 @@ fn at_least_one(name: &str, value: usize) -> Result<usize, SettingsError> {
     }
 }
 
+/// Whether (and how) `codex app-server` is the upstream: `--app-server [PATH]` > `SKILLBRIDGE_APP_SERVER` (a path,
+/// or true/false) > `[app_server]` (`enabled`, or a `program`) > off. The program, `CODEX_HOME` and restart
+/// setting layer the same way.
+fn resolve_app_server(
+    args: &AppServerArgs,
+    restart_flag: bool,
+    file: &FileAppServer,
+    env: &Env<'_>,
+    session: &SessionTemplate,
+) -> Result<Option<AppServerSettings>, SettingsError> {
+    // SKILLBRIDGE_APP_SERVER holds a switch or a program path.
+    let (env_enabled, env_program) = match env.get("SKILLBRIDGE_APP_SERVER") {
+        Some(value) => match parse_bool(value.trim()) {
+            Ok(enabled) => (Some(enabled), None),
+            Err(_) => (Some(true), Some(PathBuf::from(value.trim()))),
+        },
+        None => (None, None),
+    };
+    let enabled = args.app_server.is_some() || env_enabled.or(file.enabled).unwrap_or(file.program.is_some());
+    if !enabled {
+        if restart_flag {
+            return Err(SettingsError::Invalid(
+                "--restart restarts the codex app-server child: it needs --app-server".into(),
+            ));
+        }
+        if args.codex_home.is_some() {
+            return Err(SettingsError::Invalid(
+                "--codex-home sets CODEX_HOME of the codex app-server child: it needs --app-server".into(),
+            ));
+        }
+        return Ok(None);
+    }
+    let program = args
+        .app_server
+        .clone()
+        .flatten()
+        .or(env_program)
+        .or_else(|| file.program.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_APP_SERVER_PROGRAM));
+    if program.as_os_str().is_empty() {
+        return Err(SettingsError::Invalid(
+            "--app-server: the Codex CLI path is empty".into(),
+        ));
+    }
+    let codex_home = args
+        .codex_home
+        .clone()
+        .or_else(|| env.get("CODEX_HOME").map(PathBuf::from))
+        .or_else(|| file.codex_home.clone());
+    let restart = restart_flag || env.flag("SKILLBRIDGE_RESTART")?.or(file.restart).unwrap_or(false);
+    Ok(Some(AppServerSettings {
+        program,
+        codex_home,
+        restart,
+        thread_options: session.thread_options()?,
+    }))
+}
+
+/// With `--app-server` the codex-manager connection is not used: its flags are a mistake worth saying so.
+fn refuse_manager_flags(args: &ManagerArgs) -> Result<(), SettingsError> {
+    let given = [
+        ("--manager-url", args.url.is_some()),
+        ("--manager-prefix", args.prefix.is_some()),
+        ("--manager-timeout", args.timeout.is_some()),
+        ("--manager-token", args.token.is_some()),
+        ("--profile", args.profile.is_some()),
+        ("--profile-file", args.profile_file.is_some()),
+    ];
+    match given.iter().find(|(_, given)| *given) {
+        Some((flag, _)) => Err(app_server_conflict(flag, "it configures the codex-manager connection")),
+        None => Ok(()),
+    }
+}
+
+fn app_server_conflict(setting: &str, why: &str) -> SettingsError {
+    SettingsError::Invalid(format!("{setting} cannot be used with --app-server: {why}"))
+}
+
 impl ServeSettings {
     /// Layers `flags` over the environment (`lookup`), the TOML file, the profile and the defaults.
     ///
@@ -592,8 +777,15 @@ impl ServeSettings {
     pub fn resolve(flags: &ServeArgs, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let env = Env { lookup };
         let file = load_file(flags.manager.config.as_deref(), &env)?;
-        let manager = resolve_manager(&flags.manager, &file.codex_manager, &env)?;
         let session = resolve_session(&flags.session, &file.session, &env)?;
+        let app_server = resolve_app_server(&flags.app_server, flags.restart, &file.app_server, &env, &session)?;
+        let manager = match app_server {
+            Some(_) => {
+                refuse_manager_flags(&flags.manager)?;
+                ManagerConfig::default()
+            }
+            None => resolve_manager(&flags.manager, &file.codex_manager, &env)?,
+        };
         let serve = &file.serve;
 
         let mut attach = flags.attach.clone();
@@ -615,6 +807,37 @@ impl ServeSettings {
                 .flag("SKILLBRIDGE_ALL_SESSIONS")?
                 .or(serve.all_sessions)
                 .unwrap_or(false);
+        let delete_on_exit = flags.delete_on_exit
+            || env
+                .flag("SKILLBRIDGE_DELETE_ON_EXIT")?
+                .or(serve.delete_on_exit)
+                .unwrap_or(false);
+        if app_server.is_some() {
+            let threads_are_ours = "the threads live in the codex app-server child this bridge starts";
+            if !attach.is_empty() {
+                return Err(app_server_conflict(
+                    "--session",
+                    &format!("{threads_are_ours}; there are no existing sessions to attach to"),
+                ));
+            }
+            if all_sessions {
+                return Err(app_server_conflict(
+                    "--all-sessions",
+                    &format!("{threads_are_ours}, and every one of them is served"),
+                ));
+            }
+            if delete_on_exit {
+                return Err(app_server_conflict(
+                    "--delete-on-exit",
+                    &format!("{threads_are_ours} and end with it"),
+                ));
+            }
+            if create_sessions == 0 {
+                return Err(SettingsError::Invalid(
+                    "nothing to serve: --sessions must be at least 1 with --app-server".into(),
+                ));
+            }
+        }
         if create_sessions == 0 && attach.is_empty() && !all_sessions {
             return Err(SettingsError::Invalid(
                 "nothing to serve: --sessions 0 needs --session ID or --all-sessions".into(),
@@ -647,11 +870,6 @@ impl ServeSettings {
                 .or(serve.grace.map(|d| d.0))
                 .unwrap_or(DEFAULT_GRACE),
         };
-        let delete_on_exit = flags.delete_on_exit
-            || env
-                .flag("SKILLBRIDGE_DELETE_ON_EXIT")?
-                .or(serve.delete_on_exit)
-                .unwrap_or(false);
         let admin = resolve_admin(flags, &file.admin, &env)?;
         Ok(Self {
             manager,
@@ -665,6 +883,7 @@ impl ServeSettings {
             grace,
             delete_on_exit,
             admin,
+            app_server,
         })
     }
 }
@@ -716,11 +935,28 @@ impl SendSettings {
     pub fn resolve(flags: &SendArgs, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let env = Env { lookup };
         let file = load_file(flags.manager.config.as_deref(), &env)?;
-        let manager = resolve_manager(&flags.manager, &file.codex_manager, &env)?;
         let session = resolve_session(&flags.session, &file.session, &env)?;
-        if flags.prompt.trim().is_empty() {
+        // `send --app-server "text"` parses the text as the --app-server PATH; with no other argument, it is
+        // the prompt, and the program is the default one.
+        let mut prompt = flags.prompt.clone();
+        let mut app_args = flags.app_server.clone();
+        if prompt.is_empty()
+            && let Some(Some(value)) = &app_args.app_server
+        {
+            prompt = value.to_string_lossy().into_owned();
+            app_args.app_server = Some(None);
+        }
+        let app_server = resolve_app_server(&app_args, false, &file.app_server, &env, &session)?;
+        if prompt.trim().is_empty() {
             return Err(SettingsError::Invalid("the prompt must not be empty".into()));
         }
+        let manager = match app_server {
+            Some(_) => {
+                refuse_manager_flags(&flags.manager)?;
+                ManagerConfig::default()
+            }
+            None => resolve_manager(&flags.manager, &file.codex_manager, &env)?,
+        };
         let send = &file.send;
         let timeout = match flags.timeout {
             Some(d) => d,
@@ -750,14 +986,21 @@ impl SendSettings {
                 .flag("SKILLBRIDGE_KEEP_SESSION")?
                 .or(send.keep_session)
                 .unwrap_or(false);
+        if app_server.is_some() && keep_session {
+            return Err(app_server_conflict(
+                "--keep-session",
+                "the thread lives in the codex app-server child, which ends with send",
+            ));
+        }
         Ok(Self {
             manager,
             session,
-            prompt: flags.prompt.clone(),
+            prompt,
             timeout: positive("--timeout", timeout)?,
             keep_session,
             concurrency: at_least_one("--concurrency", concurrency)?,
             poll_interval: positive("--poll-interval", poll_interval)?,
+            app_server,
         })
     }
 }
@@ -1043,6 +1286,180 @@ mod tests {
         assert!(ServeCli::try_parse_from(["serve", "--admin", "localhost"]).is_err());
         assert!(ServeCli::try_parse_from(["serve", "--admin", "127.0.0.1:1", "--no-admin"]).is_err());
         assert!(SendCli::try_parse_from(["send"]).is_err(), "the prompt is required");
+    }
+
+    fn app_server_flag(path: Option<&str>) -> AppServerArgs {
+        AppServerArgs {
+            app_server: Some(path.map(PathBuf::from)),
+            ..AppServerArgs::default()
+        }
+    }
+
+    #[test]
+    fn app_server_is_chosen_by_flag_env_or_file_and_its_program_layers() {
+        let off = ServeSettings::resolve(&ServeArgs::default(), &env(&[])).unwrap();
+        assert_eq!(off.app_server, None);
+
+        let flags = ServeArgs {
+            app_server: app_server_flag(None),
+            ..ServeArgs::default()
+        };
+        let s = ServeSettings::resolve(&flags, &env(&[("CODEX_HOME", "/home/me/.codex")])).unwrap();
+        let app = s.app_server.unwrap();
+        assert_eq!(app.program, PathBuf::from("codex"));
+        assert_eq!(app.codex_home, Some(PathBuf::from("/home/me/.codex")));
+        assert!(!app.restart);
+
+        let config = file("[app_server]\nprogram = \"/opt/file/codex\"\nrestart = true\n");
+        let s = ServeSettings::resolve(&flags_with_config(config.path()), &env(&[])).unwrap();
+        let app = s.app_server.expect("a program in the file selects app-server");
+        assert_eq!((app.program, app.restart), (PathBuf::from("/opt/file/codex"), true));
+
+        let s = ServeSettings::resolve(
+            &flags_with_config(config.path()),
+            &env(&[("SKILLBRIDGE_APP_SERVER", "/opt/env/codex")]),
+        )
+        .unwrap();
+        assert_eq!(s.app_server.unwrap().program, PathBuf::from("/opt/env/codex"));
+        let s = ServeSettings::resolve(
+            &flags_with_config(config.path()),
+            &env(&[("SKILLBRIDGE_APP_SERVER", "off")]),
+        )
+        .unwrap();
+        assert_eq!(s.app_server, None, "the variable switches the file's choice off");
+
+        let flags = ServeArgs {
+            app_server: app_server_flag(Some("/opt/flag/codex")),
+            ..flags_with_config(config.path())
+        };
+        let s = ServeSettings::resolve(&flags, &env(&[("SKILLBRIDGE_APP_SERVER", "/opt/env/codex")])).unwrap();
+        assert_eq!(s.app_server.unwrap().program, PathBuf::from("/opt/flag/codex"));
+    }
+
+    #[test]
+    fn app_server_threads_take_the_session_settings() {
+        let flags = ServeArgs {
+            app_server: app_server_flag(None),
+            session: SessionArgs {
+                cwd: Some("/work/project".into()),
+                model: Some("gpt-5".into()),
+                approval_policy: Some("never".into()),
+                sandbox: Some("workspace-write".into()),
+            },
+            sessions: Some(2),
+            ..ServeArgs::default()
+        };
+        let s = ServeSettings::resolve(&flags, &env(&[])).unwrap();
+        assert_eq!(s.create_sessions, 2);
+        let params = s.app_server.unwrap().thread_options.params();
+        assert_eq!(params["cwd"], "/work/project");
+        assert_eq!(params["model"], "gpt-5");
+        assert_eq!(params["approvalPolicy"], "never");
+        assert_eq!(params["sandbox"], "workspace-write");
+
+        let flags = ServeArgs {
+            session: SessionArgs {
+                approval_policy: Some("on-failure".into()),
+                ..SessionArgs::default()
+            },
+            ..flags
+        };
+        let err = ServeSettings::resolve(&flags, &env(&[])).unwrap_err().to_string();
+        assert!(err.contains("on-failure") && err.contains("on-request"), "{err}");
+    }
+
+    #[test]
+    fn options_that_mean_nothing_to_app_server_are_usage_errors() {
+        let base = ServeArgs {
+            app_server: app_server_flag(None),
+            ..ServeArgs::default()
+        };
+        let cases = [
+            (
+                ServeArgs {
+                    attach: vec!["s1".into()],
+                    ..base.clone()
+                },
+                "--session",
+            ),
+            (
+                ServeArgs {
+                    all_sessions: true,
+                    ..base.clone()
+                },
+                "--all-sessions",
+            ),
+            (
+                ServeArgs {
+                    delete_on_exit: true,
+                    ..base.clone()
+                },
+                "--delete-on-exit",
+            ),
+            (
+                ServeArgs {
+                    manager: ManagerArgs {
+                        url: Some("http://127.0.0.1:1".into()),
+                        ..ManagerArgs::default()
+                    },
+                    ..base.clone()
+                },
+                "--manager-url",
+            ),
+            (
+                ServeArgs {
+                    sessions: Some(0),
+                    ..base.clone()
+                },
+                "--sessions",
+            ),
+            (
+                ServeArgs {
+                    restart: true,
+                    ..ServeArgs::default()
+                },
+                "--restart",
+            ),
+        ];
+        for (flags, named) in cases {
+            let err = ServeSettings::resolve(&flags, &env(&[])).unwrap_err().to_string();
+            assert!(err.contains(named), "{named}: {err}");
+        }
+        let err = ServeSettings::resolve(&base, &env(&[("SKILLBRIDGE_DELETE_ON_EXIT", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--delete-on-exit cannot be used with --app-server"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn send_app_server_reads_a_lone_value_as_the_prompt() {
+        use clap::Parser;
+        let parse = |line: &[&str]| SendSettings::resolve(&SendCli::try_parse_from(line).unwrap().args, &env(&[]));
+
+        let s = parse(&["send", "--app-server", "count the words"]).unwrap();
+        assert_eq!(s.prompt, "count the words");
+        assert_eq!(s.app_server.unwrap().program, PathBuf::from("codex"));
+
+        let s = parse(&["send", "--app-server", "/opt/codex", "count the words"]).unwrap();
+        assert_eq!(s.prompt, "count the words");
+        assert_eq!(s.app_server.unwrap().program, PathBuf::from("/opt/codex"));
+
+        let s = parse(&["send", "count the words", "--app-server"]).unwrap();
+        assert_eq!(s.prompt, "count the words");
+
+        let err = parse(&["send", "--app-server"]).unwrap_err().to_string();
+        assert!(err.contains("prompt"), "{err}");
+        let err = parse(&["send", "--app-server", "hi", "--keep-session"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--keep-session"), "{err}");
+        assert!(
+            SendCli::try_parse_from(["send"]).is_err(),
+            "the prompt is still required"
+        );
     }
 
     #[test]

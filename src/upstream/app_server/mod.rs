@@ -29,6 +29,7 @@ pub mod process;
 pub mod refusals;
 pub mod rpc;
 pub mod session;
+mod supervisor;
 mod turns;
 mod upstream;
 
@@ -43,6 +44,7 @@ pub use events::{AppServerEvents, TOOL_CALL_METHOD, ToolCallSink};
 pub use process::{AppServerCommand, AppServerProcess, ExitReport, ExitWatch, SpawnError};
 pub use rpc::{Incoming, RpcConnection, RpcError};
 pub use session::{AppServerClient, ApprovalPolicy, DEFAULT_REQUEST_TIMEOUT, SandboxMode, ThreadOptions};
+pub use supervisor::{AppServerSupervisor, ChildState, CurrentChild, RestartPolicy, SupervisorConfig};
 pub use turns::{TurnOutcome, TurnStatus, TurnTracker};
 pub use upstream::AppServerUpstream;
 
