@@ -186,9 +186,15 @@ impl AppServerSupervisor {
                 }
                 app.exit_watch()
             };
+            if self.shared.closed.is_cancelled() {
+                return Ok(());
+            }
             self.shared.link.up.store(true, Ordering::Relaxed);
-            self.shared.state.send_modify(|state| state.up = true);
-            on_up(&self.shared.state.borrow().clone());
+            let mut state = self.shared.state.borrow().clone();
+            state.up = true;
+            // Before publishing: whoever sees `up` in the state sees what `on_up` did too.
+            on_up(&state);
+            self.shared.state.send_replace(state);
 
             let report = tokio::select! {
                 _ = stop.cancelled() => return Ok(()),
