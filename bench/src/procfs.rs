@@ -26,6 +26,27 @@ pub fn cpu_micros(pid: u32) -> Option<u64> {
     Some((utime + stime) * 1_000_000 / clock_ticks_per_second())
 }
 
+/// CPU time the whole machine has spent busy (every state but idle and iowait, all CPUs), in microseconds.
+pub fn machine_busy_micros() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal [guest guest_nice, already counted in user and nice]
+    let busy: u64 = ticks
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, t)| t)
+        .sum();
+    Some(busy * 1_000_000 / clock_ticks_per_second())
+}
+
 fn clock_ticks_per_second() -> u64 {
     static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *TICKS.get_or_init(|| {
@@ -115,5 +136,6 @@ mod tests {
         assert!(rss > 0 && hwm >= rss, "rss {rss} hwm {hwm}");
         assert!(status_kib(pid, "NoSuchField").is_none());
         assert!(cpu_micros(pid).is_some());
+        assert!(machine_busy_micros().is_some_and(|busy| busy > 0));
     }
 }

@@ -52,8 +52,10 @@ pub struct PlanSummary {
     pub w2_calls: usize,
     /// W2 rounds.
     pub w2_rounds: usize,
-    /// Calls kept unanswered at most, every workload.
+    /// Calls kept unanswered at most, every workload but the serial diagnostic.
     pub outstanding: usize,
+    /// Calls of the serial W1 diagnostic (one outstanding).
+    pub serial_calls: usize,
     /// Separate bridge starts measured for start-to-ready.
     pub start_runs: usize,
     /// Calls of the W4 round.
@@ -71,6 +73,8 @@ pub struct Series {
     pub skill: String,
     /// Calls per round.
     pub calls: usize,
+    /// Calls kept unanswered at most.
+    pub outstanding: usize,
     /// Every round.
     pub rounds: Vec<Burst>,
     /// Median over rounds.
@@ -86,32 +90,47 @@ pub struct Series {
     pub outcomes: BTreeMap<String, u64>,
 }
 
-/// CPU time spent per call.
+/// CPU time spent per call, and how busy the rest of the machine was meanwhile.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct CpuPerCall {
-    /// By the client process.
+    /// By the client process, in microseconds.
     pub client: f64,
-    /// By the double.
+    /// By the double, in microseconds.
     pub double: f64,
+    /// CPU used by every other process (the harness included) during the rounds, in percent of the machine:
+    /// work from outside the benchmark competes for the same cores and skews its figures.
+    pub other_percent: f64,
+}
+
+/// What a series ran: the workload's name, the skill, and the burst size.
+#[derive(Debug, Clone, Copy)]
+pub struct Workload {
+    /// `W1`, `W2`, ..
+    pub name: &'static str,
+    /// The skill called.
+    pub skill: &'static str,
+    /// Calls per round.
+    pub calls: usize,
+    /// Calls kept unanswered at most.
+    pub outstanding: usize,
 }
 
 impl Series {
     /// Builds the medians from the rounds.
     pub fn new(
-        workload: &str,
+        workload: Workload,
         client: Kind,
-        skill: &str,
-        calls: usize,
         rounds: Vec<Burst>,
         cpu_us_per_call: CpuPerCall,
         outcomes: BTreeMap<String, u64>,
     ) -> Series {
         let median_u64 = |pick: fn(&Burst) -> u64| median(rounds.iter().map(|r| pick(r) as f64).collect()) as u64;
         Series {
-            workload: workload.to_owned(),
+            workload: workload.name.to_owned(),
             client,
-            skill: skill.to_owned(),
-            calls,
+            skill: workload.skill.to_owned(),
+            calls: workload.calls,
+            outstanding: workload.outstanding,
             calls_per_sec: median(rounds.iter().map(|r| r.calls_per_sec).collect()),
             latency_us: Latency {
                 p50: median_u64(|r| r.latency_us.p50),
@@ -276,16 +295,19 @@ impl Report {
             "max µs",
             "CPU µs/call client",
             "CPU µs/call double",
+            "other load %",
             "complete",
         ]);
         let w4 = self.w4.series.iter();
         for series in self.w1.iter().chain(std::iter::once(&self.w2)).chain(w4) {
             let label = format!(
-                "{} {} ×{} ({} rounds)",
+                "{} {} ×{} @{} ({} round{})",
                 series.workload,
                 series.skill,
                 thousands(series.calls as f64),
-                series.rounds.len()
+                series.outstanding,
+                series.rounds.len(),
+                if series.rounds.len() == 1 { "" } else { "s" }
             );
             let complete = if !series.complete {
                 "NO".to_owned()
@@ -303,6 +325,7 @@ impl Report {
                 thousands(series.latency_us.max as f64),
                 format!("{:.1}", series.cpu_us_per_call.client),
                 format!("{:.1}", series.cpu_us_per_call.double),
+                format!("{:.0}", series.cpu_us_per_call.other_percent),
                 complete,
             ]);
         }

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use crate::clients::{Bins, Client, Kind};
 use crate::double::{Burst, Double};
-use crate::procfs::{Machine, cpu_micros, load_average, status_kib};
-use crate::report::{CpuPerCall, Footprint, PlanSummary, Report, Series, Target, W4, median};
+use crate::procfs::{Machine, cpu_micros, load_average, machine_busy_micros, status_kib};
+use crate::report::{CpuPerCall, Footprint, PlanSummary, Report, Series, Target, W4, Workload, median};
 
 /// How long the W2 skill sleeps.
 const W2_SKILL_TIME: Duration = Duration::from_millis(50);
@@ -31,6 +31,8 @@ pub struct Plan {
     pub w2_rounds: usize,
     /// Calls kept unanswered at most.
     pub outstanding: usize,
+    /// Calls of the serial W1 diagnostic (one outstanding: latency without queueing).
+    pub serial_calls: usize,
     /// Separate bridge starts measured for start-to-ready (the main bridge's start is one more).
     pub start_runs: usize,
     /// Calls of the W4 round.
@@ -47,10 +49,11 @@ impl Plan {
         Plan {
             warmup_calls: 2_000,
             w1_calls: 10_000,
-            w1_rounds: 3,
+            w1_rounds: 5,
             w2_calls: 2_000,
             w2_rounds: 3,
             outstanding: 64,
+            serial_calls: 2_000,
             start_runs: 5,
             w4_calls: 10_000,
             burst_timeout: Duration::from_secs(60),
@@ -67,6 +70,7 @@ impl Plan {
             w2_calls: 128,
             w2_rounds: 1,
             outstanding: 64,
+            serial_calls: 50,
             start_runs: 1,
             w4_calls: 200,
             burst_timeout: Duration::from_secs(20),
@@ -82,6 +86,7 @@ impl Plan {
             w2_calls: self.w2_calls,
             w2_rounds: self.w2_rounds,
             outstanding: self.outstanding,
+            serial_calls: self.serial_calls,
             start_runs: self.start_runs,
             w4_calls: self.w4_calls,
         }
@@ -90,26 +95,31 @@ impl Plan {
 
 /// The rounds of one client on one workload, with the CPU and outcome counts gathered around them.
 struct Rounds {
-    workload: &'static str,
-    skill: &'static str,
+    workload: Workload,
     arguments: Value,
-    calls: usize,
     bursts: Vec<Burst>,
     client_cpu_us: u64,
     double_cpu_us: u64,
+    other_cpu_us: u64,
+    wall_us: u64,
     outcomes: BTreeMap<String, u64>,
 }
 
 impl Rounds {
-    fn new(workload: &'static str, skill: &'static str, arguments: Value, calls: usize) -> Rounds {
+    fn new(name: &'static str, skill: &'static str, arguments: Value, calls: usize, outstanding: usize) -> Rounds {
         Rounds {
-            workload,
-            skill,
+            workload: Workload {
+                name,
+                skill,
+                calls,
+                outstanding,
+            },
             arguments,
-            calls,
             bursts: Vec::new(),
             client_cpu_us: 0,
             double_cpu_us: 0,
+            other_cpu_us: 0,
+            wall_us: 0,
             outcomes: BTreeMap::new(),
         }
     }
@@ -119,35 +129,43 @@ impl Rounds {
         let counts_before = client.call_counts().await?;
         let client_cpu = cpu_micros(client.pid()).unwrap_or(0);
         let double_cpu = cpu_micros(double.pid()).unwrap_or(0);
+        let machine_busy = machine_busy_micros().unwrap_or(0);
+        let started = Instant::now();
         let burst = double
             .burst(
                 client.thread_id(),
-                self.skill,
+                self.workload.skill,
                 &self.arguments,
-                self.calls,
-                plan.outstanding,
+                self.workload.calls,
+                self.workload.outstanding,
                 plan.burst_timeout,
             )
             .await?;
-        self.client_cpu_us += cpu_micros(client.pid()).unwrap_or(0).saturating_sub(client_cpu);
-        self.double_cpu_us += cpu_micros(double.pid()).unwrap_or(0).saturating_sub(double_cpu);
+        self.wall_us += started.elapsed().as_micros() as u64;
+        let client_cpu = cpu_micros(client.pid()).unwrap_or(0).saturating_sub(client_cpu);
+        let double_cpu = cpu_micros(double.pid()).unwrap_or(0).saturating_sub(double_cpu);
+        let machine_busy = machine_busy_micros().unwrap_or(0).saturating_sub(machine_busy);
+        self.client_cpu_us += client_cpu;
+        self.double_cpu_us += double_cpu;
+        self.other_cpu_us += machine_busy.saturating_sub(client_cpu + double_cpu);
         let counts_after = client.call_counts().await?;
         for ((skill, outcome), n) in &counts_after {
             let before = counts_before
                 .get(&(skill.clone(), outcome.clone()))
                 .copied()
                 .unwrap_or(0);
-            if skill == self.skill && *n > before {
+            if skill == self.workload.skill && *n > before {
                 *self.outcomes.entry(outcome.clone()).or_default() += n - before;
             }
         }
         client.check_running()?;
         println!(
-            "  {} {:<8} {:<10} {:>6} calls  {:>8.0} calls/s  p50 {:>6} µs  p99 {:>6} µs{}",
-            self.workload,
+            "  {} {:<8} {:<10} {:>6} calls @{:<2} {:>8.0} calls/s  p50 {:>6} µs  p99 {:>6} µs{}",
+            self.workload.name,
             client.kind().name(),
-            self.skill,
+            self.workload.skill,
             burst.answered,
+            self.workload.outstanding,
             burst.calls_per_sec,
             burst.latency_us.p50,
             burst.latency_us.p99,
@@ -159,19 +177,13 @@ impl Rounds {
 
     fn series(self, client: Kind) -> Series {
         let answered: usize = self.bursts.iter().map(|b| b.answered).sum::<usize>().max(1);
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
         let cpu = CpuPerCall {
             client: self.client_cpu_us as f64 / answered as f64,
             double: self.double_cpu_us as f64 / answered as f64,
+            other_percent: 100.0 * self.other_cpu_us as f64 / (self.wall_us.max(1) as f64 * cpus),
         };
-        Series::new(
-            self.workload,
-            client,
-            self.skill,
-            self.calls,
-            self.bursts,
-            cpu,
-            self.outcomes,
-        )
+        Series::new(self.workload, client, self.bursts, cpu, self.outcomes)
     }
 }
 
@@ -245,8 +257,8 @@ pub async fn run(plan: &Plan, bins: &Bins, log_dir: &Path) -> Result<Report> {
     // W1: floor and bridge alternate rounds, so drift on a shared machine hits both alike.
     warm_up(&double, &floor, "noop", &trivial, plan.warmup_calls, plan).await?;
     warm_up(&double, &bridge, "noop", &trivial, plan.warmup_calls, plan).await?;
-    let mut w1_floor = Rounds::new("W1", "noop", trivial.clone(), plan.w1_calls);
-    let mut w1_bridge = Rounds::new("W1", "noop", trivial.clone(), plan.w1_calls);
+    let mut w1_floor = Rounds::new("W1", "noop", trivial.clone(), plan.w1_calls, plan.outstanding);
+    let mut w1_bridge = Rounds::new("W1", "noop", trivial.clone(), plan.w1_calls, plan.outstanding);
     for _ in 0..plan.w1_rounds {
         w1_floor.round(&double, &mut floor, plan).await?;
         w1_bridge.round(&double, &mut bridge, plan).await?;
@@ -254,9 +266,15 @@ pub async fn run(plan: &Plan, bins: &Bins, log_dir: &Path) -> Result<Report> {
     let floor_peak = status_kib(floor.pid(), "VmHWM").unwrap_or(0);
     let bridge_peak = status_kib(bridge.pid(), "VmHWM").unwrap_or(0);
 
+    // One call at a time: the latency each client adds to a call, without queueing behind 63 others.
+    let mut serial_floor = Rounds::new("W1", "noop", trivial.clone(), plan.serial_calls, 1);
+    let mut serial_bridge = Rounds::new("W1", "noop", trivial.clone(), plan.serial_calls, 1);
+    serial_floor.round(&double, &mut floor, plan).await?;
+    serial_bridge.round(&double, &mut bridge, plan).await?;
+
     // The same with an `async fn` skill: shows what running a plain `fn` skill on the blocking pool costs.
     warm_up(&double, &bridge, "noop_async", &trivial, plan.warmup_calls, plan).await?;
-    let mut w1_async = Rounds::new("W1", "noop_async", trivial.clone(), plan.w1_calls);
+    let mut w1_async = Rounds::new("W1", "noop_async", trivial.clone(), plan.w1_calls, plan.outstanding);
     for _ in 0..plan.w1_rounds {
         w1_async.round(&double, &mut bridge, plan).await?;
     }
@@ -264,7 +282,7 @@ pub async fn run(plan: &Plan, bins: &Bins, log_dir: &Path) -> Result<Report> {
     // W2: the 50 ms skill; at most `outstanding` run at once, so the bound is outstanding / 50 ms.
     let idle = json!({});
     warm_up(&double, &bridge, "sleep_50ms", &idle, plan.outstanding, plan).await?;
-    let mut w2 = Rounds::new("W2", "sleep_50ms", idle, plan.w2_calls);
+    let mut w2 = Rounds::new("W2", "sleep_50ms", idle, plan.w2_calls, plan.outstanding);
     for _ in 0..plan.w2_rounds {
         w2.round(&double, &mut bridge, plan).await?;
     }
@@ -286,7 +304,7 @@ pub async fn run(plan: &Plan, bins: &Bins, log_dir: &Path) -> Result<Report> {
         plan,
     )
     .await?;
-    let mut w4 = Rounds::new("W4", "noop", trivial.clone(), plan.w4_calls);
+    let mut w4 = Rounds::new("W4", "noop", trivial.clone(), plan.w4_calls, plan.outstanding);
     w4.round(&double, &mut blocking, plan).await?;
     blocking.stop().await?;
     double.stop().await?;
@@ -295,6 +313,8 @@ pub async fn run(plan: &Plan, bins: &Bins, log_dir: &Path) -> Result<Report> {
         w1_floor.series(Kind::Floor),
         w1_bridge.series(Kind::Bridge),
         w1_async.series(Kind::Bridge),
+        serial_floor.series(Kind::Floor),
+        serial_bridge.series(Kind::Bridge),
     ];
     let w2 = w2.series(Kind::Bridge);
     let w4 = w4.series(Kind::Blocking);
