@@ -362,7 +362,7 @@ async fn send_app_server(
     let dispatcher = Dispatcher::with_stats(catalog, app.upstream(), config, Arc::new(BridgeStats::new()));
     app.start_event_loop(Arc::new(dispatcher.clone()))?;
 
-    let result = run_app_server_turn(&app, &options, settings, interrupt).await;
+    let result = run_app_server_turn(&app, &dispatcher, &options, settings, interrupt).await;
 
     // Answers go through the child, so running calls finish (or are answered success:false) before it ends.
     let report = dispatcher.shutdown(CALLS_GRACE).await;
@@ -379,6 +379,7 @@ async fn send_app_server(
 
 async fn run_app_server_turn(
     app: &AppServer,
+    dispatcher: &Dispatcher,
     options: &crate::upstream::app_server::ThreadOptions,
     settings: &SendSettings,
     interrupt: impl Future<Output = ()>,
@@ -400,12 +401,23 @@ async fn run_app_server_turn(
         _ = interrupt => {
             tracing::info!(turn = %turn_id, "interrupting the turn");
             interrupt_app_server_turn(app, &thread_id, &turn_id).await;
-            return Ok(match app.wait_turn(&turn_id, INTERRUPT_WAIT).await {
-                Ok(done) if done.status == TurnStatus::Completed => outcome(TurnEnd::Completed, done.final_reply),
+            let end = match app.wait_turn(&turn_id, INTERRUPT_WAIT).await {
+                Ok(done) if done.status == TurnStatus::Completed => {
+                    return Ok(outcome(TurnEnd::Completed, done.final_reply));
+                }
                 Ok(done) => outcome(TurnEnd::Interrupted, done.final_reply),
                 Err(AppServerError::TurnTimeout { .. }) => outcome(TurnEnd::Interrupted, None),
+                // A Ctrl-C typed in a terminal also reaches the child when it shares our process group.
+                Err(AppServerError::Exited(report)) => {
+                    tracing::warn!("the turn's codex app-server ended while it was interrupted: {report}");
+                    outcome(TurnEnd::Interrupted, None)
+                }
                 Err(error) => return Err(error.into()),
-            });
+            };
+            // The event loop cancels the turn's skills when Codex reports the turn interrupted; one it never
+            // reported (no answer in time, child gone) is cancelled here.
+            dispatcher.cancel_turn(&turn_id);
+            return Ok(end);
         }
     };
     match finished {
@@ -421,6 +433,7 @@ async fn run_app_server_turn(
                 .await
                 .ok()
                 .and_then(|done| done.final_reply);
+            dispatcher.cancel_turn(&turn_id);
             Ok(outcome(TurnEnd::TimedOut, reply))
         }
         Err(error) => Err(error.into()),

@@ -1,0 +1,333 @@
+//! `skillbridge send --app-server` and `serve --app-server` through the shipped binary, with the REAL
+//! `codex app-server` (0.169.0) offline: CODEX_HOME points Codex at a scripted model on loopback, whose script
+//! calls shipped skills. Needs `scripts/install-codex.sh` (or `SKILLBRIDGE_CODEX_BIN`);
+//! `SKILLBRIDGE_SKIP_CODEX=1` skips.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use skillbridge_doubles::model::{CodexHome, ModelScript, ScriptedModel, require_codex, tool_outputs};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Upper bound of every wait; only reached when something is broken.
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The real codex, a scripted model and a CODEX_HOME pointing the one at the other.
+struct Rig {
+    codex: PathBuf,
+    model: ScriptedModel,
+    home: CodexHome,
+    workdir: PathBuf,
+}
+
+impl Rig {
+    async fn start(test: &str, script: ModelScript) -> Option<Self> {
+        let codex = require_codex(test)?;
+        let model = ScriptedModel::start(script).await;
+        let home = CodexHome::new(&model.base_url()).unwrap();
+        let workdir = home.path().join("work");
+        std::fs::create_dir(&workdir).unwrap();
+        Some(Self {
+            codex,
+            model,
+            home,
+            workdir,
+        })
+    }
+
+    fn codex(&self) -> &str {
+        self.codex.to_str().unwrap()
+    }
+
+    fn workdir(&self) -> &str {
+        self.workdir.to_str().unwrap()
+    }
+
+    /// `skillbridge ARGS` with this rig's CODEX_HOME and nothing else from the environment that could steer it.
+    fn skillbridge(&self, args: &[&str]) -> Command {
+        let mut command = skillbridge(args);
+        command.env("CODEX_HOME", self.home.path());
+        command
+    }
+}
+
+fn skillbridge(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_skillbridge"));
+    command.args(args).kill_on_drop(true);
+    for name in [
+        "SKILLBRIDGE_CONFIG",
+        "SKILLBRIDGE_APP_SERVER",
+        "SKILLBRIDGE_RESTART",
+        "SKILLBRIDGE_ADMIN",
+        "SKILLBRIDGE_DELETE_ON_EXIT",
+        "SKILLBRIDGE_KEEP_SESSION",
+        "CODEX_HOME",
+    ] {
+        command.env_remove(name);
+    }
+    command
+}
+
+async fn output(mut command: Command) -> Output {
+    tokio::time::timeout(WAIT, command.output())
+        .await
+        .expect("skillbridge finishes")
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// What Codex 0.169 does to an `inputSchema` before the model sees it (tests/fixtures/SCHEMA-FINDINGS.md, and
+/// `codex_rewrite` in the root crate's tests/app_server_dispatch.rs): only the keywords below survive, a `const`
+/// becomes a string-typed one-value `enum`, and an object without `properties` gets empty ones.
+fn codex_rewrite(node: &Value) -> Value {
+    const KEPT: [&str; 8] = [
+        "type",
+        "description",
+        "required",
+        "enum",
+        "$ref",
+        "minItems",
+        "properties",
+        "$defs",
+    ];
+    let Some(object) = node.as_object() else {
+        return node.clone();
+    };
+    let mut out = Map::new();
+    for (key, value) in object {
+        match key.as_str() {
+            "const" => {
+                out.insert("type".into(), json!("string"));
+                out.insert("enum".into(), json!([value]));
+            }
+            "properties" | "$defs" => {
+                let children = value.as_object().into_iter().flatten();
+                let rewritten = children
+                    .map(|(name, child)| (name.clone(), codex_rewrite(child)))
+                    .collect();
+                out.insert(key.clone(), Value::Object(rewritten));
+            }
+            "items" | "additionalProperties" => {
+                out.insert(key.clone(), codex_rewrite(value));
+            }
+            "anyOf" | "oneOf" | "allOf" => {
+                let branches = value.as_array().into_iter().flatten().map(codex_rewrite).collect();
+                out.insert(key.clone(), Value::Array(branches));
+            }
+            keyword if KEPT.contains(&keyword) => {
+                out.insert(key.clone(), value.clone());
+            }
+            _ => {}
+        }
+    }
+    if out.get("type") == Some(&json!("object")) && !out.contains_key("properties") {
+        out.insert("properties".into(), json!({}));
+    }
+    Value::Object(out)
+}
+
+#[tokio::test]
+async fn send_prints_the_reply_quoting_both_skills_and_the_model_saw_every_skill() {
+    let script = ModelScript::new()
+        .call("uppercase", json!({"text": "hello bridge"}))
+        .call("word_count", json!({"text": "to be or not to be", "unique": true}));
+    let Some(rig) = Rig::start("send_prints_the_reply_quoting_both_skills", script.clone()).await else {
+        return;
+    };
+
+    let out = output(rig.skillbridge(&[
+        "send",
+        "--app-server",
+        rig.codex(),
+        "--cwd",
+        rig.workdir(),
+        "Uppercase 'hello bridge' and count the words of 'to be or not to be'.",
+    ]))
+    .await;
+
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let requests = rig.model.requests();
+    let outputs = requests
+        .iter()
+        .map(tool_outputs)
+        .find(|outputs| !outputs.is_empty())
+        .expect("the tool outputs reached the model");
+    assert_eq!(outputs.len(), 2, "both calls of one response answered: {outputs:?}");
+    assert_eq!(outputs[0], ("call_0".to_owned(), "HELLO BRIDGE".to_owned()));
+    assert_eq!(outputs[1].0, "call_1");
+    let counts: Value = serde_json::from_str(&outputs[1].1).unwrap();
+    assert_eq!(
+        counts,
+        json!({"words": 6, "characters": 18, "lines": 1, "unique_words": 4})
+    );
+    assert_eq!(text(&out.stdout), format!("{}\n", script.final_text(&outputs)));
+
+    // Every shipped skill, with the schema `skills --json --flavor app-server` says we announce.
+    let listed = output(skillbridge(&["skills", "--json", "--flavor", "app-server"])).await;
+    assert!(listed.status.success());
+    let emitted: Vec<Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    assert!(emitted.len() >= 12, "{} skills", emitted.len());
+    let shown = requests[0]["tools"].as_array().expect("the model request lists tools");
+    for tool in &emitted {
+        let name = tool["name"].as_str().unwrap();
+        let seen = shown
+            .iter()
+            .find(|shown| shown["name"] == name)
+            .unwrap_or_else(|| panic!("the model was not shown the skill `{name}`"));
+        assert_eq!(seen["type"], "function", "{name}");
+        assert_eq!(seen["description"], tool["description"], "{name}");
+        assert_eq!(
+            seen["parameters"],
+            codex_rewrite(&tool["inputSchema"]),
+            "the schema of `{name}` (we sent {})",
+            tool["inputSchema"]
+        );
+    }
+}
+
+/// A running `skillbridge serve --app-server`, its stderr collected, its first `session` line read.
+struct Serve {
+    child: Child,
+    stderr: tokio::task::JoinHandle<String>,
+    session: String,
+}
+
+impl Serve {
+    async fn start(rig: &Rig, extra: &[&str]) -> Self {
+        let mut args = vec![
+            "serve",
+            "--app-server",
+            rig.codex(),
+            "--cwd",
+            rig.workdir(),
+            "--no-admin",
+        ];
+        args.extend_from_slice(extra);
+        let mut command = rig.skillbridge(&args);
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let stderr = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text).await;
+            text
+        });
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = tokio::time::timeout(WAIT, stdout.next_line())
+            .await
+            .expect("serve prints its session")
+            .unwrap()
+            .unwrap_or_default();
+        let session = line
+            .strip_prefix("session ")
+            .unwrap_or_else(|| panic!("expected `session <id>`, got {line:?}"))
+            .to_owned();
+        Self { child, stderr, session }
+    }
+
+    /// The one `codex app-server` child of serve.
+    fn codex_pid(&self) -> u32 {
+        let pid = self.child.id().unwrap();
+        let mut children = Vec::new();
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+            let listed = std::fs::read_to_string(task.unwrap().path().join("children")).unwrap_or_default();
+            children.extend(listed.split_whitespace().map(|child| child.parse::<u32>().unwrap()));
+        }
+        assert_eq!(children.len(), 1, "serve should have one child, codex: {children:?}");
+        children[0]
+    }
+
+    async fn exit(mut self) -> (ExitStatus, String) {
+        let status = tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .expect("serve exits")
+            .unwrap();
+        (status, self.stderr.await.unwrap())
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+fn running(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[tokio::test]
+async fn serve_exits_one_and_says_why_when_its_codex_is_killed() {
+    let Some(rig) = Rig::start("serve_exits_one_and_says_why", ModelScript::new()).await else {
+        return;
+    };
+    let serve = Serve::start(&rig, &[]).await;
+    assert!(!serve.session.is_empty());
+
+    signal(serve.codex_pid(), "KILL");
+
+    let (status, stderr) = serve.exit().await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the app-server upstream stopped: codex app-server exited") && stderr.contains("SIGKILL"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn serve_terminates_its_codex_on_sigterm() {
+    let Some(rig) = Rig::start("serve_terminates_its_codex_on_sigterm", ModelScript::new()).await else {
+        return;
+    };
+    let serve = Serve::start(&rig, &[]).await;
+    let codex = serve.codex_pid();
+
+    signal(serve.child.id().unwrap(), "TERM");
+
+    let (status, stderr) = serve.exit().await;
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(!running(codex), "codex app-server {codex} outlived serve");
+}
+
+#[tokio::test]
+async fn app_server_usage_errors_exit_two_and_a_missing_codex_exits_one() {
+    for (args, says) in [
+        (
+            &["serve", "--app-server", "--session", "abc"][..],
+            "--session cannot be used with --app-server",
+        ),
+        (
+            &["serve", "--app-server", "--all-sessions"][..],
+            "--all-sessions cannot be used with --app-server",
+        ),
+        (
+            &["serve", "--app-server", "--delete-on-exit"][..],
+            "--delete-on-exit cannot be used with --app-server",
+        ),
+        (&["serve", "--restart"][..], "--restart"),
+        (&["send", "--app-server"][..], "prompt"),
+    ] {
+        let out = output(skillbridge(args)).await;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+
+    let missing = std::env::temp_dir().join("skillbridge-no-such-dir/codex");
+    let out = output(skillbridge(&["send", "--app-server", missing.to_str().unwrap(), "hi"])).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("could not start") && stderr.contains("--app-server PATH"),
+        "{stderr}"
+    );
+}
