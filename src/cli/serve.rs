@@ -65,8 +65,8 @@ With --app-server [PATH] there is no codex-manager: serve spawns `PATH app-serve
 the CODEX_HOME and login of the environment, or --codex-home), starts --sessions threads with the skills as dynamic
 tools and answers their calls over the child's stdio; `session <id>` lines name the threads. If the child exits,
 serve says why and exits 1, or with --restart starts a new child with fresh threads after a backoff (200ms doubling
-to 30s); the calls of the dead child are gone with it. On exit the child is terminated. --session, --all-sessions
-and --delete-on-exit do not apply to it.
+to 30s); the calls of the dead child are gone with it, and --prompt is not sent again. On exit the child is
+terminated. --session, --all-sessions and --delete-on-exit do not apply to it.
 
 Settings are layered: flag > environment variable > TOML file (--config) > codex-manager profile (--profile) >
 default. The TOML file has the tables [codex_manager] (url, prefix, timeout, bearer_token, rbac_token, rbac_role,
