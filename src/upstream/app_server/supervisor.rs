@@ -182,7 +182,8 @@ impl AppServerSupervisor {
                     return Ok(()); // shut down meanwhile
                 };
                 if let Err(error) = app.start_event_loop(Arc::clone(&sink)) {
-                    tracing::debug!(%error, "app-server event loop");
+                    // Only when `supervise` runs twice at once: the other one handles this child's calls.
+                    tracing::warn!(%error, "supervise called again for the same codex app-server");
                 }
                 app.exit_watch()
             };
