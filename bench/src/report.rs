@@ -284,6 +284,11 @@ impl Table {
     }
 }
 
+/// What the rows of the calls table are.
+const LEGEND: &str = "`noop` is a plain `fn` skill (run on Tokio's blocking pool), `noop_async` the same as an `async fn` \
+                      (run on a Tokio task); `@64` keeps 64 calls outstanding, `@1` one at a time (the latency a client \
+                      adds to one call, without queueing). The targets are judged on the `noop` rows at `@64`.\n";
+
 impl Report {
     fn tables(&self) -> [Table; 3] {
         let mut calls = Table::new(&[
@@ -379,9 +384,10 @@ impl Report {
     pub fn text(&self) -> String {
         let [calls, footprint, targets] = self.tables();
         format!(
-            "{}\n\n{}\n{}\n{}\nW4: {}\n",
+            "{}\n\n{}\n{}\n{}\n{}\nW4: {}\n",
             self.machine_line(),
             calls.text(),
+            LEGEND,
             footprint.text(),
             targets.text(),
             self.w4.note
@@ -394,9 +400,10 @@ impl Report {
         format!(
             "Machine: {}\n\nLatency is measured by the double, from emitting the tool-call event to accepting the \
              answer. Figures are medians over rounds. Command: `cargo run --release -p skillbridge-bench`.\n\n{}\n{}\n\
-             {}\nW4: {}\n",
+             {}\n{}\nW4: {}\n",
             self.machine_line(),
             calls.markdown(),
+            LEGEND,
             footprint.markdown(),
             targets.markdown(),
             self.w4.note
