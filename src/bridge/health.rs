@@ -86,6 +86,17 @@ impl BridgeHealth {
         }
     }
 
+    /// Replaces every session of `upstream` with `sessions` (a restarted upstream serves fresh ones).
+    pub fn replace_sessions(&self, upstream: &str, sessions: impl IntoIterator<Item = ServedSession>) {
+        let mut served = self.lock_sessions();
+        served.retain(|s| s.upstream != upstream);
+        for session in sessions {
+            if !served.iter().any(|s| s.id == session.id) {
+                served.push(session);
+            }
+        }
+    }
+
     /// The served sessions.
     pub fn sessions(&self) -> Vec<ServedSession> {
         self.lock_sessions().clone()
@@ -138,5 +149,20 @@ mod tests {
         assert_eq!(health.readiness(), Ok(()));
         link.0.store(false, Ordering::Relaxed);
         assert_eq!(health.readiness(), Err(vec!["upstream not connected"]));
+    }
+
+    #[test]
+    fn a_restarted_upstream_replaces_its_sessions() {
+        let health = BridgeHealth::new();
+        let session = |id: &str, upstream| ServedSession {
+            id: id.into(),
+            upstream,
+            created: true,
+        };
+        health.add_session(session("old", "app-server"));
+        health.add_session(session("other", "codex-manager"));
+        health.replace_sessions("app-server", [session("new", "app-server")]);
+        let ids: Vec<String> = health.sessions().into_iter().map(|s| s.id).collect();
+        assert_eq!(ids, ["other", "new"]);
     }
 }

@@ -519,9 +519,12 @@ impl AppServerRuntime {
     }
 }
 
+/// How the app-server upstream is named in sessions, logs and metrics.
+const APP_SERVER: &str = "app-server";
+
 impl UpstreamRuntime for AppServerRuntime {
     fn name(&self) -> &'static str {
-        "app-server"
+        APP_SERVER
     }
 
     fn answerer(&self) -> Arc<dyn Upstream> {
@@ -551,9 +554,8 @@ impl UpstreamRuntime for AppServerRuntime {
         Box::pin(async move {
             let sink: Arc<dyn ToolCallSink> = Arc::new(dispatcher);
             let on_up = |state: &ChildState| {
-                for thread in &state.threads {
-                    health.add_session(app_server_session(thread.clone()));
-                }
+                let threads = state.threads.iter().cloned().map(app_server_session);
+                health.replace_sessions(APP_SERVER, threads);
                 connected.notify_waiters();
             };
             match supervisor.supervise(sink, stop, on_up).await {
@@ -587,7 +589,7 @@ impl UpstreamRuntime for AppServerRuntime {
 fn app_server_session(thread: String) -> ServedSession {
     ServedSession {
         id: thread,
-        upstream: "app-server",
+        upstream: APP_SERVER,
         created: true,
     }
 }

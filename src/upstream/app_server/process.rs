@@ -91,6 +91,9 @@ impl AppServerCommand {
             .stderr(Stdio::piped())
             // Codex colours its log lines unless told not to; ours are plain.
             .env("NO_COLOR", "1")
+            // A group of its own: a terminal's Ctrl-C reaches us, and we interrupt the turn and stop the child
+            // ourselves, instead of Codex dying under calls that are still being answered.
+            .process_group(0)
             .kill_on_drop(true);
         command.envs(self.env.iter().map(|(key, value)| (key, value)));
         if let Some(home) = &self.codex_home {
@@ -152,8 +155,8 @@ impl ExitReport {
         self.status.is_some_and(|status| status.success())
     }
 
-    /// The stderr line that most likely says why: the last one mentioning an error (Codex follows its
-    /// `Error: ..` line with a backtrace), else the last non-empty one.
+    /// The stderr line that most likely says why: the last `Error: ..` line (Codex follows it with a
+    /// backtrace), else the last non-empty one.
     pub fn reason(&self) -> Option<&str> {
         let lines = || {
             self.stderr_tail
@@ -162,8 +165,10 @@ impl ExitReport {
                 .map(|line| line.trim())
                 .filter(|line| !line.is_empty())
         };
+        // Codex ends on a fatal `Error: ..` line; its `ERROR` log lines (say, a missing sandbox tool at start-up)
+        // are rarely why the process ended.
         lines()
-            .find(|line| line.to_ascii_lowercase().contains("error"))
+            .find(|line| line.starts_with("Error"))
             .or_else(|| lines().next())
     }
 }
