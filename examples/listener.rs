@@ -14,9 +14,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let session_id = std::env::args().nth(1).ok_or("usage: listener <session-id>")?;
     let mut cm = CodexManager::from_env()?;
     cm.before("sessions.send_message", |call| {
-        call.headers.insert("x-team", "tools".parse().expect("a valid header value"));
+        call.headers
+            .insert("x-team", "tools".parse().expect("a valid header value"));
     });
-    cm.after("*", |call, response| println!("{} -> {}", call.operation, response.status));
+    cm.after("*", |call, response| {
+        println!("{} -> {}", call.operation, response.status)
+    });
 
     let mut router = Router::new();
     router.on_app_server("item.started", |signal, _ctx| async move {
