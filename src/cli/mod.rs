@@ -4,8 +4,10 @@
 //! struct with an `async fn run(self) -> ExitCode`; adding a command is one variant of [`Command`] and one
 //! arm in [`Cli::run`].
 
+mod runtime;
 pub mod send;
 pub mod serve;
+mod serving;
 pub mod settings;
 mod skills;
 
