@@ -190,10 +190,48 @@ struct PendingCall {
     watcher: Option<mpsc::UnboundedSender<Answer>>,
 }
 
+/// How many accepted answers the double remembers when recording is off
+/// ([`record_requests(false)`](super::CodexManagerDoubleBuilder::record_requests)): enough for any test that
+/// waits on a recent call, while a long benchmark's memory stays flat.
+pub(crate) const UNRECORDED_ANSWER_MEMORY: usize = 4096;
+
 #[derive(Default)]
 struct Calls {
     pending: HashMap<String, PendingCall>,
-    answers: HashMap<String, Value>,
+    answers: Answers,
+}
+
+/// Accepted answer bodies by request id: every one while recording, the newest
+/// [`UNRECORDED_ANSWER_MEMORY`] otherwise. A forgotten answer only matters to `wait_answered`; a second answer to
+/// the same call still gets 404, which comes from the call no longer being pending.
+#[derive(Default)]
+struct Answers {
+    bodies: HashMap<String, Value>,
+    /// Arrival order, kept only while bounded.
+    order: VecDeque<String>,
+}
+
+impl Answers {
+    fn insert(&mut self, request_id: &str, body: Value, bounded: bool) {
+        if bounded {
+            while self.order.len() >= UNRECORDED_ANSWER_MEMORY {
+                if let Some(oldest) = self.order.pop_front() {
+                    self.bodies.remove(&oldest);
+                }
+            }
+            self.order.push_back(request_id.to_owned());
+        }
+        self.bodies.insert(request_id.to_owned(), body);
+    }
+
+    fn get(&self, request_id: &str) -> Option<&Value> {
+        self.bodies.get(request_id)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.bodies.len()
+    }
 }
 
 /// How `begin_response` found a tool call.
@@ -452,7 +490,7 @@ impl State {
         let call = {
             let mut calls = lock(&self.calls);
             let call = calls.pending.remove(request_id);
-            calls.answers.insert(request_id.to_owned(), body.clone());
+            calls.answers.insert(request_id, body.clone(), !self.config.record);
             call
         };
         self.publish_text(
@@ -472,7 +510,8 @@ impl State {
         }
     }
 
-    /// The accepted answer to a call, if any.
+    /// The accepted answer to a call, if any (with recording off, only a recent one: see
+    /// [`UNRECORDED_ANSWER_MEMORY`]).
     pub(crate) fn answer(&self, request_id: &str) -> Option<Value> {
         lock(&self.calls).answers.get(request_id).cloned()
     }
@@ -557,5 +596,58 @@ impl State {
 
     pub(crate) fn ws_received(&self) -> Vec<String> {
         lock(&self.ws_received).clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(record: bool) -> State {
+        let config = Config {
+            bearer: None,
+            record,
+            default_turn: None,
+            on_message: None,
+        };
+        State::new(config, CancellationToken::new())
+    }
+
+    /// Issues and answers `n` calls on one thread, as the respond route does.
+    fn answer_calls(state: &State, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                let id = state.inject_tool_call("t", Some("u"), "echo", &Value::Null, None);
+                let Begin::Started(thread) = state.begin_response(&id) else {
+                    panic!("call {id} not claimable")
+                };
+                state.complete_response(&id, &thread, serde_json::json!({ "n": i }), true);
+                id
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn unrecorded_answers_are_bounded_and_still_answer_404_once_answered() {
+        let state = state(false);
+        let ids = answer_calls(&state, UNRECORDED_ANSWER_MEMORY + 100);
+        assert_eq!(lock(&state.calls).answers.len(), UNRECORDED_ANSWER_MEMORY);
+        let newest = ids.last().unwrap();
+        assert_eq!(
+            state.answer(newest),
+            Some(serde_json::json!({ "n": UNRECORDED_ANSWER_MEMORY + 99 }))
+        );
+        assert_eq!(state.answer(&ids[0]), None, "the oldest answer body is forgotten");
+        // A second answer to an old call is still refused: it is no longer pending.
+        assert!(matches!(state.begin_response(&ids[0]), Begin::NotFound));
+        assert!(state.all_answered());
+    }
+
+    #[tokio::test]
+    async fn recorded_answers_are_all_kept() {
+        let state = state(true);
+        let ids = answer_calls(&state, UNRECORDED_ANSWER_MEMORY + 10);
+        assert_eq!(state.answer(&ids[0]), Some(serde_json::json!({ "n": 0 })));
+        assert_eq!(lock(&state.calls).answers.len(), UNRECORDED_ANSWER_MEMORY + 10);
     }
 }
