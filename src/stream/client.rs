@@ -93,8 +93,8 @@ impl StreamClient {
         options.validate().map_err(StreamError::InvalidOptions)?;
         let start = self.stats.snapshot();
         let (queue, pending) = mpsc::channel(options.event_buffer);
-        let dispatcher = tokio::spawn(dispatch_loop(router, pending, Arc::clone(&self.stats)));
-        let result = self.connect_loop(&options, &queue).await;
+        let dispatcher = tokio::spawn(dispatch_loop(router.clone(), pending, Arc::clone(&self.stats)));
+        let result = self.connect_loop(&options, &queue, &router).await;
         dispatcher.abort();
         self.stats.set_connected(false);
         result.map(|()| self.stats.snapshot().since(&start))
@@ -110,7 +110,12 @@ impl StreamClient {
         runtime.block_on(self.run(router, options))
     }
 
-    async fn connect_loop(&self, options: &StreamOptions, queue: &mpsc::Sender<Dispatch>) -> Result<(), StreamError> {
+    async fn connect_loop(
+        &self,
+        options: &StreamOptions,
+        queue: &mpsc::Sender<Dispatch>,
+        router: &Router,
+    ) -> Result<(), StreamError> {
         let stop = &options.stop;
         let url = self.stream_url(options.thread_id.as_deref());
         let mut backoff = Backoff::new(options.backoff_initial, options.backoff_max);
@@ -147,6 +152,7 @@ impl StreamClient {
                         options,
                         stats: &self.stats,
                         dispatch: queue,
+                        router,
                         reconnect_count: connections,
                     };
                     connections += 1;
@@ -201,7 +207,7 @@ impl StreamClient {
 /// Runs the handlers for each queued frame, one frame at a time, in arrival order.
 async fn dispatch_loop(router: Router, mut pending: mpsc::Receiver<Dispatch>, stats: Arc<StreamStats>) {
     while let Some(Dispatch { frame, ctx }) = pending.recv().await {
-        let summary = router.dispatch(&frame, &ctx).await;
+        let summary = router.dispatch_owned(frame, &ctx).await;
         stats.add(Counter::HandlerFailures, summary.failed as u64);
     }
 }

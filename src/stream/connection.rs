@@ -9,9 +9,9 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::frame::{Frame, FrameError, parse_frame};
+use super::frame::{Frame, FrameError, Screened, screen_frame};
 use super::options::StreamOptions;
-use super::router::{HandlerContext, frame_type};
+use super::router::{HandlerContext, Router, frame_type};
 use super::stats::{Counter, StreamStats};
 use super::transport::{BoxMessages, BoxSink, Connection, Message};
 
@@ -55,6 +55,8 @@ pub(crate) struct ConnectionDriver<'a> {
     pub(crate) options: &'a StreamOptions,
     pub(crate) stats: &'a StreamStats,
     pub(crate) dispatch: &'a mpsc::Sender<Dispatch>,
+    /// Decides which events are worth building (see [`Router::handles_event`]).
+    pub(crate) router: &'a Router,
     pub(crate) reconnect_count: u64,
 }
 
@@ -123,16 +125,16 @@ impl ConnectionDriver<'_> {
                             };
                             return ConnectionEnd::Closed(reason);
                         }
-                        Some(Ok(Message::Text(text))) => parse_frame(text.as_str()).map_err(|e| (e, preview(text.as_str()))),
+                        Some(Ok(Message::Text(text))) => self.screen(text.as_str()),
                         Some(Ok(Message::Binary(bytes))) => match std::str::from_utf8(&bytes) {
-                            Ok(text) => parse_frame(text).map_err(|e| (e, preview(text))),
+                            Ok(text) => self.screen(text),
                             Err(_) => Err((FrameError::NotText, format!("<{} bytes>", bytes.len()))),
                         },
                         // Websocket-level ping/pong is answered by the transport itself.
                         Some(Ok(_)) => continue,
                     };
-                    let frame = match parsed {
-                        Ok(frame) => frame,
+                    let screened = match parsed {
+                        Ok(screened) => screened,
                         Err((error, frame)) => {
                             tracing::debug!(%error, %frame, "skipping malformed stream frame");
                             self.stats.add(Counter::MalformedFrames, 1);
@@ -141,6 +143,13 @@ impl ConnectionDriver<'_> {
                     };
                     self.stats.add(Counter::Frames, 1);
                     *healthy = true;
+                    let frame = match screened {
+                        Screened::Frame(frame) => frame,
+                        Screened::Unwanted => {
+                            self.stats.add(Counter::UnhandledFrames, 1);
+                            continue;
+                        }
+                    };
                     if frame == Frame::Pong {
                         pong_deadline = None;
                     }
@@ -150,6 +159,11 @@ impl ConnectionDriver<'_> {
                 }
             }
         }
+    }
+
+    /// Reads a frame, building only what a handler will see.
+    fn screen(&self, text: &str) -> Result<Screened, (FrameError, String)> {
+        screen_frame(text, &|event_type| self.router.handles_event(event_type)).map_err(|e| (e, preview(text)))
     }
 
     /// Hands a frame to the dispatch task without waiting: reading the socket and answering pings must never wait
@@ -213,5 +227,95 @@ fn preview(text: &str) -> String {
     } else {
         let head: String = text.chars().take(LOGGED_FRAME_CHARS).collect();
         format!("{head}..")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::channel::mpsc as fmpsc;
+
+    use super::*;
+    use crate::stream::StreamEvent;
+
+    /// Drives one in-memory connection through `frames`, until the server side ends, and returns what reached the
+    /// dispatch queue.
+    async fn drive(router: &Router, stats: &StreamStats, frames: &[&str]) -> Vec<Frame> {
+        let options = StreamOptions::new();
+        let (queue, mut pending) = mpsc::channel(64);
+        let (to_server, _server_inbox) = fmpsc::unbounded::<Message>();
+        let (to_client, from_server) = fmpsc::unbounded::<Result<Message, String>>();
+        for frame in frames {
+            to_client.unbounded_send(Ok(Message::text(*frame))).unwrap();
+        }
+        drop(to_client);
+        let driver = ConnectionDriver {
+            options: &options,
+            stats,
+            dispatch: &queue,
+            router,
+            reconnect_count: 0,
+        };
+        let outcome = driver.drive(Connection::new(to_server, from_server)).await;
+        assert!(matches!(outcome.end, ConnectionEnd::Closed(_)), "{:?}", outcome.end);
+        drop(queue);
+        let mut delivered = Vec::new();
+        while let Some(dispatch) = pending.recv().await {
+            delivered.push(dispatch.frame);
+        }
+        delivered
+    }
+
+    #[tokio::test]
+    async fn frames_no_handler_takes_are_counted_not_queued() {
+        let mut router = Router::new();
+        router.on_app_server_request("item.tool.call", |_signal, _ctx| async {});
+        let stats = StreamStats::default();
+        let call = r#"{"type":"app_server.request.item.tool.call","threadId":"t","payload":{"method":"item/tool/call","requestId":1}}"#;
+        let frames = [
+            r#"{"type":"ready","threadId":"t"}"#,
+            r#"{"type":"tool_call_requested","threadId":"t","payload":{"requestId":"0","arguments":{"a":[1,2]}}}"#,
+            call,
+            r#"{"payload":{"requestId":"1","success":true},"threadId":"t","type":"tool_call_resolved"}"#,
+            r#"{"type":"tool_call_requested","payload":{"requestId":}}"#,
+            r#"{"type":"transcript_updated","threadId":7}"#,
+            r#"{"type":"pong"}"#,
+        ];
+        let delivered = drive(&router, &stats, &frames).await;
+        let expected_call = Frame::Event(StreamEvent::new(
+            "app_server.request.item.tool.call",
+            Some("t".into()),
+            serde_json::json!({"method": "item/tool/call", "requestId": 1}),
+        ));
+        assert_eq!(
+            delivered,
+            [
+                Frame::Ready {
+                    thread_id: Some("t".into())
+                },
+                expected_call,
+                Frame::Pong
+            ]
+        );
+        let report = stats.snapshot();
+        assert_eq!(
+            (report.frames, report.unhandled_frames, report.malformed_frames),
+            (5, 2, 2),
+            "valid frames nobody handles still count as frames; malformed ones count as malformed"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_catch_all_handler_takes_every_event() {
+        let mut router = Router::new();
+        router.on_event_prefix("", |_event, _ctx| async {});
+        let stats = StreamStats::default();
+        let delivered = drive(
+            &router,
+            &stats,
+            &[r#"{"type":"tool_call_requested","payload":{"x":1}}"#],
+        )
+        .await;
+        assert!(matches!(&delivered[..], [Frame::Event(e)] if e.payload["x"] == 1));
+        assert_eq!(stats.unhandled_frames(), 0);
     }
 }

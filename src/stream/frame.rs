@@ -1,7 +1,9 @@
 //! Websocket frames from codex-manager: [`parse_frame`] turns one text frame into a [`Frame`] (a control frame or a
 //! [`StreamEvent`] envelope), or a typed [`FrameError`] for anything malformed.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use super::envelope::{Envelope, Field, Payload, read_envelope};
 
 use super::signal::AppServerSignal;
 
@@ -105,37 +107,77 @@ pub enum FrameError {
 /// assert!(parse_frame("{not json").is_err());
 /// ```
 pub fn parse_frame(text: &str) -> Result<Frame, FrameError> {
-    let Value::Object(mut object) = serde_json::from_str::<Value>(text)? else {
-        return Err(FrameError::NotAnObject);
-    };
-    let event_type = match object.remove("type") {
-        Some(Value::String(t)) if !t.is_empty() => t,
+    let envelope = read_envelope(text, &|_| true, true)?.ok_or(FrameError::NotAnObject)?;
+    into_frame(envelope, text)
+}
+
+/// What the socket task does with a frame: hand it to the handlers, or count it and let it go.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Screened {
+    /// A frame for the handlers: a control frame, or an event some handler wants.
+    Frame(Frame),
+    /// A valid event frame that no handler wants. Its payload was checked to be JSON but not built.
+    Unwanted,
+}
+
+/// [`parse_frame`] for the socket task: builds the payload only of events whose type `wanted` accepts. Any other
+/// event is checked like every frame (a malformed one is still a [`FrameError`]) and comes back as
+/// [`Screened::Unwanted`] without its payload ever being allocated. Control frames always come back whole.
+pub(crate) fn screen_frame(text: &str, wanted: &dyn Fn(&str) -> bool) -> Result<Screened, FrameError> {
+    let builds = |kind: &str| !is_control(kind) && wanted(kind);
+    let envelope = read_envelope(text, &builds, false)?.ok_or(FrameError::NotAnObject)?;
+    if let Field::Str(kind) = &envelope.kind
+        && !kind.is_empty()
+        && !is_control(kind)
+    {
+        if !wanted(kind) {
+            thread_id(&envelope.thread_id)?;
+            return Ok(Screened::Unwanted);
+        }
+        if envelope.payload == Payload::Skipped {
+            // The payload came before the type, so it was skipped before anyone knew it was wanted: read it again.
+            return parse_frame(text).map(Screened::Frame);
+        }
+    }
+    into_frame(envelope, text).map(Screened::Frame)
+}
+
+fn is_control(kind: &str) -> bool {
+    matches!(kind, "ready" | "pong" | "error")
+}
+
+fn into_frame(envelope: Envelope<'_>, text: &str) -> Result<Frame, FrameError> {
+    let kind = match &envelope.kind {
+        Field::Str(kind) if !kind.is_empty() => kind.as_ref(),
         _ => return Err(FrameError::MissingType),
     };
-    match event_type.as_str() {
+    match kind {
         "ready" => Ok(Frame::Ready {
-            thread_id: thread_id(&mut object)?,
+            thread_id: thread_id(&envelope.thread_id)?,
         }),
         "pong" => Ok(Frame::Pong),
         "error" => Ok(Frame::Error {
-            message: match object.remove("message") {
-                Some(Value::String(message)) => message,
+            message: match envelope.message {
+                Field::Str(message) => message.into_owned(),
                 _ => text.to_owned(),
             },
         }),
         _ => Ok(Frame::Event(StreamEvent {
-            thread_id: thread_id(&mut object)?,
-            payload: object.remove("payload").unwrap_or(Value::Null),
-            event_type,
+            thread_id: thread_id(&envelope.thread_id)?,
+            event_type: kind.to_owned(),
+            payload: match envelope.payload {
+                Payload::Built(payload) => payload,
+                Payload::Absent | Payload::Skipped => Value::Null,
+            },
         })),
     }
 }
 
-fn thread_id(object: &mut Map<String, Value>) -> Result<Option<String>, FrameError> {
-    match object.remove("threadId") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(id)) => Ok(Some(id)),
-        Some(_) => Err(FrameError::InvalidField {
+fn thread_id(field: &Field<'_>) -> Result<Option<String>, FrameError> {
+    match field {
+        Field::Absent | Field::Null => Ok(None),
+        Field::Str(id) => Ok(Some(id.as_ref().to_owned())),
+        Field::Other => Err(FrameError::InvalidField {
             field: "threadId",
             expected: "a string or null",
         }),
@@ -195,5 +237,93 @@ mod tests {
             parse_frame(r#"{"type":"x","threadId":5}"#),
             Err(FrameError::InvalidField { field: "threadId", .. })
         ));
+    }
+
+    /// Every captured codex-manager frame, read through both paths.
+    #[test]
+    fn screening_agrees_with_parse_frame_on_every_captured_frame() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/codex-manager");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if !name.starts_with("ws-") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let parsed = parse_frame(&text).unwrap();
+            assert_eq!(
+                screen_frame(&text, &|_| true).unwrap(),
+                Screened::Frame(parsed.clone()),
+                "{name}"
+            );
+            let unwanted = screen_frame(&text, &|_| false).unwrap();
+            if parsed.is_control() {
+                assert_eq!(
+                    unwanted,
+                    Screened::Frame(parsed),
+                    "{name}: control frames are always delivered"
+                );
+            } else {
+                assert_eq!(unwanted, Screened::Unwanted, "{name}");
+            }
+            checked += 1;
+        }
+        assert!(checked >= 10, "only {checked} captured frames found in {dir}");
+    }
+
+    #[test]
+    fn a_wanted_payload_is_built_wherever_it_stands() {
+        let wanted = |kind: &str| kind == "app_server.request.item.tool.call";
+        let first = r#"{"payload":{"method":"item/tool/call","requestId":0},"threadId":"t","type":"app_server.request.item.tool.call"}"#;
+        let last = r#"{"type":"app_server.request.item.tool.call","threadId":"t","payload":{"method":"item/tool/call","requestId":0}}"#;
+        for text in [first, last] {
+            let Screened::Frame(Frame::Event(event)) = screen_frame(text, &wanted).unwrap() else {
+                panic!("not delivered: {text}")
+            };
+            assert_eq!(
+                event.payload,
+                serde_json::json!({"method": "item/tool/call", "requestId": 0})
+            );
+            assert_eq!(event.thread_id.as_deref(), Some("t"));
+        }
+    }
+
+    #[test]
+    fn unwanted_frames_are_still_checked() {
+        let nobody = |_: &str| false;
+        assert_eq!(
+            screen_frame(
+                r#"{"type":"tool_call_requested","threadId":"t","payload":{"a":[1]}}"#,
+                &nobody
+            )
+            .unwrap(),
+            Screened::Unwanted
+        );
+        assert!(matches!(
+            screen_frame(r#"{"type":"tool_call_requested","payload":{"a":}}"#, &nobody),
+            Err(FrameError::Json(_))
+        ));
+        assert!(matches!(
+            screen_frame(r#"{"payload":{"a":1},"type":"x"} x"#, &nobody),
+            Err(FrameError::Json(_))
+        ));
+        assert!(matches!(
+            screen_frame(r#"{"type":"x","threadId":5}"#, &nobody),
+            Err(FrameError::InvalidField { field: "threadId", .. })
+        ));
+        assert!(matches!(
+            screen_frame(r#"{"type":""}"#, &|_| true),
+            Err(FrameError::MissingType)
+        ));
+        assert!(matches!(
+            screen_frame(r#"{"type":[]}"#, &nobody),
+            Err(FrameError::MissingType)
+        ));
+        assert!(matches!(screen_frame("[1]", &nobody), Err(FrameError::NotAnObject)));
+        assert_eq!(
+            screen_frame(r#"{"type":"pong"}"#, &nobody).unwrap(),
+            Screened::Frame(Frame::Pong)
+        );
     }
 }

@@ -131,6 +131,19 @@ enum Route {
     },
 }
 
+impl Route {
+    /// Whether this route runs for an event of this type (never for control frames).
+    fn takes_event(&self, event_type: &str) -> bool {
+        match self {
+            Route::Event { exact, pattern, .. } => matches_event(*exact, pattern, event_type),
+            Route::Signal {
+                event_type: route_type, ..
+            } => route_type == event_type,
+            Route::Control { .. } => false,
+        }
+    }
+}
+
 /// Handlers for stream frames. Cheap to clone (handlers are shared).
 ///
 /// ```
@@ -340,55 +353,123 @@ impl Router {
         self
     }
 
+    /// `true` when some handler runs for events of this type ([`on_event`](Self::on_event),
+    /// [`on_event_prefix`](Self::on_event_prefix) or an app-server route). The stream drops the events nobody
+    /// handles as soon as it has read their type, without building their payload; control frames are always
+    /// delivered.
+    ///
+    /// ```
+    /// use skillbridge::stream::Router;
+    ///
+    /// let mut router = Router::new();
+    /// router.on_app_server_request("item.tool.call", |_signal, _ctx| async {});
+    /// assert!(router.handles_event("app_server.request.item.tool.call"));
+    /// assert!(!router.handles_event("tool_call_requested"));
+    /// ```
+    pub fn handles_event(&self, event_type: &str) -> bool {
+        self.routes.iter().any(|route| route.takes_event(event_type))
+    }
+
     /// Runs every matching handler for one frame, in registration order, isolating failures. The stream calls this
     /// for each frame; it is public so handlers can be exercised without a socket.
     pub async fn dispatch(&self, frame: &Frame, ctx: &HandlerContext) -> DispatchSummary {
+        self.dispatch_owned(frame.clone(), ctx).await
+    }
+
+    /// [`dispatch`](Self::dispatch) for a frame the caller gives away: the last handler that needs the event (or its
+    /// signal) gets it by value, the others get copies.
+    pub(crate) async fn dispatch_owned(&self, frame: Frame, ctx: &HandlerContext) -> DispatchSummary {
+        match frame {
+            Frame::Event(event) => self.dispatch_event(event, ctx).await,
+            control => self.dispatch_control(&control, ctx).await,
+        }
+    }
+
+    async fn dispatch_control(&self, frame: &Frame, ctx: &HandlerContext) -> DispatchSummary {
         let mut summary = DispatchSummary::default();
-        let mut signal: Option<Option<AppServerSignal>> = None;
         for route in &self.routes {
-            let outcome = match (route, frame) {
-                (Route::Control { handler }, frame) if frame.is_control() => {
-                    Some(("on_control", run(handler, frame.clone(), ctx).await))
-                }
-                (
-                    Route::Event {
-                        label,
-                        exact,
-                        pattern,
-                        handler,
-                    },
-                    Frame::Event(event),
-                ) if matches_event(*exact, pattern, &event.event_type) => {
-                    Some((label.as_str(), run(handler, event.clone(), ctx).await))
-                }
-                (
-                    Route::Signal {
-                        label,
-                        event_type,
-                        handler,
-                    },
-                    Frame::Event(event),
-                ) if *event_type == event.event_type => match signal.get_or_insert_with(|| parse_signal(event)) {
-                    Some(signal) => Some((label.as_str(), run(handler, signal.clone(), ctx).await)),
-                    None => None,
-                },
-                _ => None,
-            };
-            if let Some((label, result)) = outcome {
-                summary.handled += 1;
-                if let Err(failure) = result {
-                    summary.failed += 1;
-                    self.report(label, frame, failure);
-                }
+            if let Route::Control { handler } = route {
+                let result = run(handler, frame.clone(), ctx).await;
+                self.count(&mut summary, "on_control", frame_type(frame), result);
             }
         }
         summary
     }
 
-    fn report(&self, route: &str, frame: &Frame, (kind, message): (HandlerFailureKind, String)) {
+    async fn dispatch_event(&self, event: StreamEvent, ctx: &HandlerContext) -> DispatchSummary {
+        let kind = event.event_type.as_str();
+        let mut event_uses = self
+            .routes
+            .iter()
+            .filter(|r| matches!(r, Route::Event { .. }) && r.takes_event(kind))
+            .count();
+        let mut signal_uses = self
+            .routes
+            .iter()
+            .filter(|r| matches!(r, Route::Signal { .. }) && r.takes_event(kind))
+            .count();
+        let mut summary = DispatchSummary::default();
+        if event_uses + signal_uses == 0 {
+            return summary;
+        }
+        // Kept for failure reports once the event itself has gone to its last handler.
+        let event_type = event.event_type.clone();
+        let mut event = Some(event);
+        let mut signal = match (signal_uses, &mut event) {
+            (0, _) | (_, None) => None,
+            // Nobody else needs the payload: the signal takes it over instead of copying its params.
+            (_, Some(event)) if event_uses == 0 => parsed_signal(
+                AppServerSignal::from_owned_payload(
+                    &event.event_type,
+                    event.thread_id.as_deref(),
+                    std::mem::take(&mut event.payload),
+                ),
+                &event.event_type,
+            ),
+            (_, Some(event)) => parsed_signal(event.app_server_signal(), &event.event_type),
+        };
+        for route in &self.routes {
+            if !route.takes_event(&event_type) {
+                continue;
+            }
+            let (label, result) = match route {
+                Route::Event { label, handler, .. } => {
+                    let Some(value) = take_or_clone(&mut event, &mut event_uses) else {
+                        continue;
+                    };
+                    (label.as_str(), run(handler, value, ctx).await)
+                }
+                Route::Signal { label, handler, .. } => {
+                    let Some(value) = take_or_clone(&mut signal, &mut signal_uses) else {
+                        continue;
+                    };
+                    (label.as_str(), run(handler, value, ctx).await)
+                }
+                Route::Control { .. } => continue,
+            };
+            self.count(&mut summary, label, &event_type, result);
+        }
+        summary
+    }
+
+    fn count(
+        &self,
+        summary: &mut DispatchSummary,
+        label: &str,
+        event_type: &str,
+        result: Result<(), (HandlerFailureKind, String)>,
+    ) {
+        summary.handled += 1;
+        if let Err(failure) = result {
+            summary.failed += 1;
+            self.report(label, event_type, failure);
+        }
+    }
+
+    fn report(&self, route: &str, event_type: &str, (kind, message): (HandlerFailureKind, String)) {
         let failure = HandlerFailure {
             route: route.to_owned(),
-            event_type: frame_type(frame).to_owned(),
+            event_type: event_type.to_owned(),
             kind,
             message,
         };
@@ -409,12 +490,21 @@ fn matches_event(exact: bool, pattern: &str, event_type: &str) -> bool {
     }
 }
 
-fn parse_signal(event: &StreamEvent) -> Option<AppServerSignal> {
-    let signal = event.app_server_signal();
+/// Logs a payload that is not a signal (its signal handlers are skipped).
+fn parsed_signal(signal: Option<AppServerSignal>, event_type: &str) -> Option<AppServerSignal> {
     if signal.is_none() {
-        tracing::warn!(event_type = %event.event_type, "app-server event without a signal payload; signal handlers skipped");
+        tracing::warn!(
+            event_type,
+            "app-server event without a signal payload; signal handlers skipped"
+        );
     }
     signal
+}
+
+/// The value for the next of `uses` handlers: a copy while more handlers need it, the value itself for the last.
+fn take_or_clone<T: Clone>(slot: &mut Option<T>, uses: &mut usize) -> Option<T> {
+    *uses = uses.saturating_sub(1);
+    if *uses == 0 { slot.take() } else { slot.clone() }
 }
 
 /// The `type` of a frame, for reports.
@@ -479,5 +569,47 @@ mod tests {
         assert_eq!(panic_message(Box::new("boom")), "boom");
         assert_eq!(panic_message(Box::new(String::from("bang"))), "bang");
         assert_eq!(panic_message(Box::new(7_u8)), "panic with a non-text payload");
+    }
+
+    #[tokio::test]
+    async fn every_handler_gets_the_whole_event_or_signal_and_failures_name_the_event() {
+        use std::sync::Mutex;
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let mut router = Router::new();
+        for n in 0..2 {
+            let signals = Arc::clone(&seen);
+            router.on_app_server_request("item.tool.call", move |signal: AppServerSignal, _ctx| {
+                signals
+                    .lock()
+                    .unwrap()
+                    .push(format!("signal{n} {} {}", signal.params["tool"], signal.method));
+                std::future::ready(())
+            });
+            let events = Arc::clone(&seen);
+            router.on_event("app_server.request.item.tool.call", move |event: StreamEvent, _ctx| {
+                events
+                    .lock()
+                    .unwrap()
+                    .push(format!("event{n} {}", event.payload["params"]["tool"]));
+                std::future::ready(Err::<(), _>("refused"))
+            });
+        }
+        let failures_seen = Arc::clone(&failures);
+        router.on_handler_error(move |failure| failures_seen.lock().unwrap().push(failure.event_type.clone()));
+        let payload = serde_json::json!({"method": "item/tool/call", "params": {"tool": "echo"}, "requestId": 0});
+        let frame = Frame::Event(StreamEvent::new("app_server.request.item.tool.call", None, payload));
+        let summary = router.dispatch_owned(frame, &HandlerContext::default()).await;
+        assert_eq!(summary, DispatchSummary { handled: 4, failed: 2 });
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                "signal0 \"echo\" item/tool/call",
+                "event0 \"echo\"",
+                "signal1 \"echo\" item/tool/call",
+                "event1 \"echo\""
+            ]
+        );
+        assert_eq!(*failures.lock().unwrap(), ["app_server.request.item.tool.call"; 2]);
     }
 }

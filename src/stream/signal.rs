@@ -1,7 +1,7 @@
 //! App-server pass-through signals: the payload of `app_server.*` events ([`AppServerSignal`]) and the method
 //! normalization codex-manager uses to name them ([`normalize_method`]).
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// The type prefix of every app-server pass-through event.
 pub const APP_SERVER_PREFIX: &str = "app_server.";
@@ -78,10 +78,36 @@ impl AppServerSignal {
     /// `event_type` and `event_thread_id` are the envelope's, used when the payload lacks `eventType` or
     /// `context.threadId`.
     pub fn from_payload(event_type: &str, event_thread_id: Option<&str>, payload: &Value) -> Option<Self> {
-        let method = payload.get("method")?.as_str()?.to_owned();
-        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
-        let context = payload.get("context");
-        let params = payload.get("params").cloned().unwrap_or(Value::Null);
+        payload.get("method")?.as_str()?;
+        Self::from_owned_payload(event_type, event_thread_id, payload.clone())
+    }
+
+    /// [`from_payload`](Self::from_payload) taking the payload by value: its `params` and texts move into the
+    /// signal instead of being copied.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use skillbridge::stream::AppServerSignal;
+    ///
+    /// let payload = json!({"method": "item/tool/call", "requestId": 3, "params": {"tool": "echo"}});
+    /// let signal = AppServerSignal::from_owned_payload("app_server.request.item.tool.call", Some("t1"), payload)
+    ///     .unwrap();
+    /// assert_eq!(signal.request_id.as_deref(), Some("3"));
+    /// assert_eq!(signal.params["tool"], "echo");
+    /// assert_eq!(signal.context.thread_id.as_deref(), Some("t1"));
+    /// ```
+    pub fn from_owned_payload(event_type: &str, event_thread_id: Option<&str>, payload: Value) -> Option<Self> {
+        let Value::Object(mut payload) = payload else {
+            return None;
+        };
+        let method = take_text(&mut payload, "method")?;
+        let params = payload.remove("params").unwrap_or(Value::Null);
+        let (context_thread, context_turn) = match payload.remove("context") {
+            Some(Value::Object(mut context)) => {
+                (take_text(&mut context, "threadId"), take_text(&mut context, "turnId"))
+            }
+            _ => (None, None),
+        };
         let signal_type = match payload.get("signalType").and_then(Value::as_str) {
             Some(kind) => SignalType::parse(kind),
             None if event_type.starts_with(APP_SERVER_REQUEST_PREFIX) => SignalType::Request,
@@ -89,20 +115,21 @@ impl AppServerSignal {
         };
         Some(Self {
             signal_type,
-            event_type: text(payload.get("eventType")).unwrap_or_else(|| event_type.to_owned()),
+            event_type: take_text(&mut payload, "eventType").unwrap_or_else(|| event_type.to_owned()),
             context: SignalContext {
-                thread_id: text(context.and_then(|c| c.get("threadId"))).or_else(|| event_thread_id.map(str::to_owned)),
-                turn_id: text(context.and_then(|c| c.get("turnId"))).or_else(|| text(params.get("turnId"))),
+                thread_id: context_thread.or_else(|| event_thread_id.map(str::to_owned)),
+                turn_id: context_turn.or_else(|| params.get("turnId").and_then(Value::as_str).map(str::to_owned)),
             },
-            request_id: payload.get("requestId").and_then(request_id_string),
-            session: payload.get("session").and_then(|s| {
-                Some(SignalSession {
-                    id: s.get("id")?.as_str()?.to_owned(),
-                    title: text(s.get("title")),
-                    project_id: text(s.get("projectId")),
-                })
-            }),
-            received_at: text(payload.get("receivedAt")),
+            request_id: payload.remove("requestId").and_then(owned_request_id),
+            session: match payload.remove("session") {
+                Some(Value::Object(mut session)) => take_text(&mut session, "id").map(|id| SignalSession {
+                    id,
+                    title: take_text(&mut session, "title"),
+                    project_id: take_text(&mut session, "projectId"),
+                }),
+                _ => None,
+            },
+            received_at: take_text(&mut payload, "receivedAt"),
             params,
             method,
         })
@@ -116,6 +143,22 @@ impl AppServerSignal {
     /// `true` for requests (somebody must answer).
     pub fn is_request(&self) -> bool {
         self.signal_type == SignalType::Request
+    }
+}
+
+/// Moves a string field out of an object; `None` when it is missing or not a string.
+fn take_text(object: &mut Map<String, Value>, key: &str) -> Option<String> {
+    match object.remove(key)? {
+        Value::String(text) => Some(text),
+        _ => None,
+    }
+}
+
+/// [`request_id_string`] for an id the caller owns (a string id moves instead of being copied).
+fn owned_request_id(id: Value) -> Option<String> {
+    match id {
+        Value::String(s) => Some(s),
+        other => request_id_string(&other),
     }
 }
 

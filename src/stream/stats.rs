@@ -12,6 +12,7 @@ pub struct StreamStats {
     reconnects: AtomicU64,
     connect_failures: AtomicU64,
     frames: AtomicU64,
+    unhandled_frames: AtomicU64,
     malformed_frames: AtomicU64,
     dropped_frames: AtomicU64,
     handler_failures: AtomicU64,
@@ -26,6 +27,7 @@ pub(crate) enum Counter {
     Reconnects,
     ConnectFailures,
     Frames,
+    UnhandledFrames,
     MalformedFrames,
     DroppedFrames,
     HandlerFailures,
@@ -56,6 +58,12 @@ impl StreamStats {
     /// Valid frames received (control frames and events).
     pub fn frames(&self) -> u64 {
         self.frames.load(Ordering::Relaxed)
+    }
+
+    /// Valid event frames that no handler takes ([`Router::handles_event`](super::Router::handles_event)): counted
+    /// in [`frames`](Self::frames) too, then dropped without building their payload.
+    pub fn unhandled_frames(&self) -> u64 {
+        self.unhandled_frames.load(Ordering::Relaxed)
     }
 
     /// Frames that did not parse; they are skipped.
@@ -90,6 +98,7 @@ impl StreamStats {
             reconnects: self.reconnects(),
             connect_failures: self.connect_failures(),
             frames: self.frames(),
+            unhandled_frames: self.unhandled_frames(),
             malformed_frames: self.malformed_frames(),
             dropped_frames: self.dropped_frames(),
             handler_failures: self.handler_failures(),
@@ -104,6 +113,7 @@ impl StreamStats {
             Counter::Reconnects => &self.reconnects,
             Counter::ConnectFailures => &self.connect_failures,
             Counter::Frames => &self.frames,
+            Counter::UnhandledFrames => &self.unhandled_frames,
             Counter::MalformedFrames => &self.malformed_frames,
             Counter::DroppedFrames => &self.dropped_frames,
             Counter::HandlerFailures => &self.handler_failures,
@@ -133,6 +143,8 @@ pub struct StreamReport {
     pub connect_failures: u64,
     /// Valid frames received.
     pub frames: u64,
+    /// Of those, events no handler takes (dropped unbuilt).
+    pub unhandled_frames: u64,
     /// Frames that did not parse (skipped).
     pub malformed_frames: u64,
     /// Frames dropped because the handlers fell `event_buffer` frames behind.
@@ -153,6 +165,7 @@ impl StreamReport {
             reconnects: self.reconnects - earlier.reconnects,
             connect_failures: self.connect_failures - earlier.connect_failures,
             frames: self.frames - earlier.frames,
+            unhandled_frames: self.unhandled_frames - earlier.unhandled_frames,
             malformed_frames: self.malformed_frames - earlier.malformed_frames,
             dropped_frames: self.dropped_frames - earlier.dropped_frames,
             handler_failures: self.handler_failures - earlier.handler_failures,

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use serde_json::{Map, Value};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -68,20 +69,39 @@ fn classify(error: &ManagerError) -> AnswerOutcome {
 
 /// A tool call from a stream signal, or why the signal is not a usable tool call.
 pub fn tool_call_from_signal(signal: &AppServerSignal) -> Result<ToolCall, String> {
-    let params = &signal.params;
-    let text = |key: &str| params.get(key).and_then(|v| v.as_str()).map(str::to_owned);
-    let request_id = signal.request_id.clone().ok_or("tool call signal without requestId")?;
+    tool_call_from_owned_signal(signal.clone())
+}
+
+/// [`tool_call_from_signal`] taking the signal by value: the arguments and ids move into the call.
+pub fn tool_call_from_owned_signal(signal: AppServerSignal) -> Result<ToolCall, String> {
+    let AppServerSignal {
+        params,
+        request_id,
+        context,
+        ..
+    } = signal;
+    let mut params = match params {
+        Value::Object(params) => params,
+        _ => Map::new(),
+    };
+    let mut text = |key: &str| match params.remove(key) {
+        Some(Value::String(text)) => Some(text),
+        _ => None,
+    };
+    let request_id = request_id.ok_or("tool call signal without requestId")?;
     let thread_id = text("threadId")
-        .or_else(|| signal.context.thread_id.clone())
+        .or(context.thread_id)
         .ok_or("tool call signal without threadId")?;
     let tool = text("tool").ok_or("tool call signal without tool")?;
+    let turn_id = text("turnId").or(context.turn_id);
+    let call_id = text("callId").unwrap_or_default();
     Ok(ToolCall {
         request_id,
         thread_id,
-        turn_id: text("turnId").or_else(|| signal.context.turn_id.clone()),
-        call_id: text("callId").unwrap_or_default(),
+        turn_id,
+        call_id,
         tool,
-        arguments: params.get("arguments").cloned().unwrap_or(serde_json::Value::Null),
+        arguments: params.remove("arguments").unwrap_or(Value::Null),
     })
 }
 
@@ -173,7 +193,7 @@ impl CodexManagerFeed {
         let scope = self.scope.clone();
         let known = Arc::clone(&self.known_threads);
         router.on_app_server_request("item.tool.call", move |signal: AppServerSignal, _ctx: HandlerContext| {
-            let outcome = match tool_call_from_signal(&signal) {
+            let outcome = match tool_call_from_owned_signal(signal) {
                 Ok(call) if scope.serves(&call.thread_id) => {
                     lock(&known).insert(call.thread_id.clone());
                     dispatcher.submit(call, CallSource::Stream);
@@ -270,5 +290,58 @@ impl crate::bridge::LinkStatus for crate::stream::StreamStats {
 
     fn malformed_frames(&self) -> u64 {
         StreamStats::malformed_frames(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn signal(params: Value) -> AppServerSignal {
+        let payload = json!({
+            "method": "item/tool/call",
+            "requestId": 7,
+            "context": {"threadId": "ctx-thread", "turnId": "ctx-turn"},
+            "params": params,
+        });
+        AppServerSignal::from_owned_payload("app_server.request.item.tool.call", None, payload).unwrap()
+    }
+
+    #[test]
+    fn a_signal_becomes_a_call_with_params_before_context() {
+        let params = json!({"threadId": "t", "turnId": "u", "callId": "c", "tool": "echo", "arguments": {"a": 1}});
+        let call = tool_call_from_owned_signal(signal(params)).unwrap();
+        let expected = ToolCall {
+            request_id: "7".into(),
+            thread_id: "t".into(),
+            turn_id: Some("u".into()),
+            call_id: "c".into(),
+            tool: "echo".into(),
+            arguments: json!({"a": 1}),
+        };
+        assert_eq!(call, expected);
+        let borrowed = signal(json!({"tool": "echo"}));
+        let call = tool_call_from_signal(&borrowed).unwrap();
+        assert_eq!(
+            (call.thread_id.as_str(), call.turn_id.as_deref(), call.call_id.as_str()),
+            ("ctx-thread", Some("ctx-turn"), "")
+        );
+        assert_eq!(call.arguments, Value::Null);
+    }
+
+    #[test]
+    fn unusable_signals_say_why() {
+        assert_eq!(
+            tool_call_from_owned_signal(signal(json!({"arguments": {}}))).unwrap_err(),
+            "tool call signal without tool"
+        );
+        let mut no_id = signal(json!({"tool": "echo"}));
+        no_id.request_id = None;
+        assert_eq!(
+            tool_call_from_signal(&no_id).unwrap_err(),
+            "tool call signal without requestId"
+        );
     }
 }
