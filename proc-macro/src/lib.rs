@@ -56,8 +56,12 @@ use proc_macro::TokenStream;
 /// # The function
 ///
 /// - A free function, `fn` or `async fn`, without generics, `self`, `const`, `unsafe` or `extern`.
-///   `async fn` skills run on a Tokio task (their future must be `Send`); plain `fn` skills run on Tokio's
-///   blocking pool, so a skill that blocks (file or database I/O, heavy computation) never stalls the runtime.
+///   `async fn` skills are polled in the task that serves the call (their future must be `Send`); plain `fn`
+///   skills run on Tokio's blocking pool, so a skill that blocks (file or database I/O, heavy computation)
+///   never stalls the runtime.
+/// - A skill that does not block (string handling, a lookup in memory, awaiting other async code) is cheapest
+///   as an `async fn`: handing a plain `fn` to the blocking pool wakes a thread and switches to it for every
+///   call (several microseconds), which dominates the cost of a trivial skill. Keep `fn` for skills that block.
 /// - It stays callable as an ordinary function, e.g. from unit tests.
 ///
 /// # Parameters

@@ -1,23 +1,28 @@
-//! Running one tool call: argument checks, the skill's own task, its deadline and cancellation, panics.
+//! Running one tool call: argument checks, where the skill runs, its deadline and cancellation, panics.
 //!
-//! Every skill runs on a task of its own (`tokio::spawn` for `async fn` skills, `spawn_blocking` for plain
-//! `fn` skills, so a blocking skill cannot stall the runtime), which is what turns a panic into a
-//! `success: false` result instead of a dead process. Whatever happens, the caller gets an answer by the
-//! skill's deadline.
+//! An `async fn` skill is polled right in the caller's task (no task of its own while it runs), its panics caught
+//! at every poll; only when it outlives its deadline or its call is cancelled does it move to a task of its own,
+//! to clean up for a grace period (`CLEANUP_GRACE`) before it is dropped. A plain `fn` skill runs on Tokio's blocking pool
+//! (`spawn_blocking`), so a skill that blocks cannot stall the runtime. Either way a panic becomes a
+//! `success: false` result instead of a dead process, and the caller gets an answer by the skill's deadline.
 
 use std::any::Any;
 use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use serde_json::Value;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use super::__private::SkillRun;
 use super::catalog::Catalog;
 use super::{SkillContext, ToolResult};
 
-/// How long a timed-out or cancelled `async` skill may go on to clean up after its token fired before its task is
-/// aborted. A plain `fn` skill cannot be aborted; it runs to its end on the blocking pool.
+/// How long a timed-out or cancelled `async` skill may go on to clean up after its token fired before it is
+/// dropped. A plain `fn` skill cannot be aborted; it runs to its end on the blocking pool.
 const CLEANUP_GRACE: Duration = Duration::from_secs(5);
 
 /// The answer to one call and how the call ended.
@@ -121,38 +126,84 @@ async fn run(catalog: &Catalog, name: &str, arguments: Value, ctx: SkillContext)
             return (ToolResult::failure(message), Outcome::InvalidArguments);
         }
     };
-    let mut task: JoinHandle<ToolResult> = match prepared {
-        SkillRun::Async(future) => tokio::spawn(future),
-        SkillRun::Blocking(body) => tokio::task::spawn_blocking(body),
-    };
-    // Biased: a fired call token wins over a result that arrives at the same time (the skill's answer to its
-    // own cancellation), and a result wins over the deadline (a skill that made it in time succeeded).
-    tokio::select! {
-        biased;
-        () = call_token.cancelled() => {
-            run_token.cancel();
-            reap(name, task);
-            cancelled(name)
+    execute(name, skill.timeout(), prepared, &call_token, &run_token).await
+}
+
+/// Runs a prepared skill until it answers, `timeout` passes or `call_token` fires; `run_token` is the skill's own
+/// token, fired on the deadline.
+async fn execute(
+    name: &str,
+    timeout: Duration,
+    prepared: SkillRun,
+    call_token: &CancellationToken,
+    run_token: &CancellationToken,
+) -> (ToolResult, Outcome) {
+    let deadline = tokio::time::sleep(timeout);
+    match prepared {
+        SkillRun::Async(future) => {
+            let mut future = AssertUnwindSafe(future).catch_unwind();
+            // Biased: a fired call token wins over a result that arrives at the same time (the skill's answer to
+            // its own cancellation), and a result wins over the deadline (a skill that made it in time succeeded).
+            tokio::select! {
+                biased;
+                () = call_token.cancelled() => {
+                    run_token.cancel();
+                    reap(name, future);
+                    cancelled(name)
+                }
+                finished = &mut future => match finished {
+                    Ok(result) => finished_with(result),
+                    Err(panic) => panicked(name, panic),
+                },
+                () = deadline => {
+                    run_token.cancel();
+                    reap(name, future);
+                    timed_out(name, timeout)
+                }
+            }
         }
-        joined = &mut task => match joined {
-            Ok(result) => {
-                let outcome = if result.success { Outcome::Success } else { Outcome::SkillError };
-                (result, outcome)
+        SkillRun::Blocking(body) => {
+            let mut task: JoinHandle<ToolResult> = tokio::task::spawn_blocking(body);
+            tokio::select! {
+                biased;
+                () = call_token.cancelled() => {
+                    run_token.cancel();
+                    reap(name, task);
+                    cancelled(name)
+                }
+                joined = &mut task => match joined {
+                    Ok(result) => finished_with(result),
+                    Err(error) if error.is_panic() => panicked(name, error.into_panic()),
+                    // The runtime is shutting down and dropped the task.
+                    Err(_) => cancelled(name),
+                },
+                () = deadline => {
+                    run_token.cancel();
+                    reap(name, task);
+                    timed_out(name, timeout)
+                }
             }
-            Err(error) if error.is_panic() => {
-                let message = format!("skill {name} panicked: {}", panic_message(error.into_panic()));
-                (ToolResult::failure(message), Outcome::Panicked)
-            }
-            // The runtime is shutting down and dropped the task.
-            Err(_) => cancelled(name),
-        },
-        () = tokio::time::sleep(skill.timeout()) => {
-            run_token.cancel();
-            reap(name, task);
-            let message = format!("skill {name} timed out after {}", format_duration(skill.timeout()));
-            (ToolResult::failure(message), Outcome::TimedOut)
         }
     }
+}
+
+fn finished_with(result: ToolResult) -> (ToolResult, Outcome) {
+    let outcome = if result.success {
+        Outcome::Success
+    } else {
+        Outcome::SkillError
+    };
+    (result, outcome)
+}
+
+fn panicked(name: &str, payload: Box<dyn Any + Send>) -> (ToolResult, Outcome) {
+    let message = format!("skill {name} panicked: {}", panic_message(payload));
+    (ToolResult::failure(message), Outcome::Panicked)
+}
+
+fn timed_out(name: &str, timeout: Duration) -> (ToolResult, Outcome) {
+    let message = format!("skill {name} timed out after {}", format_duration(timeout));
+    (ToolResult::failure(message), Outcome::TimedOut)
 }
 
 fn cancelled(name: &str) -> (ToolResult, Outcome) {
@@ -162,12 +213,15 @@ fn cancelled(name: &str) -> (ToolResult, Outcome) {
     )
 }
 
-/// Lets a skill whose token fired finish on its own for a while, then aborts it.
-fn reap(name: &str, mut task: JoinHandle<ToolResult>) {
+/// Lets a skill whose token fired finish on its own for a while on a task of its own, then drops it: that ends an
+/// `async` skill; a plain `fn` skill's thread cannot be stopped and runs on until it returns.
+fn reap<F>(name: &str, run: F)
+where
+    F: Future + Send + 'static,
+{
     let name = name.to_owned();
     tokio::spawn(async move {
-        if tokio::time::timeout(CLEANUP_GRACE, &mut task).await.is_err() {
-            task.abort();
+        if tokio::time::timeout(CLEANUP_GRACE, run).await.is_err() {
             tracing::warn!(
                 skill = name,
                 "skill ignored its cancellation token for {}; aborted (a plain fn skill runs on until it returns)",
@@ -201,7 +255,77 @@ pub fn format_duration(duration: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
+    use tokio::sync::mpsc;
+
     use super::*;
+
+    /// Says when it is dropped.
+    struct DropReport(mpsc::UnboundedSender<&'static str>);
+
+    impl Drop for DropReport {
+        fn drop(&mut self) {
+            let _ = self.0.send("dropped");
+        }
+    }
+
+    const SHORT: Duration = Duration::from_millis(50);
+
+    #[tokio::test]
+    async fn an_async_panic_is_a_failed_answer() {
+        let (call, run) = (CancellationToken::new(), CancellationToken::new());
+        let panics = SkillRun::Async(Box::pin(async {
+            tokio::task::yield_now().await;
+            panic!("async boom")
+        }));
+        let (result, outcome) = execute("panics", SHORT, panics, &call, &run).await;
+        assert_eq!(outcome, Outcome::Panicked);
+        assert_eq!(result.text_content(), "skill panics panicked: async boom");
+    }
+
+    #[tokio::test]
+    async fn a_skill_past_its_deadline_finishes_its_cleanup_after_the_answer() {
+        let (call, run) = (CancellationToken::new(), CancellationToken::new());
+        let (events, mut seen) = mpsc::unbounded_channel();
+        let token = run.clone();
+        let slow = SkillRun::Async(Box::pin(async move {
+            token.cancelled().await;
+            tokio::task::yield_now().await;
+            let _ = events.send("cleaned up");
+            ToolResult::text("late")
+        }));
+        let (result, outcome) = execute("slow", SHORT, slow, &call, &run).await;
+        assert_eq!(
+            (outcome, result.text_content()),
+            (Outcome::TimedOut, "skill slow timed out after 50ms".into())
+        );
+        let event = tokio::time::timeout(CLEANUP_GRACE, seen.recv()).await.unwrap();
+        assert_eq!(event, Some("cleaned up"), "the skill went on after the answer");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_skill_that_ignores_its_token_is_dropped_after_the_grace() {
+        let (call, run) = (CancellationToken::new(), CancellationToken::new());
+        let (events, mut seen) = mpsc::unbounded_channel();
+        let stubborn = SkillRun::Async(Box::pin(async move {
+            let _guard = DropReport(events);
+            std::future::pending::<()>().await;
+            ToolResult::text("never")
+        }));
+        let cancel = call.clone();
+        tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            cancel.cancel();
+        });
+        let (_, outcome) = execute("stubborn", Duration::from_secs(60), stubborn, &call, &run).await;
+        assert_eq!(outcome, Outcome::Cancelled);
+        assert!(run.is_cancelled(), "the skill's own token fired");
+        assert!(
+            seen.try_recv().is_err(),
+            "not dropped at once: it has the grace to clean up"
+        );
+        let event = tokio::time::timeout(CLEANUP_GRACE * 2, seen.recv()).await.unwrap();
+        assert_eq!(event, Some("dropped"), "dropped once the grace was over");
+    }
 
     #[test]
     fn durations_print_in_the_attribute_syntax() {
