@@ -415,7 +415,13 @@ impl State {
             session: session.as_ref(),
             created_at: &created_at,
         };
-        let signal = fixtures::tool_call_signal(&call).to_string();
+        let signal = fixtures::tool_call_signal(&call);
+        // In codex-manager's key order (type, threadId, payload), as captured; a `Value` would sort the keys.
+        let signal = fixtures::envelope_text(
+            signal["type"].as_str().unwrap_or_default(),
+            signal["threadId"].as_str(),
+            &signal["payload"],
+        );
         let row = fixtures::pending_row(&call);
         let requested = fixtures::tool_call_requested_text(thread_id, &row);
         let thread: Arc<str> = Arc::from(thread_id);
@@ -649,5 +655,23 @@ mod tests {
         let ids = answer_calls(&state, UNRECORDED_ANSWER_MEMORY + 10);
         assert_eq!(state.answer(&ids[0]), Some(serde_json::json!({ "n": 0 })));
         assert_eq!(lock(&state.calls).answers.len(), UNRECORDED_ANSWER_MEMORY + 10);
+    }
+
+    #[tokio::test]
+    async fn the_tool_call_signal_keeps_codex_managers_key_order() {
+        let state = state(false);
+        let mut socket = state.hub.join(None);
+        let id = state.inject_tool_call("t", Some("u"), "echo", &serde_json::json!({"text": "hi"}), None);
+        let signal = socket.frames.recv().await.unwrap();
+        assert!(
+            signal
+                .as_str()
+                .starts_with(r#"{"type":"app_server.request.item.tool.call","threadId":"t","payload":{"#),
+            "{}",
+            signal.as_str()
+        );
+        let signal: Value = serde_json::from_str(signal.as_str()).unwrap();
+        assert_eq!(signal["payload"]["requestId"].to_string(), id);
+        assert_eq!(signal["payload"]["params"]["arguments"]["text"], "hi");
     }
 }
