@@ -291,10 +291,14 @@ impl Inner {
             return CancellationToken::new();
         };
         let mut turns = lock(&self.turns);
-        let turn = turns.entry(turn_id.clone()).or_insert_with(|| TurnTokens {
-            token: CancellationToken::new(),
-            running: 0,
-        });
+        // Looked up first: the turn id is copied only for a turn's first call.
+        let turn = match turns.get_mut(turn_id) {
+            Some(turn) => turn,
+            None => turns.entry(turn_id.clone()).or_insert_with(|| TurnTokens {
+                token: CancellationToken::new(),
+                running: 0,
+            }),
+        };
         turn.running += 1;
         turn.token.child_token()
     }

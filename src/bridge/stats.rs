@@ -92,11 +92,18 @@ pub struct HistogramSnapshot {
     pub sum: f64,
 }
 
+/// One skill's counts by outcome and its duration histogram.
+#[derive(Debug, Default)]
+struct SkillStats {
+    by_outcome: BTreeMap<&'static str, u64>,
+    durations: Histogram,
+}
+
 /// Shared, lock-light statistics of one bridge.
 #[derive(Debug, Default)]
 pub struct BridgeStats {
-    calls: Mutex<BTreeMap<(String, &'static str), u64>>,
-    durations: Mutex<BTreeMap<String, Histogram>>,
+    /// By skill name; a name is allocated once, when the skill first runs.
+    skills: Mutex<BTreeMap<String, SkillStats>>,
     answer_attempts: Mutex<BTreeMap<&'static str, u64>>,
     journal: Mutex<VecDeque<CallRecord>>,
     in_flight: AtomicI64,
@@ -122,11 +129,13 @@ impl BridgeStats {
     }
 
     pub(crate) fn skill_ran(&self, tool: &str, outcome: &'static str, duration: Duration) {
-        *lock(&self.calls).entry((tool.to_owned(), outcome)).or_default() += 1;
-        lock(&self.durations)
-            .entry(tool.to_owned())
-            .or_default()
-            .observe(duration.as_secs_f64());
+        let mut skills = lock(&self.skills);
+        let skill = match skills.get_mut(tool) {
+            Some(skill) => skill,
+            None => skills.entry(tool.to_owned()).or_default(),
+        };
+        *skill.by_outcome.entry(outcome).or_default() += 1;
+        skill.durations.observe(duration.as_secs_f64());
     }
 
     pub(crate) fn answer_attempted(&self, label: &'static str) {
@@ -153,30 +162,29 @@ impl BridgeStats {
 
     /// Counts for one skill.
     pub fn skill_counts(&self, tool: &str) -> SkillCounts {
-        let calls = lock(&self.calls);
-        let mut counts = SkillCounts::default();
-        for ((name, outcome), n) in calls.iter() {
-            if name == tool {
-                counts.by_outcome.insert(outcome, *n);
-                counts.total += n;
-            }
+        match lock(&self.skills).get(tool) {
+            Some(skill) => SkillCounts {
+                by_outcome: skill.by_outcome.clone(),
+                total: skill.by_outcome.values().sum(),
+            },
+            None => SkillCounts::default(),
         }
-        counts
     }
 
     /// `(tool, outcome, count)` for every pair seen.
     pub fn call_counts(&self) -> Vec<(String, &'static str, u64)> {
-        lock(&self.calls)
+        lock(&self.skills)
             .iter()
-            .map(|((tool, outcome), n)| (tool.clone(), *outcome, *n))
+            .flat_map(|(tool, skill)| skill.by_outcome.iter().map(|(outcome, n)| (tool.clone(), *outcome, *n)))
             .collect()
     }
 
     /// The duration histogram of every skill that ran.
     pub fn durations(&self) -> Vec<(String, HistogramSnapshot)> {
-        lock(&self.durations)
+        lock(&self.skills)
             .iter()
-            .map(|(tool, h)| {
+            .map(|(tool, skill)| {
+                let h = &skill.durations;
                 let snapshot = HistogramSnapshot {
                     buckets: h.buckets.to_vec(),
                     count: h.count,
@@ -227,6 +235,30 @@ mod tests {
         let counts = stats.skill_counts("echo");
         assert_eq!(counts.total, 3);
         assert_eq!(counts.by_outcome["success"], 2);
+    }
+
+    #[test]
+    fn call_counts_are_sorted_by_skill_then_outcome() {
+        let stats = BridgeStats::new();
+        for (tool, outcome) in [
+            ("zeta", "success"),
+            ("echo", "timed_out"),
+            ("echo", "success"),
+            ("echo", "success"),
+        ] {
+            stats.skill_ran(tool, outcome, Duration::from_millis(1));
+        }
+        assert_eq!(
+            stats.call_counts(),
+            [
+                ("echo".to_owned(), "success", 2),
+                ("echo".to_owned(), "timed_out", 1),
+                ("zeta".to_owned(), "success", 1)
+            ]
+        );
+        let names: Vec<String> = stats.durations().into_iter().map(|(tool, _)| tool).collect();
+        assert_eq!(names, ["echo", "zeta"]);
+        assert_eq!(stats.skill_counts("unknown").total, 0);
     }
 
     #[test]
