@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::header::{ACCEPT, CONTENT_TYPE};
-use http::{HeaderValue, Method};
-use serde::Deserialize;
+use http::{HeaderMap, HeaderValue, Method};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::config::{ManagerConfig, ManagerConfigBuilder};
@@ -53,6 +53,44 @@ pub struct CodexManager {
 struct Shared {
     config: ManagerConfig,
     http: reqwest::Client,
+    /// `config.url("")`, parsed once: without hooks, a request's URL is this with the route appended to the path,
+    /// instead of a whole URL parsed per request.
+    base: Option<reqwest::Url>,
+    /// The configuration's headers (auth included) plus `Accept: application/json`, built once.
+    headers: HeaderMap,
+    /// The same plus `Content-Type: application/json`, for requests with a body.
+    json_headers: HeaderMap,
+}
+
+impl Shared {
+    fn new(config: ManagerConfig, http: reqwest::Client) -> Self {
+        let mut headers = config.headers();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        let mut json_headers = headers.clone();
+        json_headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Self {
+            base: reqwest::Url::parse(&config.url("")).ok(),
+            config,
+            http,
+            headers,
+            json_headers,
+        }
+    }
+
+    /// The URL of a route as [`ManagerConfig::url`] spells it, without parsing the scheme and host again; `None`
+    /// for a route with a query or fragment (or a base that does not parse), which is sent as text.
+    fn route_url(&self, route: &str) -> Option<reqwest::Url> {
+        let base = self.base.as_ref()?;
+        if route.contains(['?', '#']) {
+            return None;
+        }
+        let mut url = base.clone();
+        let mut path = String::with_capacity(base.path().len() + route.len());
+        path.push_str(base.path().trim_end_matches('/'));
+        path.push_str(route);
+        url.set_path(&path);
+        Some(url)
+    }
 }
 
 impl fmt::Debug for CodexManager {
@@ -125,7 +163,7 @@ impl CodexManager {
                 source,
             })?;
         Ok(Self {
-            shared: Arc::new(Shared { config, http }),
+            shared: Arc::new(Shared::new(config, http)),
             hooks: Arc::new(hooks),
         })
     }
@@ -229,8 +267,7 @@ impl CodexManager {
     /// empty tool name/description with a 400 ([`ManagerError::Status`]).
     pub async fn create_session(&self, req: &CreateSession) -> Result<CreatedSession, ManagerError> {
         const OP: &str = "sessions.create";
-        let body = to_body(OP, req)?;
-        self.execute(OP, Method::POST, "/sessions".into(), Some(body), |body| {
+        self.execute(OP, Method::POST, "/sessions".into(), Some(req), |body| {
             CreatedSession::from_body(body.clone())
         })
         .await
@@ -239,24 +276,25 @@ impl CodexManager {
     /// `sessions.get`: `GET /sessions/:id`, the session detail (410 when deleted).
     pub async fn get_session(&self, id: &str) -> Result<Value, ManagerError> {
         let route = format!("/sessions/{}", segment(id));
-        self.execute("sessions.get", Method::GET, route, None, |body| Ok(body.clone()))
+        self.execute("sessions.get", Method::GET, route, NO_BODY, |body| Ok(body.clone()))
             .await
     }
 
     /// `sessions.delete`: `DELETE /sessions/:id` (404 unknown, 410 already deleted).
     pub async fn delete_session(&self, id: &str) -> Result<Value, ManagerError> {
         let route = format!("/sessions/{}", segment(id));
-        self.execute("sessions.delete", Method::DELETE, route, None, |body| Ok(body.clone()))
-            .await
+        self.execute("sessions.delete", Method::DELETE, route, NO_BODY, |body| {
+            Ok(body.clone())
+        })
+        .await
     }
 
     /// `sessions.send_message`: `POST /sessions/:id/messages`, starts a turn (403 system session,
     /// 404 unknown, 410 deleted).
     pub async fn send_message(&self, id: &str, req: &SendMessage) -> Result<MessageAccepted, ManagerError> {
         const OP: &str = "sessions.send_message";
-        let body = to_body(OP, req)?;
         let route = format!("/sessions/{}/messages", segment(id));
-        self.execute(OP, Method::POST, route, Some(body), decode::<MessageAccepted>)
+        self.execute(OP, Method::POST, route, Some(req), decode::<MessageAccepted>)
             .await
     }
 
@@ -267,7 +305,7 @@ impl CodexManager {
             None => json!({}),
         };
         let route = format!("/sessions/{}/interrupt", segment(id));
-        self.execute("sessions.interrupt", Method::POST, route, Some(body), |body| {
+        self.execute("sessions.interrupt", Method::POST, route, Some(&body), |body| {
             Ok(body.clone())
         })
         .await
@@ -278,7 +316,7 @@ impl CodexManager {
     /// A row that does not parse is logged (warn) and left out, so one odd row cannot hide the others.
     pub async fn list_tool_calls(&self, session_id: &str) -> Result<Vec<PendingToolCall>, ManagerError> {
         let route = format!("/sessions/{}/tool-calls", segment(session_id));
-        self.execute("sessions.tool_calls.list", Method::GET, route, None, pending_rows)
+        self.execute("sessions.tool_calls.list", Method::GET, route, NO_BODY, pending_rows)
             .await
     }
 
@@ -290,9 +328,8 @@ impl CodexManager {
     /// the upstream failed and the call is pending again: retry ([`ManagerError::is_retryable`]).
     pub async fn respond_tool_call(&self, request_id: &str, body: &ToolResult) -> Result<RespondAck, ManagerError> {
         const OP: &str = "tool_calls.respond";
-        let json_body = to_body(OP, body)?;
         let route = format!("/tool-calls/{}/response", segment(request_id));
-        self.execute(OP, Method::POST, route, Some(json_body), decode::<RespondAck>)
+        self.execute(OP, Method::POST, route, Some(body), decode::<RespondAck>)
             .await
     }
 
@@ -306,32 +343,36 @@ impl CodexManager {
         route: &str,
         body: Option<Value>,
     ) -> Result<Value, ManagerError> {
-        self.execute(operation, method, route.to_owned(), body, |body| Ok(body.clone()))
-            .await
+        self.execute(operation, method, route.to_owned(), body.as_ref(), |body| {
+            Ok(body.clone())
+        })
+        .await
     }
 
     // ---- pipeline ----------------------------------------------------------------------------
 
-    async fn execute<T>(
+    async fn execute<T, B: Serialize + ?Sized>(
         &self,
         operation: &str,
         method: Method,
         route: String,
-        body: Option<Value>,
+        body: Option<&B>,
         decode: impl FnOnce(&Value) -> Result<T, String>,
     ) -> Result<T, ManagerError> {
-        let config = &self.shared.config;
-        let mut headers = config.headers();
-        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        if body.is_some() {
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if self.hooks.len() == 0 {
+            return self.execute_unhooked(operation, method, &route, body, decode).await;
         }
+        let json_body = body.map(|body| to_body(operation, body)).transpose()?;
+        let headers = match json_body {
+            Some(_) => self.shared.json_headers.clone(),
+            None => self.shared.headers.clone(),
+        };
         let mut call = RequestCall {
             operation: operation.to_owned(),
             method,
-            url: config.url(&route),
+            url: self.shared.config.url(&route),
             headers,
-            json_body: body,
+            json_body,
         };
         if let Err(error) = self.hooks.run_before(&mut call).await {
             let error = ManagerError::Hook {
@@ -342,17 +383,21 @@ impl CodexManager {
         }
         tracing::debug!(operation, method = %call.method, route = %route, "codex-manager request");
         let started = Instant::now();
-        let response = match self.send(&call).await {
+        let body = call.json_body.as_ref().map(|body| body.to_string().into_bytes());
+        let sent = self
+            .send(
+                operation,
+                call.method.clone(),
+                call.url.as_str(),
+                call.headers.clone(),
+                body,
+            )
+            .await;
+        let response = match sent {
             Ok(response) => response,
             Err(error) => return Err(self.fail(&call, &route, error).await),
         };
-        tracing::debug!(
-            operation,
-            route = %route,
-            status = response.status.as_u16(),
-            elapsed_ms = elapsed_ms(started.elapsed()),
-            "codex-manager response"
-        );
+        log_response(operation, &route, &response, started);
         match decode(&response.body) {
             Ok(value) => {
                 self.hooks.run_after(&call, &response).await;
@@ -368,33 +413,74 @@ impl CodexManager {
         }
     }
 
+    /// [`execute`](Self::execute) when no hook is registered: nobody can look at a [`RequestCall`], so none is
+    /// built; the body is serialized straight to bytes and the URL is not parsed from text.
+    async fn execute_unhooked<T, B: Serialize + ?Sized>(
+        &self,
+        operation: &str,
+        method: Method,
+        route: &str,
+        body: Option<&B>,
+        decode: impl FnOnce(&Value) -> Result<T, String>,
+    ) -> Result<T, ManagerError> {
+        let body = body.map(|body| serialize_body(operation, body)).transpose()?;
+        let headers = match body {
+            Some(_) => self.shared.json_headers.clone(),
+            None => self.shared.headers.clone(),
+        };
+        tracing::debug!(operation, method = %method, route = %route, "codex-manager request");
+        let started = Instant::now();
+        let sent = match self.shared.route_url(route) {
+            Some(url) => self.send(operation, method, url, headers, body).await,
+            None => {
+                let url = self.shared.config.url(route);
+                self.send(operation, method, url.as_str(), headers, body).await
+            }
+        };
+        let failed = |error: ManagerError| {
+            tracing::debug!(operation, route, error = %error, "codex-manager call failed");
+            error
+        };
+        let response = sent.map_err(failed)?;
+        log_response(operation, route, &response, started);
+        decode(&response.body).map_err(|message| {
+            failed(ManagerError::Decode {
+                operation: operation.to_owned(),
+                message,
+            })
+        })
+    }
+
     async fn fail(&self, call: &RequestCall, route: &str, error: ManagerError) -> ManagerError {
         tracing::debug!(operation = %call.operation, route, error = %error, "codex-manager call failed");
         self.hooks.run_on_error(call, &error).await;
         error
     }
 
-    async fn send(&self, call: &RequestCall) -> Result<CallResponse, ManagerError> {
+    async fn send(
+        &self,
+        operation: &str,
+        method: Method,
+        url: impl reqwest::IntoUrl,
+        headers: HeaderMap,
+        body: Option<Vec<u8>>,
+    ) -> Result<CallResponse, ManagerError> {
         let transport = |source| ManagerError::Transport {
-            operation: call.operation.clone(),
+            operation: operation.to_owned(),
             source,
         };
-        let mut request = self
-            .shared
-            .http
-            .request(call.method.clone(), call.url.as_str())
-            .headers(call.headers.clone());
-        if let Some(body) = &call.json_body {
-            request = request.body(body.to_string());
+        let mut request = self.shared.http.request(method, url).headers(headers);
+        if let Some(body) = body {
+            request = request.body(body);
         }
-        let response = request.send().await.map_err(transport)?;
+        let mut response = request.send().await.map_err(transport)?;
         let status = response.status();
-        let headers = response.headers().clone();
+        let headers = std::mem::take(response.headers_mut());
         let bytes = response.bytes().await.map_err(transport)?;
         let parsed = parse_body(&bytes);
         if !status.is_success() {
             return Err(ManagerError::Status {
-                operation: call.operation.clone(),
+                operation: operation.to_owned(),
                 status,
                 body: parsed.unwrap_or_else(Value::String),
             });
@@ -402,12 +488,25 @@ impl CodexManager {
         match parsed {
             Ok(body) => Ok(CallResponse { status, headers, body }),
             Err(text) => Err(ManagerError::Decode {
-                operation: call.operation.clone(),
+                operation: operation.to_owned(),
                 message: format!("{status} body is not JSON: {}", excerpt(&text)),
             }),
         }
     }
 }
+
+fn log_response(operation: &str, route: &str, response: &CallResponse, started: Instant) {
+    tracing::debug!(
+        operation,
+        route = %route,
+        status = response.status.as_u16(),
+        elapsed_ms = elapsed_ms(started.elapsed()),
+        "codex-manager response"
+    );
+}
+
+/// The `None` body of a request without one.
+const NO_BODY: Option<&Value> = None;
 
 /// Builds a [`CodexManager`]: configuration (defaults, or a whole [`ManagerConfig`]), hooks, middleware.
 ///
@@ -565,11 +664,19 @@ impl CodexManagerBuilder {
     }
 }
 
-fn to_body(operation: &str, value: &impl serde::Serialize) -> Result<Value, ManagerError> {
-    serde_json::to_value(value).map_err(|e| ManagerError::Decode {
+fn to_body(operation: &str, value: &(impl Serialize + ?Sized)) -> Result<Value, ManagerError> {
+    serde_json::to_value(value).map_err(|e| body_error(operation, e))
+}
+
+fn serialize_body(operation: &str, value: &(impl Serialize + ?Sized)) -> Result<Vec<u8>, ManagerError> {
+    serde_json::to_vec(value).map_err(|e| body_error(operation, e))
+}
+
+fn body_error(operation: &str, error: serde_json::Error) -> ManagerError {
+    ManagerError::Decode {
         operation: operation.to_owned(),
-        message: format!("request body could not be serialized: {e}"),
-    })
+        message: format!("request body could not be serialized: {error}"),
+    }
 }
 
 fn decode<T: DeserializeOwned>(body: &Value) -> Result<T, String> {
@@ -642,6 +749,34 @@ mod tests {
         assert_eq!(parse_body(b""), Ok(Value::Null));
         assert_eq!(parse_body(b"{\"a\":1}"), Ok(json!({"a": 1})));
         assert_eq!(parse_body(b"Bad Gateway"), Err("Bad Gateway".to_owned()));
+    }
+
+    #[test]
+    fn route_urls_are_what_the_whole_url_parses_to() {
+        let routes = [
+            "/tool-calls/0/response".to_owned(),
+            format!("/tool-calls/{}/response", segment("a/b?c d#e%..")),
+            format!("/sessions/{}", segment("..")),
+            "/sessions".to_owned(),
+        ];
+        for (base, prefix) in [
+            ("http://127.0.0.1:3001", "/api"),
+            ("http://127.0.0.1:3001/", "/api"),
+            ("http://localhost:8080/proxy", "/api"),
+            ("http://[::1]:3001", ""),
+        ] {
+            let config = ManagerConfig::builder()
+                .base_url(base)
+                .api_prefix(prefix)
+                .build()
+                .unwrap();
+            let shared = Shared::new(config.clone(), reqwest::Client::new());
+            for route in &routes {
+                let expected = reqwest::Url::parse(&config.url(route)).unwrap();
+                assert_eq!(shared.route_url(route), Some(expected), "{base} {prefix} {route}");
+            }
+            assert_eq!(shared.route_url("/sessions?limit=5"), None, "a query goes the long way");
+        }
     }
 
     #[test]
