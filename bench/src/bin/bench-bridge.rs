@@ -7,6 +7,11 @@ use std::time::Duration;
 
 use skillbridge::skill;
 
+/// The allocator the shipped `skillbridge` binary uses (see `skills/src/main.rs`), so that the benchmark measures
+/// what users run. Optional in a crate of your own.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Returns its input unchanged (the trivial skill of workload W1).
 #[skill]
 fn noop(
