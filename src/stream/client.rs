@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::backoff::Backoff;
-use super::connection::{ConnectionDriver, ConnectionEnd, Dispatch};
+use super::connection::{ConnectionDriver, ConnectionEnd, Dispatch, Item};
 use super::options::StreamOptions;
 use super::router::Router;
 use super::stats::{Counter, StreamReport, StreamStats};
@@ -206,8 +206,11 @@ impl StreamClient {
 
 /// Runs the handlers for each queued frame, one frame at a time, in arrival order.
 async fn dispatch_loop(router: Router, mut pending: mpsc::Receiver<Dispatch>, stats: Arc<StreamStats>) {
-    while let Some(Dispatch { frame, ctx }) = pending.recv().await {
-        let summary = router.dispatch_owned(frame, &ctx).await;
+    while let Some(Dispatch { item, ctx }) = pending.recv().await {
+        let summary = match item {
+            Item::Frame(frame) => router.dispatch_owned(frame, &ctx).await,
+            Item::Signal { event_type, signal } => router.dispatch_signal(&event_type, signal, &ctx).await,
+        };
         stats.add(Counter::HandlerFailures, summary.failed as u64);
     }
 }

@@ -12,6 +12,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::frame::{Frame, FrameError, Screened, screen_frame};
 use super::options::StreamOptions;
 use super::router::{HandlerContext, Router, frame_type};
+use super::signal::AppServerSignal;
 use super::stats::{Counter, StreamStats};
 use super::transport::{BoxMessages, BoxSink, Connection, Message};
 
@@ -23,8 +24,32 @@ const LOGGED_FRAME_CHARS: usize = 200;
 /// A frame on its way to the handlers.
 #[derive(Debug)]
 pub(crate) struct Dispatch {
-    pub(crate) frame: Frame,
+    pub(crate) item: Item,
     pub(crate) ctx: HandlerContext,
+}
+
+/// What the handlers get from one frame.
+// Moved once per frame; boxing the large variant would cost an allocation per tool call.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, PartialEq)]
+pub(crate) enum Item {
+    /// The frame as parsed.
+    Frame(Frame),
+    /// An event only signal handlers take, already read into its signal.
+    Signal {
+        event_type: String,
+        signal: Option<AppServerSignal>,
+    },
+}
+
+impl Item {
+    /// The type of the frame, for logs.
+    fn frame_type(&self) -> &str {
+        match self {
+            Item::Frame(frame) => frame_type(frame),
+            Item::Signal { event_type, .. } => event_type,
+        }
+    }
 }
 
 /// Why a connection ended.
@@ -143,17 +168,18 @@ impl ConnectionDriver<'_> {
                     };
                     self.stats.add(Counter::Frames, 1);
                     *healthy = true;
-                    let frame = match screened {
-                        Screened::Frame(frame) => frame,
+                    let item = match screened {
+                        Screened::Frame(frame) => Item::Frame(frame),
+                        Screened::Signal { event_type, signal } => Item::Signal { event_type, signal },
                         Screened::Unwanted => {
                             self.stats.add(Counter::UnhandledFrames, 1);
                             continue;
                         }
                     };
-                    if frame == Frame::Pong {
+                    if item == Item::Frame(Frame::Pong) {
                         pong_deadline = None;
                     }
-                    if let Some(end) = self.enqueue(frame) {
+                    if let Some(end) = self.enqueue(item) {
                         return end;
                     }
                 }
@@ -163,22 +189,22 @@ impl ConnectionDriver<'_> {
 
     /// Reads a frame, building only what a handler will see.
     fn screen(&self, text: &str) -> Result<Screened, (FrameError, String)> {
-        screen_frame(text, &|event_type| self.router.handles_event(event_type)).map_err(|e| (e, preview(text)))
+        screen_frame(text, &|event_type| self.router.interest(event_type)).map_err(|e| (e, preview(text)))
     }
 
     /// Hands a frame to the dispatch task without waiting: reading the socket and answering pings must never wait
     /// for handlers.
-    fn enqueue(&self, frame: Frame) -> Option<ConnectionEnd> {
+    fn enqueue(&self, item: Item) -> Option<ConnectionEnd> {
         let ctx = HandlerContext {
             thread_id: self.options.thread_id.clone(),
             reconnect_count: self.reconnect_count,
         };
-        match self.dispatch.try_send(Dispatch { frame, ctx }) {
+        match self.dispatch.try_send(Dispatch { item, ctx }) {
             Ok(()) => None,
             Err(mpsc::error::TrySendError::Full(dropped)) => {
                 self.stats.add(Counter::DroppedFrames, 1);
                 tracing::warn!(
-                    event_type = %frame_type(&dropped.frame),
+                    event_type = %dropped.item.frame_type(),
                     buffer = self.options.event_buffer,
                     "stream handlers are {} frames behind; dropping this frame and reconnecting once they catch up",
                     self.options.event_buffer,
@@ -235,11 +261,10 @@ mod tests {
     use futures::channel::mpsc as fmpsc;
 
     use super::*;
-    use crate::stream::StreamEvent;
 
     /// Drives one in-memory connection through `frames`, until the server side ends, and returns what reached the
     /// dispatch queue.
-    async fn drive(router: &Router, stats: &StreamStats, frames: &[&str]) -> Vec<Frame> {
+    async fn drive(router: &Router, stats: &StreamStats, frames: &[&str]) -> Vec<Item> {
         let options = StreamOptions::new();
         let (queue, mut pending) = mpsc::channel(64);
         let (to_server, _server_inbox) = fmpsc::unbounded::<Message>();
@@ -260,7 +285,7 @@ mod tests {
         drop(queue);
         let mut delivered = Vec::new();
         while let Some(dispatch) = pending.recv().await {
-            delivered.push(dispatch.frame);
+            delivered.push(dispatch.item);
         }
         delivered
     }
@@ -281,19 +306,20 @@ mod tests {
             r#"{"type":"pong"}"#,
         ];
         let delivered = drive(&router, &stats, &frames).await;
-        let expected_call = Frame::Event(StreamEvent::new(
-            "app_server.request.item.tool.call",
-            Some("t".into()),
-            serde_json::json!({"method": "item/tool/call", "requestId": 1}),
-        ));
+        let payload = serde_json::json!({"method": "item/tool/call", "requestId": 1});
+        // Only a signal handler takes the call: it arrives as its signal, read without a payload `Value`.
+        let expected_call = Item::Signal {
+            event_type: "app_server.request.item.tool.call".into(),
+            signal: AppServerSignal::from_payload("app_server.request.item.tool.call", Some("t"), &payload),
+        };
         assert_eq!(
             delivered,
             [
-                Frame::Ready {
+                Item::Frame(Frame::Ready {
                     thread_id: Some("t".into())
-                },
+                }),
                 expected_call,
-                Frame::Pong
+                Item::Frame(Frame::Pong)
             ]
         );
         let report = stats.snapshot();
@@ -315,7 +341,7 @@ mod tests {
             &[r#"{"type":"tool_call_requested","payload":{"x":1}}"#],
         )
         .await;
-        assert!(matches!(&delivered[..], [Frame::Event(e)] if e.payload["x"] == 1));
+        assert!(matches!(&delivered[..], [Item::Frame(Frame::Event(e))] if e.payload["x"] == 1));
         assert_eq!(stats.unhandled_frames(), 0);
     }
 }

@@ -1,5 +1,5 @@
 //! One pass over a frame's top level: `type`, `threadId` and `message` as found, the payload built into a
-//! `Value` or only checked, every other key skipped. [`parse_frame`](super::parse_frame) and the socket task's
+//! `Value`, read straight into an app-server signal's fields, or only checked; every other key skipped. [`parse_frame`](super::parse_frame) and the socket task's
 //! [`screen_frame`](super::frame::screen_frame) both read frames through this, so they agree on what is malformed.
 
 use std::borrow::Cow;
@@ -9,6 +9,7 @@ use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAcces
 use serde_json::Value;
 
 use super::frame::FrameError;
+use super::signal_fields::SignalFields;
 
 /// The top level of a frame.
 #[derive(Debug)]
@@ -16,16 +17,31 @@ pub(crate) struct Envelope<'a> {
     pub(crate) kind: Field<'a>,
     pub(crate) thread_id: Field<'a>,
     pub(crate) message: Field<'a>,
-    pub(crate) payload: Payload,
+    pub(crate) payload: Payload<'a>,
+}
+
+/// What to do with a frame's payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Plan {
+    /// Check that it is JSON; build nothing.
+    Skip,
+    /// Build it as a `Value`.
+    Value,
+    /// Read it into the fields of an app-server signal.
+    Signal,
 }
 
 /// What became of the `payload` key.
-#[derive(Debug, PartialEq)]
-pub(crate) enum Payload {
+// Moved once per frame; boxing the large variant would cost an allocation per tool call.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub(crate) enum Payload<'a> {
     /// The frame has none.
     Absent,
     /// Built.
     Built(Value),
+    /// Read as a signal.
+    Signal(SignalFields<'a>),
     /// Checked to be JSON, not built.
     Skipped,
 }
@@ -40,16 +56,15 @@ pub(crate) enum Field<'a> {
     Other,
 }
 
-/// Reads the envelope of `text`; `Ok(None)` when it is JSON but not an object. The payload is built when the
-/// type is already known and `build(type)` says so, or, when the payload comes before the type, if
-/// `build_unknown`.
+/// Reads the envelope of `text`; `Ok(None)` when it is JSON but not an object. The payload follows `plan(type)`
+/// when the type comes first, `unknown` when the payload comes before the type.
 pub(crate) fn read_envelope<'a>(
     text: &'a str,
-    build: &dyn Fn(&str) -> bool,
-    build_unknown: bool,
+    plan: &dyn Fn(&str) -> Plan,
+    unknown: Plan,
 ) -> Result<Option<Envelope<'a>>, FrameError> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let envelope = deserializer.deserialize_any(EnvelopeVisitor { build, build_unknown })?;
+    let envelope = deserializer.deserialize_any(EnvelopeVisitor { plan, unknown })?;
     deserializer.end()?;
     Ok(envelope)
 }
@@ -146,17 +161,17 @@ impl Visitor<'_> for KeyVisitor {
 }
 
 /// `Some(envelope)` for an object, `None` for any other JSON value.
-struct EnvelopeVisitor<'b> {
-    build: &'b dyn Fn(&str) -> bool,
-    build_unknown: bool,
+struct EnvelopeVisitor<'p> {
+    plan: &'p dyn Fn(&str) -> Plan,
+    unknown: Plan,
 }
 
 impl EnvelopeVisitor<'_> {
-    fn builds_payload(&self, kind: &Field<'_>) -> bool {
+    fn payload_plan(&self, kind: &Field<'_>) -> Plan {
         match kind {
-            Field::Absent => self.build_unknown,
-            Field::Str(kind) => (self.build)(kind),
-            Field::Null | Field::Other => false,
+            Field::Absent => self.unknown,
+            Field::Str(kind) => (self.plan)(kind),
+            Field::Null | Field::Other => Plan::Skip,
         }
     }
 }
@@ -181,12 +196,15 @@ impl<'de> Visitor<'de> for EnvelopeVisitor<'_> {
                 Key::Type => envelope.kind = map.next_value()?,
                 Key::ThreadId => envelope.thread_id = map.next_value()?,
                 Key::Message => envelope.message = map.next_value()?,
-                Key::Payload if self.builds_payload(&envelope.kind) => {
-                    envelope.payload = Payload::Built(map.next_value()?);
-                }
                 Key::Payload => {
-                    map.next_value::<IgnoredAny>()?;
-                    envelope.payload = Payload::Skipped;
+                    envelope.payload = match self.payload_plan(&envelope.kind) {
+                        Plan::Value => Payload::Built(map.next_value()?),
+                        Plan::Signal => Payload::Signal(map.next_value()?),
+                        Plan::Skip => {
+                            map.next_value::<IgnoredAny>()?;
+                            Payload::Skipped
+                        }
+                    };
                 }
                 Key::Other => {
                     map.next_value::<IgnoredAny>()?;
@@ -230,18 +248,33 @@ mod tests {
     use super::*;
 
     fn read(text: &str) -> Envelope<'_> {
-        read_envelope(text, &|kind| kind == "wanted", false).unwrap().unwrap()
+        let plan = |kind: &str| match kind {
+            "wanted" => Plan::Value,
+            "signal" => Plan::Signal,
+            _ => Plan::Skip,
+        };
+        read_envelope(text, &plan, Plan::Skip).unwrap().unwrap()
     }
 
     #[test]
-    fn payload_is_built_only_for_wanted_types_seen_first() {
-        assert_eq!(
+    fn payload_follows_the_plan_of_a_type_seen_first() {
+        assert!(matches!(
             read(r#"{"type":"wanted","payload":{"a":[1,2]}}"#).payload,
-            Payload::Built(serde_json::json!({"a": [1, 2]}))
-        );
-        assert_eq!(read(r#"{"type":"other","payload":{"a":1}}"#).payload, Payload::Skipped);
-        assert_eq!(read(r#"{"payload":{"a":1},"type":"wanted"}"#).payload, Payload::Skipped);
-        assert_eq!(read(r#"{"type":"wanted"}"#).payload, Payload::Absent);
+            Payload::Built(value) if value == serde_json::json!({"a": [1, 2]})
+        ));
+        let Payload::Signal(fields) = read(r#"{"type":"signal","payload":{"method":"m/x"}}"#).payload else {
+            panic!("not read as a signal")
+        };
+        assert_eq!(fields.into_signal("signal", None).unwrap().method, "m/x");
+        assert!(matches!(
+            read(r#"{"type":"other","payload":{"a":1}}"#).payload,
+            Payload::Skipped
+        ));
+        assert!(matches!(
+            read(r#"{"payload":{"a":1},"type":"wanted"}"#).payload,
+            Payload::Skipped
+        ));
+        assert!(matches!(read(r#"{"type":"wanted"}"#).payload, Payload::Absent));
     }
 
     #[test]
@@ -258,10 +291,14 @@ mod tests {
 
     #[test]
     fn skipped_parts_are_still_checked() {
-        assert!(read_envelope(r#"{"type":"other","payload":{"a":}}"#, &|_| false, false).is_err());
-        assert!(read_envelope(r#"{"type":"other","x":[1,}"#, &|_| false, false).is_err());
-        assert!(read_envelope(r#"{"type":"other"} trailing"#, &|_| false, false).is_err());
-        assert!(read_envelope("[1,2]", &|_| false, false).unwrap().is_none());
-        assert!(read_envelope("\"text\"", &|_| false, false).unwrap().is_none());
+        assert!(read_envelope(r#"{"type":"other","payload":{"a":}}"#, &|_| Plan::Skip, Plan::Skip).is_err());
+        assert!(read_envelope(r#"{"type":"other","x":[1,}"#, &|_| Plan::Skip, Plan::Skip).is_err());
+        assert!(read_envelope(r#"{"type":"other"} trailing"#, &|_| Plan::Skip, Plan::Skip).is_err());
+        assert!(read_envelope("[1,2]", &|_| Plan::Skip, Plan::Skip).unwrap().is_none());
+        assert!(
+            read_envelope("\"text\"", &|_| Plan::Skip, Plan::Skip)
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -3,7 +3,8 @@
 
 use serde_json::Value;
 
-use super::envelope::{Envelope, Field, Payload, read_envelope};
+use super::envelope::{Envelope, Field, Payload, Plan, read_envelope};
+use super::router::Interest;
 
 use super::signal::AppServerSignal;
 
@@ -107,36 +108,65 @@ pub enum FrameError {
 /// assert!(parse_frame("{not json").is_err());
 /// ```
 pub fn parse_frame(text: &str) -> Result<Frame, FrameError> {
-    let envelope = read_envelope(text, &|_| true, true)?.ok_or(FrameError::NotAnObject)?;
+    let envelope = read_envelope(text, &|_| Plan::Value, Plan::Value)?.ok_or(FrameError::NotAnObject)?;
     into_frame(envelope, text)
 }
 
 /// What the socket task does with a frame: hand it to the handlers, or count it and let it go.
+// Moved once per frame; boxing the large variant would cost an allocation per tool call.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, PartialEq)]
 pub(crate) enum Screened {
-    /// A frame for the handlers: a control frame, or an event some handler wants.
+    /// A frame for the handlers: a control frame, or an event some handler takes as a [`StreamEvent`].
     Frame(Frame),
-    /// A valid event frame that no handler wants. Its payload was checked to be JSON but not built.
+    /// An event that only app-server signal handlers take, read straight into its signal (`None`: the payload is
+    /// not a signal); no `Value` was built for it but its `params`.
+    Signal {
+        /// The event type.
+        event_type: String,
+        /// The signal.
+        signal: Option<AppServerSignal>,
+    },
+    /// A valid event frame that no handler takes. Its payload was checked to be JSON but not built.
     Unwanted,
 }
 
-/// [`parse_frame`] for the socket task: builds the payload only of events whose type `wanted` accepts. Any other
-/// event is checked like every frame (a malformed one is still a [`FrameError`]) and comes back as
-/// [`Screened::Unwanted`] without its payload ever being allocated. Control frames always come back whole.
-pub(crate) fn screen_frame(text: &str, wanted: &dyn Fn(&str) -> bool) -> Result<Screened, FrameError> {
-    let builds = |kind: &str| !is_control(kind) && wanted(kind);
-    let envelope = read_envelope(text, &builds, false)?.ok_or(FrameError::NotAnObject)?;
+/// [`parse_frame`] for the socket task, building only what the handlers will see ([`Interest`] of each event type):
+/// nothing for an event no handler takes (it is checked like every frame, so a malformed one is still a
+/// [`FrameError`]), the signal alone for an event only signal handlers take, the whole event otherwise. Control
+/// frames always come back whole.
+pub(crate) fn screen_frame(text: &str, interest: &dyn Fn(&str) -> Interest) -> Result<Screened, FrameError> {
+    let plan = |kind: &str| match interest(kind) {
+        _ if is_control(kind) => Plan::Skip,
+        Interest::None => Plan::Skip,
+        Interest::Signals => Plan::Signal,
+        Interest::Events => Plan::Value,
+    };
+    let envelope = read_envelope(text, &plan, Plan::Skip)?.ok_or(FrameError::NotAnObject)?;
     if let Field::Str(kind) = &envelope.kind
         && !kind.is_empty()
         && !is_control(kind)
     {
-        if !wanted(kind) {
-            thread_id(&envelope.thread_id)?;
-            return Ok(Screened::Unwanted);
-        }
-        if envelope.payload == Payload::Skipped {
+        match interest(kind) {
+            Interest::None => {
+                thread_id(&envelope.thread_id)?;
+                return Ok(Screened::Unwanted);
+            }
             // The payload came before the type, so it was skipped before anyone knew it was wanted: read it again.
-            return parse_frame(text).map(Screened::Frame);
+            _ if matches!(envelope.payload, Payload::Skipped) => return parse_frame(text).map(Screened::Frame),
+            Interest::Signals => {
+                let thread_id = thread_id(&envelope.thread_id)?;
+                let signal = match envelope.payload {
+                    Payload::Signal(fields) => fields.into_signal(kind, thread_id.as_deref()),
+                    Payload::Built(payload) => AppServerSignal::from_owned_payload(kind, thread_id.as_deref(), payload),
+                    Payload::Absent | Payload::Skipped => None,
+                };
+                return Ok(Screened::Signal {
+                    event_type: kind.as_ref().to_owned(),
+                    signal,
+                });
+            }
+            Interest::Events => {}
         }
     }
     into_frame(envelope, text).map(Screened::Frame)
@@ -167,7 +197,7 @@ fn into_frame(envelope: Envelope<'_>, text: &str) -> Result<Frame, FrameError> {
             event_type: kind.to_owned(),
             payload: match envelope.payload {
                 Payload::Built(payload) => payload,
-                Payload::Absent | Payload::Skipped => Value::Null,
+                Payload::Signal(_) | Payload::Absent | Payload::Skipped => Value::Null,
             },
         })),
     }
@@ -253,11 +283,22 @@ mod tests {
             let text = std::fs::read_to_string(&path).unwrap();
             let parsed = parse_frame(&text).unwrap();
             assert_eq!(
-                screen_frame(&text, &|_| true).unwrap(),
+                screen_frame(&text, &|_| Interest::Events).unwrap(),
                 Screened::Frame(parsed.clone()),
                 "{name}"
             );
-            let unwanted = screen_frame(&text, &|_| false).unwrap();
+            if let Frame::Event(event) = &parsed {
+                let expected = Screened::Signal {
+                    event_type: event.event_type.clone(),
+                    signal: AppServerSignal::from_payload(
+                        &event.event_type,
+                        event.thread_id.as_deref(),
+                        &event.payload,
+                    ),
+                };
+                assert_eq!(screen_frame(&text, &|_| Interest::Signals).unwrap(), expected, "{name}");
+            }
+            let unwanted = screen_frame(&text, &|_| Interest::None).unwrap();
             if parsed.is_control() {
                 assert_eq!(
                     unwanted,
@@ -273,25 +314,41 @@ mod tests {
     }
 
     #[test]
-    fn a_wanted_payload_is_built_wherever_it_stands() {
-        let wanted = |kind: &str| kind == "app_server.request.item.tool.call";
+    fn a_wanted_payload_is_read_wherever_it_stands() {
+        let kind = "app_server.request.item.tool.call";
         let first = r#"{"payload":{"method":"item/tool/call","requestId":0},"threadId":"t","type":"app_server.request.item.tool.call"}"#;
         let last = r#"{"type":"app_server.request.item.tool.call","threadId":"t","payload":{"method":"item/tool/call","requestId":0}}"#;
+        let payload = serde_json::json!({"method": "item/tool/call", "requestId": 0});
         for text in [first, last] {
-            let Screened::Frame(Frame::Event(event)) = screen_frame(text, &wanted).unwrap() else {
+            let Screened::Frame(Frame::Event(event)) = screen_frame(text, &|_| Interest::Events).unwrap() else {
                 panic!("not delivered: {text}")
             };
-            assert_eq!(
-                event.payload,
-                serde_json::json!({"method": "item/tool/call", "requestId": 0})
-            );
-            assert_eq!(event.thread_id.as_deref(), Some("t"));
+            assert_eq!(event, StreamEvent::new(kind, Some("t".into()), payload.clone()));
+            let signal = AppServerSignal::from_payload(kind, Some("t"), &payload);
+            assert!(signal.is_some());
+            let expected = match text {
+                // Read twice, as a whole frame: the router makes the signal from the event.
+                _ if text == first => Screened::Frame(Frame::Event(event)),
+                _ => Screened::Signal {
+                    event_type: kind.into(),
+                    signal,
+                },
+            };
+            assert_eq!(screen_frame(text, &|_| Interest::Signals).unwrap(), expected, "{text}");
         }
+        let no_signal = r#"{"type":"app_server.x","payload":"text"}"#;
+        assert_eq!(
+            screen_frame(no_signal, &|_| Interest::Signals).unwrap(),
+            Screened::Signal {
+                event_type: "app_server.x".into(),
+                signal: None
+            }
+        );
     }
 
     #[test]
     fn unwanted_frames_are_still_checked() {
-        let nobody = |_: &str| false;
+        let nobody = |_: &str| Interest::None;
         assert_eq!(
             screen_frame(
                 r#"{"type":"tool_call_requested","threadId":"t","payload":{"a":[1]}}"#,
@@ -313,7 +370,7 @@ mod tests {
             Err(FrameError::InvalidField { field: "threadId", .. })
         ));
         assert!(matches!(
-            screen_frame(r#"{"type":""}"#, &|_| true),
+            screen_frame(r#"{"type":""}"#, &|_| Interest::Events),
             Err(FrameError::MissingType)
         ));
         assert!(matches!(

@@ -75,6 +75,7 @@ mod frame;
 mod options;
 mod router;
 mod signal;
+mod signal_fields;
 mod stats;
 mod transport;
 

@@ -131,6 +131,25 @@ enum Route {
     },
 }
 
+/// An event's values for its handlers, with how many handlers still need each.
+struct Uses {
+    event: Option<StreamEvent>,
+    event_uses: usize,
+    signal: Option<AppServerSignal>,
+    signal_uses: usize,
+}
+
+/// What the handlers of an event type need, which decides how much of such a frame the stream builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Interest {
+    /// No handler takes it: the frame is dropped unbuilt.
+    None,
+    /// Only app-server signal handlers: the payload is read straight into the signal.
+    Signals,
+    /// Some handler takes the event itself, with its payload as a `Value`.
+    Events,
+}
+
 impl Route {
     /// Whether this route runs for an event of this type (never for control frames).
     fn takes_event(&self, event_type: &str) -> bool {
@@ -367,7 +386,19 @@ impl Router {
     /// assert!(!router.handles_event("tool_call_requested"));
     /// ```
     pub fn handles_event(&self, event_type: &str) -> bool {
-        self.routes.iter().any(|route| route.takes_event(event_type))
+        self.interest(event_type) != Interest::None
+    }
+
+    /// What the handlers of this event type need.
+    pub(crate) fn interest(&self, event_type: &str) -> Interest {
+        let mut interest = Interest::None;
+        for route in self.routes.iter().filter(|route| route.takes_event(event_type)) {
+            match route {
+                Route::Event { .. } => return Interest::Events,
+                _ => interest = Interest::Signals,
+            }
+        }
+        interest
     }
 
     /// Runs every matching handler for one frame, in registration order, isolating failures. The stream calls this
@@ -397,25 +428,15 @@ impl Router {
     }
 
     async fn dispatch_event(&self, event: StreamEvent, ctx: &HandlerContext) -> DispatchSummary {
-        let kind = event.event_type.as_str();
-        let mut event_uses = self
-            .routes
-            .iter()
-            .filter(|r| matches!(r, Route::Event { .. }) && r.takes_event(kind))
-            .count();
-        let mut signal_uses = self
-            .routes
-            .iter()
-            .filter(|r| matches!(r, Route::Signal { .. }) && r.takes_event(kind))
-            .count();
-        let mut summary = DispatchSummary::default();
+        let event_uses = self.uses(&event.event_type, |r| matches!(r, Route::Event { .. }));
+        let signal_uses = self.uses(&event.event_type, |r| matches!(r, Route::Signal { .. }));
         if event_uses + signal_uses == 0 {
-            return summary;
+            return DispatchSummary::default();
         }
         // Kept for failure reports once the event itself has gone to its last handler.
         let event_type = event.event_type.clone();
         let mut event = Some(event);
-        let mut signal = match (signal_uses, &mut event) {
+        let signal = match (signal_uses, &mut event) {
             (0, _) | (_, None) => None,
             // Nobody else needs the payload: the signal takes it over instead of copying its params.
             (_, Some(event)) if event_uses == 0 => parsed_signal(
@@ -428,26 +449,66 @@ impl Router {
             ),
             (_, Some(event)) => parsed_signal(event.app_server_signal(), &event.event_type),
         };
+        let uses = Uses {
+            event,
+            event_uses,
+            signal,
+            signal_uses,
+        };
+        self.run_routes(&event_type, uses, ctx).await
+    }
+
+    /// Runs the signal handlers of an event that only they take, read by the stream straight into its signal
+    /// (`None`: the payload is not a signal, so they are skipped with a warning).
+    pub(crate) async fn dispatch_signal(
+        &self,
+        event_type: &str,
+        signal: Option<AppServerSignal>,
+        ctx: &HandlerContext,
+    ) -> DispatchSummary {
+        let signal_uses = self.uses(event_type, |r| matches!(r, Route::Signal { .. }));
+        if signal_uses == 0 {
+            return DispatchSummary::default();
+        }
+        let uses = Uses {
+            event: None,
+            event_uses: 0,
+            signal: parsed_signal(signal, event_type),
+            signal_uses,
+        };
+        self.run_routes(event_type, uses, ctx).await
+    }
+
+    /// How many routes of a kind take this event type.
+    fn uses(&self, event_type: &str, kind: impl Fn(&Route) -> bool) -> usize {
+        self.routes
+            .iter()
+            .filter(|r| kind(r) && r.takes_event(event_type))
+            .count()
+    }
+
+    async fn run_routes(&self, event_type: &str, mut uses: Uses, ctx: &HandlerContext) -> DispatchSummary {
+        let mut summary = DispatchSummary::default();
         for route in &self.routes {
-            if !route.takes_event(&event_type) {
+            if !route.takes_event(event_type) {
                 continue;
             }
             let (label, result) = match route {
                 Route::Event { label, handler, .. } => {
-                    let Some(value) = take_or_clone(&mut event, &mut event_uses) else {
+                    let Some(value) = take_or_clone(&mut uses.event, &mut uses.event_uses) else {
                         continue;
                     };
                     (label.as_str(), run(handler, value, ctx).await)
                 }
                 Route::Signal { label, handler, .. } => {
-                    let Some(value) = take_or_clone(&mut signal, &mut signal_uses) else {
+                    let Some(value) = take_or_clone(&mut uses.signal, &mut uses.signal_uses) else {
                         continue;
                     };
                     (label.as_str(), run(handler, value, ctx).await)
                 }
                 Route::Control { .. } => continue,
             };
-            self.count(&mut summary, label, &event_type, result);
+            self.count(&mut summary, label, event_type, result);
         }
         summary
     }

@@ -1,7 +1,10 @@
 //! App-server pass-through signals: the payload of `app_server.*` events ([`AppServerSignal`]) and the method
 //! normalization codex-manager uses to name them ([`normalize_method`]).
 
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::signal_fields::SignalFields;
 
 /// The type prefix of every app-server pass-through event.
 pub const APP_SERVER_PREFIX: &str = "app_server.";
@@ -20,7 +23,7 @@ pub enum SignalType {
 }
 
 impl SignalType {
-    fn parse(value: &str) -> Self {
+    pub(crate) fn parse(value: &str) -> Self {
         match value {
             "notification" => SignalType::Notification,
             "request" => SignalType::Request,
@@ -97,42 +100,9 @@ impl AppServerSignal {
     /// assert_eq!(signal.context.thread_id.as_deref(), Some("t1"));
     /// ```
     pub fn from_owned_payload(event_type: &str, event_thread_id: Option<&str>, payload: Value) -> Option<Self> {
-        let Value::Object(mut payload) = payload else {
-            return None;
-        };
-        let method = take_text(&mut payload, "method")?;
-        let params = payload.remove("params").unwrap_or(Value::Null);
-        let (context_thread, context_turn) = match payload.remove("context") {
-            Some(Value::Object(mut context)) => {
-                (take_text(&mut context, "threadId"), take_text(&mut context, "turnId"))
-            }
-            _ => (None, None),
-        };
-        let signal_type = match payload.get("signalType").and_then(Value::as_str) {
-            Some(kind) => SignalType::parse(kind),
-            None if event_type.starts_with(APP_SERVER_REQUEST_PREFIX) => SignalType::Request,
-            None => SignalType::Notification,
-        };
-        Some(Self {
-            signal_type,
-            event_type: take_text(&mut payload, "eventType").unwrap_or_else(|| event_type.to_owned()),
-            context: SignalContext {
-                thread_id: context_thread.or_else(|| event_thread_id.map(str::to_owned)),
-                turn_id: context_turn.or_else(|| params.get("turnId").and_then(Value::as_str).map(str::to_owned)),
-            },
-            request_id: payload.remove("requestId").and_then(owned_request_id),
-            session: match payload.remove("session") {
-                Some(Value::Object(mut session)) => take_text(&mut session, "id").map(|id| SignalSession {
-                    id,
-                    title: take_text(&mut session, "title"),
-                    project_id: take_text(&mut session, "projectId"),
-                }),
-                _ => None,
-            },
-            received_at: take_text(&mut payload, "receivedAt"),
-            params,
-            method,
-        })
+        SignalFields::deserialize(payload)
+            .ok()?
+            .into_signal(event_type, event_thread_id)
     }
 
     /// The method in normalized form, e.g. `item.tool.call`.
@@ -143,22 +113,6 @@ impl AppServerSignal {
     /// `true` for requests (somebody must answer).
     pub fn is_request(&self) -> bool {
         self.signal_type == SignalType::Request
-    }
-}
-
-/// Moves a string field out of an object; `None` when it is missing or not a string.
-fn take_text(object: &mut Map<String, Value>, key: &str) -> Option<String> {
-    match object.remove(key)? {
-        Value::String(text) => Some(text),
-        _ => None,
-    }
-}
-
-/// [`request_id_string`] for an id the caller owns (a string id moves instead of being copied).
-fn owned_request_id(id: Value) -> Option<String> {
-    match id {
-        Value::String(s) => Some(s),
-        other => request_id_string(&other),
     }
 }
 
