@@ -285,9 +285,10 @@ impl Table {
 }
 
 /// What the rows of the calls table are.
-const LEGEND: &str = "`noop` is a plain `fn` skill (run on Tokio's blocking pool), `noop_async` the same as an `async fn` \
-                      (run on a Tokio task); `@64` keeps 64 calls outstanding, `@1` one at a time (the latency a client \
-                      adds to one call, without queueing). The targets are judged on the `noop` rows at `@64`.\n";
+const LEGEND: &str = "`noop` is a plain `fn` skill (handed to Tokio's blocking pool: a thread wake-up there and back per \
+                      call), `noop_async` the same as an `async fn` (polled in the call's own task); `@64` keeps 64 \
+                      calls outstanding, `@1` one at a time (the latency a client adds to one call, without queueing). \
+                      The targets are judged on the `noop` rows at `@64`.\n";
 
 impl Report {
     fn tables(&self) -> [Table; 3] {
