@@ -13,6 +13,9 @@ pub const DURATION_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0, 60.0,
 ];
 
+/// The skill label of calls to tools that are not in the catalog (the journal keeps the real name).
+pub const UNKNOWN_TOOL_LABEL: &str = "(unknown)";
+
 /// How many recent calls the journal keeps.
 pub const JOURNAL_CAPACITY: usize = 1000;
 
@@ -129,6 +132,8 @@ impl BridgeStats {
     }
 
     pub(crate) fn skill_ran(&self, tool: &str, outcome: &'static str, duration: Duration) {
+        // The model picks tool names freely; one label for every name we don't know keeps the metrics bounded.
+        let tool = if outcome == "unknown_tool" { UNKNOWN_TOOL_LABEL } else { tool };
         let mut skills = lock(&self.skills);
         let skill = match skills.get_mut(tool) {
             Some(skill) => skill,
@@ -219,6 +224,16 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_tools_share_one_label() {
+        let stats = BridgeStats::new();
+        for name in ["nope", "also_nope"] {
+            stats.skill_ran(name, "unknown_tool", Duration::from_millis(1));
+        }
+        assert_eq!(stats.skill_counts(UNKNOWN_TOOL_LABEL).total, 2);
+        assert_eq!(stats.skill_counts("nope").total, 0);
+    }
 
     #[test]
     fn histogram_buckets_are_cumulative() {
