@@ -13,4 +13,6 @@ mod stats;
 pub use dispatcher::{DispatchConfig, Dispatcher, RetryPolicy, ShutdownReport, Submitted};
 pub use health::{BridgeHealth, LinkStatus, ServedSession};
 pub(crate) use stats::unix_ms;
-pub use stats::{BridgeStats, CallRecord, CallSource, DURATION_BUCKETS, HistogramSnapshot, SkillCounts, UNKNOWN_TOOL_LABEL};
+pub use stats::{
+    BridgeStats, CallRecord, CallSource, DURATION_BUCKETS, HistogramSnapshot, SkillCounts, UNKNOWN_TOOL_LABEL,
+};

@@ -133,7 +133,11 @@ impl BridgeStats {
 
     pub(crate) fn skill_ran(&self, tool: &str, outcome: &'static str, duration: Duration) {
         // The model picks tool names freely; one label for every name we don't know keeps the metrics bounded.
-        let tool = if outcome == "unknown_tool" { UNKNOWN_TOOL_LABEL } else { tool };
+        let tool = if outcome == "unknown_tool" {
+            UNKNOWN_TOOL_LABEL
+        } else {
+            tool
+        };
         let mut skills = lock(&self.skills);
         let skill = match skills.get_mut(tool) {
             Some(skill) => skill,
