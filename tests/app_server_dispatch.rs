@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use skillbridge::bridge::{DispatchConfig, Dispatcher};
 use skillbridge::skill::{Catalog, SkillError, ToolFlavor};
 use skillbridge::upstream::app_server::{AppServer, AppServerCommand, ThreadOptions, TurnOutcome, TurnStatus};
 use skillbridge::{SkillContext, skill};
-use skillbridge_doubles::model::{CodexHome, ModelScript, ScriptedModel, require_codex, tool_outputs};
+use skillbridge_doubles::model::{CodexHome, ModelScript, ScriptedModel, codex_rewrite, require_codex, tool_outputs};
 use tokio::sync::Notify;
 
 const TURN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -125,56 +125,6 @@ impl Rig {
             .find(|outputs| !outputs.is_empty())
             .unwrap_or_default()
     }
-}
-
-/// What Codex 0.169 does to an `inputSchema` before the model sees it, as observed (see app_server_codex.rs
-/// `schema_cases` and tests/fixtures/SCHEMA-FINDINGS.md): only the keywords below survive, a `const` becomes a
-/// string-typed one-value `enum`, and an object without `properties` gets empty ones.
-fn codex_rewrite(node: &Value) -> Value {
-    const KEPT: [&str; 8] = [
-        "type",
-        "description",
-        "required",
-        "enum",
-        "$ref",
-        "minItems",
-        "properties",
-        "$defs",
-    ];
-    let Some(object) = node.as_object() else {
-        return node.clone();
-    };
-    let mut out = Map::new();
-    for (key, value) in object {
-        match key.as_str() {
-            "const" => {
-                out.insert("type".into(), json!("string"));
-                out.insert("enum".into(), json!([value]));
-            }
-            "properties" | "$defs" => {
-                let children = value.as_object().into_iter().flatten();
-                let rewritten = children
-                    .map(|(name, child)| (name.clone(), codex_rewrite(child)))
-                    .collect();
-                out.insert(key.clone(), Value::Object(rewritten));
-            }
-            "items" | "additionalProperties" => {
-                out.insert(key.clone(), codex_rewrite(value));
-            }
-            "anyOf" | "oneOf" | "allOf" => {
-                let branches = value.as_array().into_iter().flatten().map(codex_rewrite).collect();
-                out.insert(key.clone(), Value::Array(branches));
-            }
-            keyword if KEPT.contains(&keyword) => {
-                out.insert(key.clone(), value.clone());
-            }
-            _ => {}
-        }
-    }
-    if out.get("type") == Some(&json!("object")) && !out.contains_key("properties") {
-        out.insert("properties".into(), json!({}));
-    }
-    Value::Object(out)
 }
 
 #[tokio::test]

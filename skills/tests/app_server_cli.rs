@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Output, Stdio};
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
-use skillbridge_doubles::model::{CodexHome, ModelScript, ScriptedModel, require_codex, tool_outputs};
+use serde_json::{Value, json};
+use skillbridge_doubles::model::{CodexHome, ModelScript, ScriptedModel, codex_rewrite, require_codex, tool_outputs};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -80,56 +80,6 @@ async fn output(mut command: Command) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// What Codex 0.169 does to an `inputSchema` before the model sees it (tests/fixtures/SCHEMA-FINDINGS.md, and
-/// `codex_rewrite` in the root crate's tests/app_server_dispatch.rs): only the keywords below survive, a `const`
-/// becomes a string-typed one-value `enum`, and an object without `properties` gets empty ones.
-fn codex_rewrite(node: &Value) -> Value {
-    const KEPT: [&str; 8] = [
-        "type",
-        "description",
-        "required",
-        "enum",
-        "$ref",
-        "minItems",
-        "properties",
-        "$defs",
-    ];
-    let Some(object) = node.as_object() else {
-        return node.clone();
-    };
-    let mut out = Map::new();
-    for (key, value) in object {
-        match key.as_str() {
-            "const" => {
-                out.insert("type".into(), json!("string"));
-                out.insert("enum".into(), json!([value]));
-            }
-            "properties" | "$defs" => {
-                let children = value.as_object().into_iter().flatten();
-                let rewritten = children
-                    .map(|(name, child)| (name.clone(), codex_rewrite(child)))
-                    .collect();
-                out.insert(key.clone(), Value::Object(rewritten));
-            }
-            "items" | "additionalProperties" => {
-                out.insert(key.clone(), codex_rewrite(value));
-            }
-            "anyOf" | "oneOf" | "allOf" => {
-                let branches = value.as_array().into_iter().flatten().map(codex_rewrite).collect();
-                out.insert(key.clone(), Value::Array(branches));
-            }
-            keyword if KEPT.contains(&keyword) => {
-                out.insert(key.clone(), value.clone());
-            }
-            _ => {}
-        }
-    }
-    if out.get("type") == Some(&json!("object")) && !out.contains_key("properties") {
-        out.insert("properties".into(), json!({}));
-    }
-    Value::Object(out)
 }
 
 #[tokio::test]

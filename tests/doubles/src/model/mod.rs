@@ -6,9 +6,11 @@
 //! [`CodexHome`] writes a `CODEX_HOME` that points Codex at it, and [`require_codex`] finds the binary.
 
 mod codex;
+mod rewrite;
 mod script;
 mod server;
 
 pub use codex::{CODEX_BIN_ENV, CODEX_VERSION, CodexHome, SKIP_CODEX_ENV, cached_codex_path, require_codex};
+pub use rewrite::codex_rewrite;
 pub use script::{ModelScript, ScriptedCall, tool_outputs};
 pub use server::{MODEL_ID, ScriptedModel, WaitTimeout};
