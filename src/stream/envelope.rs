@@ -126,38 +126,15 @@ impl<'de> Visitor<'de> for FieldVisitor {
 }
 
 /// The top-level keys that matter.
+#[derive(serde::Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
 enum Key {
     Type,
     ThreadId,
     Message,
     Payload,
+    #[serde(other)]
     Other,
-}
-
-impl<'de> Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_str(KeyVisitor)
-    }
-}
-
-struct KeyVisitor;
-
-impl Visitor<'_> for KeyVisitor {
-    type Value = Key;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object key")
-    }
-
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
-        Ok(match key {
-            "type" => Key::Type,
-            "threadId" => Key::ThreadId,
-            "message" => Key::Message,
-            "payload" => Key::Payload,
-            _ => Key::Other,
-        })
-    }
 }
 
 /// `Some(envelope)` for an object, `None` for any other JSON value.

@@ -241,6 +241,8 @@ impl<T> Default for Object<T> {
 }
 
 /// Every key the payload, its context or its session may have that matters.
+#[derive(serde::Deserialize)]
+#[serde(field_identifier, rename_all = "camelCase")]
 enum Key {
     Method,
     SignalType,
@@ -255,42 +257,8 @@ enum Key {
     Id,
     Title,
     ProjectId,
+    #[serde(other)]
     Other,
-}
-
-impl<'de> Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_str(KeyVisitor)
-    }
-}
-
-struct KeyVisitor;
-
-impl Visitor<'_> for KeyVisitor {
-    type Value = Key;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object key")
-    }
-
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
-        Ok(match key {
-            "method" => Key::Method,
-            "signalType" => Key::SignalType,
-            "eventType" => Key::EventType,
-            "receivedAt" => Key::ReceivedAt,
-            "context" => Key::Context,
-            "session" => Key::Session,
-            "params" => Key::Params,
-            "requestId" => Key::RequestId,
-            "threadId" => Key::ThreadId,
-            "turnId" => Key::TurnId,
-            "id" => Key::Id,
-            "title" => Key::Title,
-            "projectId" => Key::ProjectId,
-            _ => Key::Other,
-        })
-    }
 }
 
 #[cfg(test)]
