@@ -86,7 +86,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(exit::USAGE));
         }
     };
-    init_logging();
+    init_logging(cli.command.default_log_level());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -97,10 +97,20 @@ pub fn main() -> ExitCode {
     runtime.block_on(cli.run())
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default: warnings and errors).
-fn init_logging() {
+impl Command {
+    /// The long-running commands report what they do at `info`; one-shot ones only warn.
+    fn default_log_level(&self) -> &'static str {
+        match self {
+            Command::Serve(_) | Command::Send(_) => "info",
+            Command::Skills(_) | Command::Call(_) => "warn",
+        }
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (else `default_level`).
+pub(crate) fn init_logging(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     // Fails only when a subscriber is already set (an embedding program's); keep that one.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

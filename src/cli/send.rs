@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::serve::{APP_SERVER_SHUTDOWN_GRACE, init_logging};
+use super::serve::APP_SERVER_SHUTDOWN_GRACE;
 use super::settings::{AppServerArgs, AppServerSettings, ManagerArgs, SendSettings, SessionArgs, SettingsError};
 use crate::bridge::{BridgeHealth, BridgeStats, DispatchConfig, Dispatcher, ServedSession};
 use crate::manager::{CodexManager, ManagerError, SendMessage};
@@ -601,7 +601,7 @@ impl SendArgs {
 /// `skillbridge send`: prints the reply on stdout; exit 0 completed, 1 failed/interrupted/timed out or
 /// codex-manager unusable, 2 unusable settings.
 pub async fn run(args: SendArgs) -> ExitCode {
-    init_logging();
+    super::init_logging("info");
     let settings = match SendSettings::resolve(&args, &|name| std::env::var(name).ok()) {
         Ok(settings) => settings,
         Err(error) => {

@@ -173,16 +173,6 @@ impl ShutdownSignals {
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`). Does nothing when a subscriber is already set.
-pub(crate) fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 impl ServeArgs {
     /// Runs `skillbridge serve` (see [`run`]).
     pub async fn run(self) -> ExitCode {
@@ -193,7 +183,7 @@ impl ServeArgs {
 /// `skillbridge serve`: exit 0 after a signal-initiated shutdown, 1 when startup fails or the upstream stops by
 /// itself, 2 for unusable settings.
 pub async fn run(args: ServeArgs) -> ExitCode {
-    init_logging();
+    super::init_logging("info");
     let mut signals = match ShutdownSignals::install() {
         Ok(signals) => signals,
         Err(error) => {
