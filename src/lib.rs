@@ -44,6 +44,7 @@ pub mod cli;
 pub mod manager;
 pub mod skill;
 pub mod stream;
+mod sync;
 pub mod upstream;
 
 pub use manager::{CodexManager, ManagerConfig, ManagerError};

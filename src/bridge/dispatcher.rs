@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use super::ledger::{Admission, CallKey, CallLedger, CallState};
 use super::stats::{BridgeStats, CallRecord, CallSource, unix_ms};
 use crate::skill::{Catalog, Invocation, Outcome};
+use crate::sync::lock;
 use crate::upstream::{AnswerOutcome, ToolCall, Upstream};
 use crate::{SkillContext, ToolResult};
 
@@ -357,11 +358,6 @@ impl Inner {
             }
         }
     }
-}
-
-/// Dispatcher state stays usable after a panic elsewhere.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

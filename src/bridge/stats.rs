@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::sync::lock;
 use serde::Serialize;
 
 /// Upper bounds (seconds) of the call duration histogram buckets.
@@ -218,11 +219,6 @@ impl BridgeStats {
 /// Milliseconds since the Unix epoch.
 pub(crate) fn unix_ms(at: SystemTime) -> u64 {
     at.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
-/// Statistics stay usable after a panic elsewhere: a poisoned lock still holds valid counters.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

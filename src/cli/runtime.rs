@@ -21,6 +21,7 @@ use crate::upstream::app_server::{AppServerSupervisor, ChildState, RestartPolicy
 use crate::upstream::codex_manager::{CodexManagerFeed, CodexManagerUpstream, SessionScope};
 
 use super::serving::ServeError;
+use crate::sync::lock;
 
 /// How long a `codex app-server` child gets to exit after its input is closed, before it is killed.
 pub const APP_SERVER_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -378,8 +379,4 @@ pub fn runtime_for(settings: &ServeSettings) -> Result<Arc<dyn UpstreamRuntime>,
         Some(_) => Arc::new(AppServerRuntime::from_settings(settings)?),
         None => Arc::new(CodexManagerRuntime::from_settings(settings)?),
     })
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -23,6 +23,7 @@ use crate::bridge::{BridgeHealth, BridgeStats, DispatchConfig, Dispatcher, Serve
 use crate::manager::{CodexManager, ManagerError, SendMessage};
 use crate::skill::{Catalog, ToolFlavor};
 use crate::stream::{AppServerSignal, Frame, HandlerContext, Router};
+use crate::sync::lock;
 use crate::upstream::app_server::{AppServer, AppServerError, TurnOutcome, TurnStatus};
 use crate::upstream::codex_manager::{CodexManagerFeed, CodexManagerUpstream, SessionScope};
 
@@ -647,10 +648,6 @@ pub async fn run(args: SendArgs) -> ExitCode {
             ExitCode::from(code)
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use crate::skill::Catalog;
 use crate::upstream::app_server::AppServerError;
 
 use super::runtime::{UpstreamRuntime, runtime_for};
+use crate::sync::lock;
 
 /// How long the answers of calls cancelled at the end of the grace period may take to deliver before serve
 /// exits anyway (the calls then stay pending upstream, where the next bridge finds them).
@@ -378,8 +379,4 @@ pub async fn serve_with(
 ) -> Result<ServeReport, ServeError> {
     let serving = Serving::start(settings, catalog).await?;
     Ok(serving.run_until(shutdown).await)
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

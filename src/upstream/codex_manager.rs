@@ -19,6 +19,7 @@ use crate::ToolResult;
 use crate::bridge::{BridgeHealth, CallSource, Dispatcher};
 use crate::manager::{CodexManager, ManagerError, PendingToolCall};
 use crate::stream::{AppServerSignal, Frame, HandlerContext, Router, StreamClient, StreamOptions, StreamStats};
+use crate::sync::lock;
 
 /// Answers tool calls through codex-manager's REST API.
 #[derive(Clone)]
@@ -273,10 +274,6 @@ impl CodexManagerFeed {
             }
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl crate::bridge::LinkStatus for crate::stream::StreamStats {

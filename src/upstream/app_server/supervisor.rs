@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::{AppServer, AppServerCommand, AppServerError, AppServerUpstream, ExitReport, ThreadOptions, ToolCallSink};
 use crate::ToolResult;
 use crate::bridge::LinkStatus;
+use crate::sync::lock;
 use crate::upstream::{AnswerOutcome, ToolCall, Upstream};
 
 /// How long a child that failed to start its threads gets to exit before it is killed.
@@ -378,10 +379,6 @@ impl LinkStatus for ChildLink {
     fn reconnects(&self) -> u64 {
         self.restarts.load(Ordering::Relaxed)
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
