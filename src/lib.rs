@@ -20,37 +20,57 @@
 //! # fn main() {}
 //! ```
 //!
-//! The pieces, in the order a call flows through them:
-//!
-//! - [`upstream`]: where calls come from and answers go: codex-manager ([`manager`] REST + [`stream`]
-//!   websocket) or `codex app-server` over stdio;
-//! - [`bridge`]: the [`Dispatcher`](bridge::Dispatcher) that runs each call once, with bounded concurrency,
-//!   and answers it with retries;
-//! - [`skill`](mod@skill): the `#[skill]` registry, the [`Catalog`] with its schemas, and invocation that never panics
-//!   or hangs;
-//! - [`admin`]: the HTTP admin endpoint; [`cli`]: the `skillbridge` command line.
-//!
-//! A crate of your own gets the whole `skillbridge` binary, with its skills, from one call:
+//! Serve the skills from your own program with a [`Bridge`] (see [`bridge`] for the whole example), or get
+//! the whole `skillbridge` command line, with your skills, from one call:
 //!
 //! ```no_run
 //! fn main() -> std::process::ExitCode {
 //!     skillbridge::cli::main()
 //! }
 //! ```
+//!
+//! The pieces, from the top down (each depends only on the ones below it):
+//!
+//! - [`cli`]: the `skillbridge` command line: settings, `serve`, `send`, `skills`, `call`;
+//! - [`bridge`]: the [`Bridge`]: runs each call once, with bounded concurrency, and answers it with retries;
+//!   [`admin`]: its HTTP endpoint (health, readiness, metrics, skills, calls);
+//! - [`upstream`]: where calls come from and answers go, the port the bridge drives, with
+//!   [`CodexManagerUpstream`] and [`AppServerUpstream`];
+//! - [`manager`] (codex-manager's REST client) and [`stream`] (its websocket stream with handlers);
+//! - [`telemetry`]: statistics and readiness; [`skill`](mod@skill): the `#[skill]` registry, the [`Catalog`]
+//!   with its schemas, and invocation that never panics or hangs.
 
+//!
+//! Cargo features: `cli` (the default) is all of it; `bridge` is everything but [`cli`]; without either, the
+//! crate only defines skills (the macro, [`Catalog`], schemas, invocation) and pulls in no HTTP, websocket or
+//! command-line crates.
+
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+#[cfg(feature = "bridge")]
 pub mod admin;
+#[cfg(feature = "bridge")]
 pub mod bridge;
+#[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "bridge")]
 pub mod manager;
 pub mod skill;
+#[cfg(feature = "bridge")]
 pub mod stream;
-mod sync;
+#[cfg(feature = "bridge")]
+pub mod telemetry;
+#[cfg(feature = "bridge")]
 pub mod upstream;
+mod util;
 
-pub use manager::{CodexManager, ManagerConfig, ManagerError};
-pub use skill::{
-    Catalog, CatalogError, Content, ContentItem, IntoToolResult, Invocation, Outcome, SkillContext, SkillError,
-    SkillInfo, ToolFlavor, ToolResult,
-};
+#[cfg(feature = "bridge")]
+pub use bridge::{Bridge, BridgeBuilder, BridgeError, TurnEnd, TurnReply};
+pub use skill::{Catalog, CatalogError, Content, ContentItem, IntoToolResult, SkillContext, SkillError, ToolResult};
 pub use skillbridge_macros::skill;
-pub use stream::{AppServerSignal, Router, StreamClient, StreamEvent, StreamOptions};
+#[cfg(feature = "bridge")]
+pub use upstream::{AppServerUpstream, CodexManagerUpstream, Upstream};
+
+/// A boxed future, as the crate's object-safe traits return them.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

@@ -3,8 +3,9 @@
 
 mod bridge_support;
 
-use bridge_support::{WAIT, args, eventually_async, only_thread, start};
+use bridge_support::{WAIT, bridge_for, eventually_async, only_thread, start};
 use serde_json::{Value, json};
+use skillbridge::admin::AdminToken;
 use skillbridge::skill;
 use skillbridge_doubles::CodexManagerDouble;
 
@@ -55,14 +56,15 @@ fn sample(metrics: &str, name_and_labels: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_sessions_and_calls_follow_real_calls() {
     let double = CodexManagerDouble::start().await.unwrap();
-    let mut args = args(&double);
-    args.no_admin = false;
-    args.admin = Some("127.0.0.1:0".parse().unwrap());
-    args.admin_token = Some("live-token".parse().unwrap());
-    let serving = start(&args).await;
-    let thread = only_thread(&serving);
+    let bridge = start(
+        bridge_for(&double)
+            .admin_addr("127.0.0.1:0".parse().unwrap())
+            .admin_token(AdminToken::new("live-token").unwrap()),
+    )
+    .await;
+    let thread = only_thread(&bridge);
     let http = Http {
-        base: format!("http://{}", serving.admin_addr().expect("admin endpoint")),
+        base: format!("http://{}", bridge.admin_addr().await.expect("admin endpoint")),
         client: reqwest::Client::new(),
         token: Some("live-token".into()),
     };
@@ -146,5 +148,5 @@ async fn metrics_sessions_and_calls_follow_real_calls() {
     let unauthenticated = Http { token: None, ..http };
     assert_eq!(unauthenticated.get("/metrics").await.0, 401);
     assert_eq!(unauthenticated.get("/healthz").await.0, 200);
-    serving.shutdown().await;
+    bridge.shutdown().await;
 }

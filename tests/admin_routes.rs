@@ -8,9 +8,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use serde_json::{Value, json};
 use skillbridge::admin::{self, AdminError, AdminState, AdminToken};
-use skillbridge::bridge::{BridgeHealth, BridgeStats, LinkStatus, ServedSession};
 use skillbridge::skill;
 use skillbridge::skill::Catalog;
+use skillbridge::telemetry::{BridgeHealth, BridgeStats, LinkStatus, ServedSession};
 use tower::ServiceExt;
 
 const TOKEN: &str = "admin-s3cret";

@@ -1,21 +1,21 @@
-//! `serve --app-server` and `send --app-server` in-process, through the functions the CLI calls (settings
-//! resolution, [`AppServerRuntime::from_settings`], [`Serving::start_with`], [`send_with`]), with the REAL
+//! `serve --app-server` and `send --app-server` in-process: the [`Bridge`] the CLI builds for them (an
+//! [`AppServerUpstream`] running the given Codex with the thread's cwd, `--restart`'s [`RestartPolicy`], the admin
+//! endpoint, the grace period), driven as `serve` ([`Bridge::start`], [`Bridge::run`]) and `send`
+//! ([`Bridge::send`] interrupted like Ctrl-C, then [`Bridge::shutdown`]) drive it, with the REAL
 //! `codex app-server` (0.169.0) offline against a scripted model, each test in its own CODEX_HOME.
 //! Needs `scripts/install-codex.sh` (or `SKILLBRIDGE_CODEX_BIN`); `SKILLBRIDGE_SKIP_CODEX=1` skips.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use skillbridge::cli::send::{SendArgs, TurnEnd, send_with};
-use skillbridge::cli::serve::{AppServerRuntime, BridgeSettings, ServeArgs, Serving, UpstreamRuntime};
-use skillbridge::cli::settings::{AppServerArgs, SendSettings, ServeSettings, SessionArgs};
 use skillbridge::skill::Catalog;
-use skillbridge::upstream::app_server::ChildState;
-use skillbridge::{SkillContext, SkillError, skill};
+use skillbridge::upstream::app_server::{AppServerCommand, ChildState, RestartPolicy, ThreadStartParams};
+use skillbridge::upstream::{AppServerUpstream, Upstream};
+use skillbridge::{Bridge, BridgeError, SkillContext, SkillError, TurnEnd, skill};
 use skillbridge_doubles::model::{CodexHome, ModelScript, ScriptedModel, require_codex, tool_outputs};
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 /// Upper bound of every wait; only reached when something is broken.
 const WAIT: Duration = Duration::from_secs(30);
@@ -41,6 +41,16 @@ async fn wait_for_interrupt(ctx: SkillContext) -> Result<String, SkillError> {
     Err("stopped: the turn was interrupted".into())
 }
 
+static HANGER_STARTED: Notify = Notify::const_new();
+
+/// Runs until it is cancelled.
+#[skill]
+async fn hang(ctx: SkillContext) -> Result<String, SkillError> {
+    HANGER_STARTED.notify_one();
+    ctx.cancelled().await;
+    Err("stopped".into())
+}
+
 /// The real codex, a scripted model and a CODEX_HOME pointing the one at the other.
 struct Rig {
     codex: PathBuf,
@@ -64,42 +74,32 @@ impl Rig {
         })
     }
 
-    fn app_server_args(&self) -> AppServerArgs {
-        AppServerArgs {
-            app_server: Some(Some(self.codex.clone())),
-            codex_home: None,
+    /// The upstream of `--app-server <codex> --cwd <workdir>` with this rig's CODEX_HOME (and `--restart`).
+    fn upstream(&self, restart: bool) -> AppServerUpstream {
+        let command = AppServerCommand::new(&self.codex).codex_home(self.home.path());
+        let upstream = AppServerUpstream::new(command).thread_options(ThreadStartParams::new(&self.workdir));
+        if restart {
+            upstream.restart(RestartPolicy::default())
+        } else {
+            upstream
         }
     }
 
-    /// The environment the CLI would read: only CODEX_HOME.
-    fn env(&self) -> impl Fn(&str) -> Option<String> + use<> {
-        let home = self.home.path().to_string_lossy().into_owned();
-        move |name| (name == "CODEX_HOME").then(|| home.clone())
-    }
-
-    fn serve_args(&self, restart: bool) -> ServeArgs {
-        ServeArgs {
-            app_server: self.app_server_args(),
-            restart,
-            session: SessionArgs {
-                cwd: Some(self.workdir.clone()),
-                ..SessionArgs::default()
-            },
-            admin: Some("127.0.0.1:0".parse().unwrap()),
-            grace: Some(Duration::from_secs(2)),
-            ..ServeArgs::default()
+    /// Starts serving as `skillbridge serve --app-server --admin 127.0.0.1:0 --grace 2s [--prompt ..]` does;
+    /// returns the bridge and (a clone of) its upstream.
+    async fn serve(&self, restart: bool, prompt: Option<&str>) -> (Bridge, AppServerUpstream) {
+        let upstream = self.upstream(restart);
+        let mut builder = Bridge::builder()
+            .catalog(Catalog::from_registry().unwrap())
+            .upstream(upstream.clone())
+            .admin_addr("127.0.0.1:0".parse().unwrap())
+            .grace(Duration::from_secs(2));
+        if let Some(prompt) = prompt {
+            builder = builder.prompt(prompt);
         }
-    }
-
-    /// Starts serving as `skillbridge serve` does; returns the bridge and its runtime.
-    async fn serve(&self, args: &ServeArgs) -> (Serving, Arc<AppServerRuntime>) {
-        let settings = ServeSettings::resolve(args, &self.env()).expect("valid settings");
-        let runtime = Arc::new(AppServerRuntime::from_settings(&settings).unwrap());
-        let catalog = Catalog::from_registry().unwrap();
-        let serving = Serving::start_with(runtime.clone(), BridgeSettings::from(&settings), catalog)
-            .await
-            .expect("serve starts");
-        (serving, runtime)
+        let bridge = builder.build().expect("valid settings");
+        bridge.start().await.expect("serve starts");
+        (bridge, upstream)
     }
 }
 
@@ -109,8 +109,8 @@ async fn get(url: String) -> (u16, String) {
     (status, response.text().await.unwrap())
 }
 
-async fn wait_state(runtime: &AppServerRuntime, what: &str, done: impl Fn(&ChildState) -> bool) -> ChildState {
-    let mut state = runtime.supervisor().state();
+async fn wait_state(upstream: &AppServerUpstream, what: &str, done: impl Fn(&ChildState) -> bool) -> ChildState {
+    let mut state = upstream.state();
     let waited = tokio::time::timeout(WAIT, async {
         state
             .wait_for(|state| done(state))
@@ -140,12 +140,8 @@ async fn serve_answers_the_models_call_and_reports_ready_and_counted() {
     let Some(rig) = Rig::start("serve_answers_the_models_call", script).await else {
         return;
     };
-    let args = ServeArgs {
-        prompt: Some("shout it".into()),
-        ..rig.serve_args(false)
-    };
 
-    let (serving, runtime) = rig.serve(&args).await;
+    let (serving, upstream) = rig.serve(false, Some("shout it")).await;
 
     assert_eq!(serving.sessions().len(), 1);
     let thread = serving.sessions()[0].id.clone();
@@ -156,7 +152,7 @@ async fn serve_answers_the_models_call_and_reports_ready_and_counted() {
         vec![("call_0".to_owned(), "HELLO BRIDGE".to_owned())],
         "the skill's output reached the model"
     );
-    let admin = serving.admin_addr().unwrap();
+    let admin = serving.admin_addr().await.unwrap();
     assert_eq!(get(format!("http://{admin}/readyz")).await.0, 200);
     let (_, sessions) = get(format!("http://{admin}/sessions")).await;
     assert!(sessions.contains(&thread), "{sessions}");
@@ -167,10 +163,10 @@ async fn serve_answers_the_models_call_and_reports_ready_and_counted() {
     );
     assert!(metrics.contains("skillbridge_upstream_connected 1"), "{metrics}");
 
-    let pid = runtime.supervisor().state().borrow().pid.unwrap();
+    let pid = upstream.state().borrow().pid.unwrap();
     assert!(running(pid));
-    let report = serving.run_until(async {}).await;
-    assert!(!report.upstream_ended);
+    let report = serving.run(async {}).await;
+    assert!(report.is_ok(), "{report:?}");
     assert!(!running(pid), "the codex app-server child {pid} outlived serve");
 }
 
@@ -179,17 +175,18 @@ async fn a_killed_child_ends_serve_with_the_reason() {
     let Some(rig) = Rig::start("a_killed_child_ends_serve", ModelScript::new()).await else {
         return;
     };
-    let (serving, runtime) = rig.serve(&rig.serve_args(false)).await;
+    let (serving, upstream) = rig.serve(false, None).await;
     assert!(serving.wait_connected(WAIT).await);
-    let pid = runtime.supervisor().state().borrow().pid.unwrap();
+    let pid = upstream.state().borrow().pid.unwrap();
 
     kill(pid);
 
-    let report = tokio::time::timeout(WAIT, serving.run_until(std::future::pending()))
+    let report = tokio::time::timeout(WAIT, serving.run(std::future::pending()))
         .await
         .expect("serve stops by itself when its child dies");
-    assert!(report.upstream_ended);
-    let reason = report.upstream_error.unwrap_or_default();
+    let Err(BridgeError::UpstreamStopped { reason, .. }) = report else {
+        panic!("expected the upstream to have stopped, got {report:?}");
+    };
     assert!(
         reason.contains("codex app-server exited") && reason.contains("SIGKILL"),
         "{reason}"
@@ -202,14 +199,14 @@ async fn with_restart_a_killed_child_is_replaced_with_fresh_threads() {
     let Some(rig) = Rig::start("with_restart_a_killed_child_is_replaced", script).await else {
         return;
     };
-    let (serving, runtime) = rig.serve(&rig.serve_args(true)).await;
-    let first = wait_state(&runtime, "first child up", |state| state.up).await;
-    let admin = serving.admin_addr().unwrap();
+    let (serving, upstream) = rig.serve(true, None).await;
+    let first = wait_state(&upstream, "first child up", |state| state.up).await;
+    let admin = serving.admin_addr().await.unwrap();
     assert_eq!(get(format!("http://{admin}/readyz")).await.0, 200);
 
     kill(first.pid.unwrap());
 
-    let second = wait_state(&runtime, "restarted child up", |state| {
+    let second = wait_state(&upstream, "restarted child up", |state| {
         state.generation == 2 && state.up
     })
     .await;
@@ -224,15 +221,17 @@ async fn with_restart_a_killed_child_is_replaced_with_fresh_threads() {
     assert!(sessions.contains(&second.threads[0]), "{sessions}");
 
     // The new child serves: a turn in its thread gets its tool call answered.
-    runtime.send_prompt(&second.threads[0], "shout").await.unwrap();
+    Upstream::start_turn(&upstream, &second.threads[0], "shout")
+        .await
+        .unwrap();
     let requests = rig.model.wait_requests(2, WAIT).await.unwrap();
     assert_eq!(
         tool_outputs(&requests[1]),
         vec![("call_0".to_owned(), "BACK AGAIN".to_owned())]
     );
 
-    let report = serving.run_until(async {}).await;
-    assert!(!report.upstream_ended);
+    let report = serving.run(async {}).await;
+    assert!(report.is_ok(), "{report:?}");
     for pid in [first.pid.unwrap(), second.pid.unwrap()] {
         assert!(!running(pid), "the codex app-server child {pid} outlived serve");
     }
@@ -244,24 +243,66 @@ async fn send_interrupted_cancels_the_running_skill() {
     let Some(rig) = Rig::start("send_interrupted_cancels_the_running_skill", script).await else {
         return;
     };
-    let args = SendArgs {
-        prompt: "wait".into(),
-        app_server: rig.app_server_args(),
-        session: SessionArgs {
-            cwd: Some(rig.workdir.clone()),
-            ..SessionArgs::default()
-        },
-        timeout: Some(WAIT),
-        ..SendArgs::default()
-    };
-    let settings = SendSettings::resolve(&args, &rig.env()).unwrap();
-    let catalog = Catalog::from_registry().unwrap();
-
+    // As `skillbridge send --app-server <codex> --cwd <workdir> --timeout 30s wait` builds it.
+    let bridge = Bridge::builder()
+        .catalog(Catalog::from_registry().unwrap())
+        .upstream(rig.upstream(false))
+        .grace(Duration::from_secs(5))
+        .build()
+        .unwrap();
     // The interrupt (Ctrl-C in the CLI) comes once the skill runs.
-    let outcome = send_with(settings, catalog, WAITER_STARTED.notified()).await.unwrap();
+    let interrupt = CancellationToken::new();
+    tokio::spawn({
+        let interrupt = interrupt.clone();
+        async move {
+            WAITER_STARTED.notified().await;
+            interrupt.cancel();
+        }
+    });
+
+    let outcome = bridge.send("wait").timeout(WAIT).interrupt_on(interrupt).await;
+    bridge.shutdown().await;
+    let outcome = outcome.unwrap();
 
     assert_eq!(outcome.end, TurnEnd::Interrupted);
     tokio::time::timeout(WAIT, WAITER_CANCELLED.notified())
         .await
         .expect("the skill's cancellation token never fired");
+}
+
+#[tokio::test]
+async fn send_ends_with_the_reason_when_its_codex_is_killed_mid_turn() {
+    let script = ModelScript::new().call("hang", json!({}));
+    let Some(rig) = Rig::start("send_ends_with_the_reason_when_its_codex_is_killed", script).await else {
+        return;
+    };
+    let upstream = rig.upstream(false);
+    let bridge = Bridge::builder()
+        .catalog(Catalog::from_registry().unwrap())
+        .upstream(upstream.clone())
+        .grace(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let turn = tokio::spawn({
+        let bridge = bridge.clone();
+        async move { bridge.send("hang").timeout(WAIT).await }
+    });
+    tokio::time::timeout(WAIT, HANGER_STARTED.notified())
+        .await
+        .expect("the skill never started");
+
+    kill(upstream.state().borrow().pid.unwrap());
+
+    let outcome = tokio::time::timeout(WAIT, turn)
+        .await
+        .expect("the turn's wait ends when the child dies")
+        .unwrap();
+    let Err(BridgeError::UpstreamStopped { reason, .. }) = outcome else {
+        panic!("expected the upstream to have stopped, got {outcome:?}");
+    };
+    assert!(
+        reason.contains("codex app-server exited") && reason.contains("SIGKILL"),
+        "{reason}"
+    );
+    bridge.shutdown().await;
 }

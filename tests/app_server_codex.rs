@@ -1,6 +1,7 @@
 //! The app-server upstream against the REAL `codex app-server` (0.169.0), offline: Codex talks to a scripted
 //! Responses-API model on loopback (`skillbridge_doubles::model`), and a test handler stands in for the
-//! dispatcher. Needs `scripts/install-codex.sh` (or `SKILLBRIDGE_CODEX_BIN`); `SKILLBRIDGE_SKIP_CODEX=1` skips.
+//! dispatcher: it is the [`CallSink`] of the event loop's [`Feed`] and answers through the child's
+//! [`PendingAnswers`]. Needs `scripts/install-codex.sh` (or `SKILLBRIDGE_CODEX_BIN`); `SKILLBRIDGE_SKIP_CODEX=1` skips.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -10,11 +11,11 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use skillbridge::ToolResult;
+use skillbridge::telemetry::{BridgeHealth, CallSource};
 use skillbridge::upstream::app_server::{
-    AppServer, AppServerCommand, AppServerError, AppServerUpstream, ThreadOptions, ToolCallSink, TurnOutcome,
-    TurnStatus,
+    AppServer, AppServerCommand, AppServerError, PendingAnswers, ThreadStartParams,
 };
-use skillbridge::upstream::{AnswerOutcome, ToolCall, Upstream};
+use skillbridge::upstream::{AnswerOutcome, CallSink, Feed, Submitted, ToolCall, TurnOutcome, TurnStatus, TurnTracker};
 use skillbridge_doubles::model::{CodexHome, ModelScript, ScriptedModel, require_codex, tool_outputs};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -25,9 +26,9 @@ const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
 
 type Skill = Arc<dyn Fn(ToolCall, CancellationToken) -> BoxFuture<'static, ToolResult> + Send + Sync>;
 
-/// Stands in for the dispatcher: runs `skill` for each call on its own task and answers through the upstream.
+/// Stands in for the dispatcher: runs `skill` for each call on its own task and answers through the child.
 struct TestHandler {
-    upstream: Arc<AppServerUpstream>,
+    pending: Arc<PendingAnswers>,
     skill: Skill,
     calls: mpsc::UnboundedSender<ToolCall>,
     answers: mpsc::UnboundedSender<AnswerOutcome>,
@@ -41,8 +42,8 @@ struct HandlerEvents {
     cancelled: mpsc::UnboundedReceiver<String>,
 }
 
-impl ToolCallSink for TestHandler {
-    fn submit(&self, call: ToolCall) -> bool {
+impl CallSink for TestHandler {
+    fn submit(&self, call: ToolCall, _source: CallSource) -> Submitted {
         let token = self
             .turn_tokens
             .lock()
@@ -51,12 +52,12 @@ impl ToolCallSink for TestHandler {
             .or_default()
             .clone();
         self.calls.send(call.clone()).unwrap();
-        let (upstream, skill, answers) = (self.upstream.clone(), self.skill.clone(), self.answers.clone());
+        let (pending, skill, answers) = (self.pending.clone(), self.skill.clone(), self.answers.clone());
         tokio::spawn(async move {
             let result = skill(call.clone(), token).await;
-            let _ = answers.send(upstream.answer(&call, &result).await);
+            let _ = answers.send(pending.answer(&call, &result).await);
         });
-        true
+        Submitted::Accepted
     }
 
     fn cancel_turn(&self, turn_id: &str) {
@@ -70,6 +71,7 @@ impl ToolCallSink for TestHandler {
 /// One real Codex wired to one scripted model, each with its own CODEX_HOME.
 struct Rig {
     app: AppServer,
+    turns: Arc<TurnTracker>,
     model: ScriptedModel,
     events: HandlerEvents,
     workdir: PathBuf,
@@ -89,18 +91,21 @@ impl Rig {
         let (answers_tx, answers) = mpsc::unbounded_channel();
         let (cancelled_tx, cancelled) = mpsc::unbounded_channel();
         let handler = TestHandler {
-            upstream: app.upstream(),
+            pending: app.answers().clone(),
             skill,
             calls: calls_tx,
             answers: answers_tx,
             cancelled: cancelled_tx,
             turn_tokens: Mutex::new(HashMap::new()),
         };
-        app.start_event_loop(Arc::new(handler)).unwrap();
+        let turns = Arc::new(TurnTracker::new());
+        let feed = Feed::new(Arc::new(handler), Arc::new(BridgeHealth::new()), turns.clone());
+        app.start_event_loop(feed).unwrap();
         let workdir = home.path().join("work");
         std::fs::create_dir(&workdir).unwrap();
         Some(Self {
             app,
+            turns,
             model,
             events: HandlerEvents {
                 calls,
@@ -113,7 +118,11 @@ impl Rig {
     }
 
     async fn thread(&self, tools: Vec<Value>) -> String {
-        let options = ThreadOptions::new(&self.workdir).dynamic_tools(tools);
+        let tools = tools
+            .into_iter()
+            .map(|tool| serde_json::from_value(tool).expect("a function tool"))
+            .collect();
+        let options = ThreadStartParams::new(&self.workdir).dynamic_tools(tools);
         self.app.start_thread(&options).await.unwrap()
     }
 
@@ -121,7 +130,18 @@ impl Rig {
     async fn run_turn(&self, tools: Vec<Value>, prompt: &str) -> TurnOutcome {
         let thread = self.thread(tools).await;
         let turn = self.app.start_turn(&thread, prompt).await.unwrap();
-        self.app.wait_turn(&turn, TURN_TIMEOUT).await.unwrap()
+        self.wait_turn(&thread, &turn).await.unwrap()
+    }
+
+    /// Waits for a turn to complete, as a bridge does: the turn tracker's wait, ended early by the child's exit.
+    async fn wait_turn(&self, thread: &str, turn: &str) -> Result<TurnOutcome, AppServerError> {
+        tokio::select! {
+            outcome = self.turns.wait(thread, turn, TURN_TIMEOUT) => outcome.ok_or_else(|| AppServerError::TurnTimeout {
+                turn_id: turn.to_owned(),
+                after: TURN_TIMEOUT,
+            }),
+            report = self.app.exited() => Err(AppServerError::Exited(report)),
+        }
     }
 }
 
@@ -422,7 +442,7 @@ async fn a_child_killed_while_serving_is_reported_and_ends_the_wait_for_a_turn()
         .unwrap();
     assert!(killed.success());
 
-    let waited = rig.app.wait_turn(&turn, TURN_TIMEOUT).await;
+    let waited = rig.wait_turn(&thread, &turn).await;
     let Err(AppServerError::Exited(report)) = waited else {
         panic!("expected the exit, got {waited:?}");
     };
@@ -505,7 +525,7 @@ async fn interrupting_a_turn_cancels_its_running_call() {
 
     rig.app.interrupt_turn(&thread, &turn).await.unwrap();
 
-    let outcome = rig.app.wait_turn(&turn, TURN_TIMEOUT).await.unwrap();
+    let outcome = rig.wait_turn(&thread, &turn).await.unwrap();
     assert_eq!(outcome.status, TurnStatus::Interrupted);
     assert_eq!(next(&mut rig.events.cancelled, "turn cancellation").await, turn);
     assert_eq!(call.turn_id.as_deref(), Some(turn.as_str()));

@@ -1,19 +1,20 @@
 //! The whole app-server path with the REAL `codex app-server` (0.169.0) offline: `#[skill]` functions in a
-//! [`Catalog`], announced as `dynamicTools`, called by the scripted model, run by the [`Dispatcher`] and
-//! answered back. Needs `scripts/install-codex.sh` (or `SKILLBRIDGE_CODEX_BIN`); `SKILLBRIDGE_SKIP_CODEX=1` skips.
+//! [`Catalog`], announced as `dynamicTools`, called by the scripted model, run by a [`Bridge`] serving an
+//! [`AppServerUpstream`] and answered back. Needs `scripts/install-codex.sh` (or `SKILLBRIDGE_CODEX_BIN`);
+//! `SKILLBRIDGE_SKIP_CODEX=1` skips.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
-use skillbridge::bridge::{DispatchConfig, Dispatcher};
-use skillbridge::skill::{Catalog, SkillError, ToolFlavor};
-use skillbridge::upstream::app_server::{AppServer, AppServerCommand, ThreadOptions, TurnOutcome, TurnStatus};
-use skillbridge::{SkillContext, skill};
+use skillbridge::skill::{Catalog, SkillError};
+use skillbridge::upstream::AppServerUpstream;
+use skillbridge::upstream::app_server::{AppServerCommand, ThreadStartParams};
+use skillbridge::{Bridge, SkillContext, TurnEnd, TurnReply, skill};
 use skillbridge_doubles::model::{CodexHome, ModelScript, ScriptedModel, codex_rewrite, require_codex, tool_outputs};
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 const TURN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -75,46 +76,40 @@ async fn wait_for_interrupt(ctx: SkillContext) -> Result<String, SkillError> {
 }
 
 struct Rig {
-    app: AppServer,
+    bridge: Bridge,
     model: ScriptedModel,
     catalog: Catalog,
-    workdir: std::path::PathBuf,
     _home: CodexHome,
 }
 
 impl Rig {
+    /// A started bridge serving the catalog in one thread of a real `codex app-server`.
     async fn start(test: &str, script: ModelScript) -> Option<Self> {
         let codex = require_codex(test)?;
         let model = ScriptedModel::start(script).await;
         let home = CodexHome::new(&model.base_url()).unwrap();
-        let app = AppServer::start(AppServerCommand::new(codex).codex_home(home.path()))
-            .await
-            .unwrap();
-        let catalog = Catalog::from_registry().unwrap();
-        let dispatcher = Dispatcher::new(catalog.clone(), app.upstream(), DispatchConfig::default());
-        app.start_event_loop(Arc::new(dispatcher)).unwrap();
         let workdir = home.path().join("work");
         std::fs::create_dir(&workdir).unwrap();
+        let catalog = Catalog::from_registry().unwrap();
+        let upstream = AppServerUpstream::new(AppServerCommand::new(codex).codex_home(home.path()))
+            .thread_options(ThreadStartParams::new(&workdir));
+        let bridge = Bridge::builder()
+            .catalog(catalog.clone())
+            .upstream(upstream)
+            .build()
+            .unwrap();
+        bridge.start().await.unwrap();
         Some(Self {
-            app,
+            bridge,
             model,
             catalog,
-            workdir,
             _home: home,
         })
     }
 
-    async fn start_turn(&self, prompt: &str) -> (String, String) {
-        let options =
-            ThreadOptions::new(&self.workdir).dynamic_tools(self.catalog.dynamic_tools(ToolFlavor::AppServer));
-        let thread = self.app.start_thread(&options).await.unwrap();
-        let turn = self.app.start_turn(&thread, prompt).await.unwrap();
-        (thread, turn)
-    }
-
-    async fn run_turn(&self, prompt: &str) -> TurnOutcome {
-        let (_, turn) = self.start_turn(prompt).await;
-        self.app.wait_turn(&turn, TURN_TIMEOUT).await.unwrap()
+    /// Sends `prompt` in the bridge's thread and waits for the turn to end.
+    async fn run_turn(&self, prompt: &str) -> TurnReply {
+        self.bridge.send(prompt).timeout(TURN_TIMEOUT).await.unwrap()
     }
 
     fn outputs_seen_by_model(&self) -> Vec<(String, String)> {
@@ -134,7 +129,7 @@ async fn the_model_is_shown_every_skill_of_the_catalog_with_its_schema() {
     };
 
     let outcome = rig.run_turn("just answer").await;
-    assert_eq!(outcome.status, TurnStatus::Completed);
+    assert_eq!(outcome.end, TurnEnd::Completed);
 
     let requests = rig.model.requests();
     let shown = requests[0]["tools"].as_array().expect("the model request lists tools");
@@ -168,10 +163,7 @@ async fn a_skill_called_by_the_model_gets_its_arguments_and_its_output_reaches_t
 
     let outcome = rig.run_turn("average these").await;
 
-    assert_eq!(
-        outcome.final_reply.as_deref(),
-        Some("Tool said: Zugspitze (2962 m): -4.0 C")
-    );
+    assert_eq!(outcome.reply.as_deref(), Some("Tool said: Zugspitze (2962 m): -4.0 C"));
     assert_eq!(
         rig.outputs_seen_by_model(),
         vec![("call_0".to_owned(), "Zugspitze (2962 m): -4.0 C".to_owned())]
@@ -197,7 +189,7 @@ async fn a_failing_skill_and_bad_arguments_both_reach_the_model_as_explanations(
         bad_arguments.contains("shout") && bad_arguments.contains("text") && bad_arguments.contains("42"),
         "the model should learn which argument was wrong and why: {bad_arguments}"
     );
-    let reply = outcome.final_reply.unwrap();
+    let reply = outcome.reply.unwrap();
     assert!(
         reply.starts_with("Tool said: no forecast for Atlantis") && reply.contains(&outputs[1].1),
         "{reply}"
@@ -210,15 +202,23 @@ async fn interrupting_a_turn_cancels_the_running_skill() {
     let Some(rig) = Rig::start("interrupting_a_turn_cancels_the_running_skill", script).await else {
         return;
     };
-    let (thread, turn) = rig.start_turn("wait").await;
+    let interrupt = CancellationToken::new();
+    let turn = tokio::spawn({
+        let (bridge, interrupt) = (rig.bridge.clone(), interrupt.clone());
+        async move { bridge.send("wait").timeout(TURN_TIMEOUT).interrupt_on(interrupt).await }
+    });
     tokio::time::timeout(TURN_TIMEOUT, WAITER_STARTED.notified())
         .await
         .expect("the skill never started");
 
-    rig.app.interrupt_turn(&thread, &turn).await.unwrap();
+    interrupt.cancel();
 
-    let outcome = rig.app.wait_turn(&turn, TURN_TIMEOUT).await.unwrap();
-    assert_eq!(outcome.status, TurnStatus::Interrupted);
+    let outcome = tokio::time::timeout(TURN_TIMEOUT, turn)
+        .await
+        .expect("the interrupted turn never ended")
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome.end, TurnEnd::Interrupted);
     tokio::time::timeout(TURN_TIMEOUT, WAITER_CANCELLED.notified())
         .await
         .expect("the skill's cancellation token never fired");

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use skillbridge::ToolResult;
+use skillbridge::telemetry::{BridgeHealth, CallSource};
 use skillbridge::upstream::app_server::rpc::RpcConnection;
-use skillbridge::upstream::app_server::{AppServerEvents, AppServerUpstream, ToolCallSink, TurnStatus, TurnTracker};
-use skillbridge::upstream::{AnswerOutcome, ToolCall, Upstream};
+use skillbridge::upstream::app_server::{AppServerEvents, PendingAnswers};
+use skillbridge::upstream::{AnswerOutcome, CallSink, Feed, Submitted, ToolCall, TurnStatus, TurnTracker};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, Lines, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 
@@ -29,10 +30,14 @@ struct RecordingSink {
     open: bool,
 }
 
-impl ToolCallSink for RecordingSink {
-    fn submit(&self, call: ToolCall) -> bool {
+impl CallSink for RecordingSink {
+    fn submit(&self, call: ToolCall, _source: CallSource) -> Submitted {
         self.calls.send(call).unwrap();
-        self.open
+        if self.open {
+            Submitted::Accepted
+        } else {
+            Submitted::Closed
+        }
     }
 
     fn cancel_turn(&self, turn_id: &str) {
@@ -41,7 +46,7 @@ impl ToolCallSink for RecordingSink {
 }
 
 struct Harness {
-    upstream: Arc<AppServerUpstream>,
+    answers: Arc<PendingAnswers>,
     turns: Arc<TurnTracker>,
     sink: Arc<RecordingSink>,
     calls: mpsc::UnboundedReceiver<ToolCall>,
@@ -54,7 +59,7 @@ impl Harness {
         let (ours, theirs) = tokio::io::duplex(64 * 1024);
         let (our_read, our_write) = tokio::io::split(ours);
         let (rpc, incoming) = RpcConnection::new(our_read, our_write);
-        let upstream = Arc::new(AppServerUpstream::new(rpc.clone()));
+        let answers = Arc::new(PendingAnswers::new(rpc.clone()));
         let turns = Arc::new(TurnTracker::new());
         let (calls_tx, calls) = mpsc::unbounded_channel();
         let sink = Arc::new(RecordingSink {
@@ -62,10 +67,11 @@ impl Harness {
             cancelled: Mutex::new(Vec::new()),
             open: sink_open,
         });
-        tokio::spawn(AppServerEvents::new(rpc, upstream.clone(), turns.clone(), sink.clone()).run(incoming));
+        let feed = Feed::new(sink.clone(), Arc::new(BridgeHealth::new()), turns.clone());
+        tokio::spawn(AppServerEvents::new(rpc, answers.clone(), feed).run(incoming));
         let (their_read, writer) = tokio::io::split(theirs);
         Self {
-            upstream,
+            answers,
             turns,
             sink,
             calls,
@@ -105,16 +111,16 @@ async fn a_tool_call_reaches_the_sink_and_its_answer_goes_back_under_codexs_id()
     assert_eq!(call.request_id, "0");
     assert_eq!(call.tool, "uppercase");
     assert_eq!(call.arguments, json!({"text": "hello bridge"}));
-    assert_eq!(harness.upstream.pending_count(), 1);
+    assert_eq!(harness.answers.len(), 1);
 
-    let outcome = harness.upstream.answer(&call, &ToolResult::text("HELLO BRIDGE")).await;
+    let outcome = harness.answers.answer(&call, &ToolResult::text("HELLO BRIDGE")).await;
     assert_eq!(outcome, AnswerOutcome::Delivered);
     assert_eq!(
         harness.read().await,
         json!({"id": 0, "result": {"contentItems": [{"type": "inputText", "text": "HELLO BRIDGE"}], "success": true}})
     );
 
-    let again = harness.upstream.answer(&call, &ToolResult::text("twice")).await;
+    let again = harness.answers.answer(&call, &ToolResult::text("twice")).await;
     assert!(
         matches!(again, AnswerOutcome::Rejected { ref reason } if reason.contains("not pending")),
         "{again:?}"
@@ -145,7 +151,13 @@ async fn approvals_are_declined_and_other_unhandled_requests_get_method_not_foun
         harness.read().await,
         json!({"id": 6, "result": {"decision": "decline"}})
     );
-    assert_eq!(harness.read().await, json!({"id": 7, "result": {"decision": "denied"}}));
+    // The legacy approvals take a `denied` decision with its reason (Codex 0.169's ReviewDecision schema).
+    let legacy = harness.read().await;
+    assert_eq!(legacy["id"], 7);
+    assert!(
+        legacy["result"]["decision"]["denied"]["rejection"].is_string(),
+        "{legacy}"
+    );
     assert_eq!(
         harness.read().await,
         json!({"id": 8, "error": {"code": -32601, "message": "skillbridge does not handle account/chatgptAuthTokens/refresh"}})
@@ -166,7 +178,7 @@ async fn a_tool_call_without_a_tool_name_is_answered_invalid_params() {
         answer["error"]["message"].as_str().unwrap().contains("`tool`"),
         "{answer}"
     );
-    assert_eq!(harness.upstream.pending_count(), 0);
+    assert_eq!(harness.answers.len(), 0);
 }
 
 #[tokio::test]
@@ -195,11 +207,12 @@ async fn the_final_reply_is_the_last_agent_message_of_the_turn() {
     }
     let mut completed = fixture("turn-completed");
     completed["params"]["turn"]["items"] = json!([]);
+    let thread_id = completed["params"]["threadId"].as_str().unwrap().to_owned();
     harness.send(completed).await;
 
     let outcome = harness
         .turns
-        .wait(turn_id, STEP)
+        .wait(&thread_id, turn_id, STEP)
         .await
         .expect("the turn completion was not recorded");
     assert_eq!(outcome.status, TurnStatus::Completed);
@@ -223,7 +236,7 @@ async fn an_interrupted_turn_cancels_its_calls_and_a_resolved_call_is_no_longer_
 
     let outcome = harness
         .turns
-        .wait(call.turn_id.as_deref().unwrap(), STEP)
+        .wait(&call.thread_id, call.turn_id.as_deref().unwrap(), STEP)
         .await
         .unwrap();
     assert_eq!(outcome.status, TurnStatus::Interrupted);
@@ -233,13 +246,13 @@ async fn an_interrupted_turn_cancels_its_calls_and_a_resolved_call_is_no_longer_
     );
     // `serverRequest/resolved` comes after the completion: wait for the loop to have processed it.
     let deadline = tokio::time::Instant::now() + STEP;
-    while harness.upstream.pending_count() > 0 {
+    while !harness.answers.is_empty() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the resolved call stayed pending"
         );
         tokio::task::yield_now().await;
     }
-    let late = harness.upstream.answer(&call, &ToolResult::failure("cancelled")).await;
+    let late = harness.answers.answer(&call, &ToolResult::failure("cancelled")).await;
     assert!(matches!(late, AnswerOutcome::Rejected { .. }), "{late:?}");
 }

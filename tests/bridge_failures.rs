@@ -6,7 +6,7 @@ mod bridge_support;
 
 use std::time::Duration;
 
-use bridge_support::{WAIT, answer_success, answer_text, args, eventually, only_thread, start};
+use bridge_support::{WAIT, answer_success, answer_text, bridge_for, eventually, only_thread, start};
 use serde_json::{Value, json};
 use skillbridge::{SkillContext, skill};
 use skillbridge_doubles::CodexManagerDouble;
@@ -58,8 +58,8 @@ async fn answer(double: &CodexManagerDouble, thread: &str, tool: &str, arguments
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_are_answered_success_false_and_the_bridge_keeps_serving() {
     let double = CodexManagerDouble::start().await.unwrap();
-    let serving = start(&args(&double)).await;
-    let thread = only_thread(&serving);
+    let bridge = start(bridge_for(&double)).await;
+    let thread = only_thread(&bridge);
 
     let cases = [
         (
@@ -93,8 +93,8 @@ async fn failures_are_answered_success_false_and_the_bridge_keeps_serving() {
     }
 
     // Each call is recorded once its answer is delivered, in whatever order the answers complete.
-    eventually("every call's record", || serving.stats().recent(100).len() == 10).await;
-    let mut outcomes: Vec<&str> = serving.stats().recent(100).iter().map(|r| r.outcome).collect();
+    eventually("every call's record", || bridge.stats().recent(100).len() == 10).await;
+    let mut outcomes: Vec<&str> = bridge.stats().recent(100).iter().map(|r| r.outcome).collect();
     outcomes.sort_unstable();
     let mut expected = [
         "panicked",
@@ -107,14 +107,14 @@ async fn failures_are_answered_success_false_and_the_bridge_keeps_serving() {
     expected.extend(["success"; 5]);
     expected.sort_unstable();
     assert_eq!(outcomes, expected);
-    serving.shutdown().await;
+    bridge.shutdown().await;
 }
 
 #[tokio::test]
 async fn an_interrupted_turn_cancels_its_running_skills() {
     let double = CodexManagerDouble::start().await.unwrap();
-    let serving = start(&args(&double)).await;
-    let thread = only_thread(&serving);
+    let bridge = start(bridge_for(&double)).await;
+    let thread = only_thread(&bridge);
 
     let id = double.inject_tool_call(&thread, "wait_for_cancel", json!({}));
     let row = double
@@ -123,7 +123,7 @@ async fn an_interrupted_turn_cancels_its_running_skills() {
         .find(|r| r["requestId"] == id.as_str())
         .unwrap();
     let turn = row["turnId"].as_str().expect("the call has a turn").to_owned();
-    eventually("the skill to run", || serving.dispatcher().in_flight() == 1).await;
+    eventually("the skill to run", || bridge.stats().in_flight() == 1).await;
     double.emit_event(
         Some(&thread),
         "app_server.turn.completed",
@@ -139,5 +139,5 @@ async fn an_interrupted_turn_cancels_its_running_skills() {
         .expect("answered once the turn is interrupted");
     assert!(!answer_success(&body));
     assert!(answer_text(&body).contains("cancel"), "{}", answer_text(&body));
-    serving.shutdown().await;
+    bridge.shutdown().await;
 }

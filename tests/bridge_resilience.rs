@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
-use bridge_support::{WAIT, answer_text, args, eventually, only_thread, start};
+use bridge_support::{WAIT, answer_text, bridge_for, eventually, only_thread, start};
 use serde_json::json;
-use skillbridge::SkillContext;
 use skillbridge::skill;
+use skillbridge::telemetry::CallRecord;
+use skillbridge::{Bridge, SkillContext};
 use skillbridge_doubles::CodexManagerDouble;
 use tokio::sync::Semaphore;
 
@@ -66,8 +67,8 @@ fn executions_of(thread: &str, id: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_sockets_lose_no_call_and_answer_none_twice() {
     let double = CodexManagerDouble::start().await.unwrap();
-    let serving = start(&args(&double)).await;
-    let thread = only_thread(&serving);
+    let bridge = start(bridge_for(&double)).await;
+    let thread = only_thread(&bridge);
 
     let mut ids = Vec::new();
     for round in 0..4 {
@@ -92,15 +93,15 @@ async fn dropped_sockets_lose_no_call_and_answer_none_twice() {
         assert_eq!(executions_of(&thread, id), 1, "call {id} executed exactly once");
     }
     assert_eq!(ids.len(), 200);
-    eventually("four reconnects counted", || serving.health().reconnects() >= 4).await;
-    serving.shutdown().await;
+    eventually("four reconnects counted", || bridge.health().reconnects() >= 4).await;
+    bridge.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_failed_respond_is_retried_and_delivered() {
     let double = CodexManagerDouble::start().await.unwrap();
-    let serving = start(&args(&double)).await;
-    let thread = only_thread(&serving);
+    let bridge = start(bridge_for(&double)).await;
+    let thread = only_thread(&bridge);
 
     double.fail_next_responds(1);
     let id = double.inject_tool_call(&thread, "echo", json!({"text": "again"}));
@@ -112,10 +113,10 @@ async fn a_failed_respond_is_retried_and_delivered() {
         1,
         "the skill ran once; its result was re-sent"
     );
-    eventually("the call's record", || !serving.stats().recent(1).is_empty()).await;
-    let record = &serving.stats().recent(1)[0];
+    eventually("the call's record", || !bridge.stats().recent(1).is_empty()).await;
+    let record = &bridge.stats().recent(1)[0];
     assert_eq!((record.submit_status, record.attempts), ("delivered", 2));
-    serving.shutdown().await;
+    bridge.shutdown().await;
 }
 
 /// Answers the call directly, as another client would.
@@ -129,10 +130,10 @@ async fn answer_elsewhere(double: &CodexManagerDouble, id: &str) -> reqwest::Sta
         .status()
 }
 
-async fn record_of(serving: &skillbridge::cli::serve::Serving, id: &str) -> skillbridge::bridge::CallRecord {
+async fn record_of(bridge: &Bridge, id: &str) -> CallRecord {
     let mut found = None;
     eventually("the call's record", || {
-        found = serving.stats().recent(100).into_iter().find(|r| r.request_id == id);
+        found = bridge.stats().recent(100).into_iter().find(|r| r.request_id == id);
         found.is_some()
     })
     .await;
@@ -142,15 +143,15 @@ async fn record_of(serving: &skillbridge::cli::serve::Serving, id: &str) -> skil
 #[tokio::test]
 async fn already_answered_404_is_not_retried() {
     let double = CodexManagerDouble::start().await.unwrap();
-    let serving = start(&args(&double)).await;
-    let thread = only_thread(&serving);
+    let bridge = start(bridge_for(&double)).await;
+    let thread = only_thread(&bridge);
 
     let id = double.inject_tool_call(&thread, "gated", json!({"gate_name": "g404"}));
-    eventually("the skill to start", || serving.dispatcher().in_flight() == 1).await;
+    eventually("the skill to start", || bridge.stats().in_flight() == 1).await;
     assert_eq!(answer_elsewhere(&double, &id).await, 200);
     gate("g404").add_permits(1);
 
-    let record = record_of(&serving, &id).await;
+    let record = record_of(&bridge, &id).await;
     assert_eq!((record.submit_status, record.attempts), ("already_answered", 1));
     let responses = double.responses_for(&id);
     assert_eq!(
@@ -159,19 +160,23 @@ async fn already_answered_404_is_not_retried() {
         "the other client's answer and ours, once: {responses:?}"
     );
     assert_eq!(answer_text(&responses[0]), "answered elsewhere");
-    serving.shutdown().await;
+    bridge.shutdown().await;
 }
 
-#[tokio::test]
+// On the paused clock (the double, the bridge and the other client share this runtime over loopback), so the
+// other answer is in flight for exactly the double's delay, however slow the machine.
+#[tokio::test(start_paused = true)]
 async fn in_flight_409_is_not_retried() {
     let double = CodexManagerDouble::start().await.unwrap();
-    let serving = start(&args(&double)).await;
-    let thread = only_thread(&serving);
+    let bridge = start(bridge_for(&double)).await;
+    let thread = only_thread(&bridge);
 
     let id = double.inject_tool_call(&thread, "gated", json!({"gate_name": "g409"}));
-    eventually("the skill to start", || serving.dispatcher().in_flight() == 1).await;
+    eventually("the skill to start", || bridge.stats().in_flight() == 1).await;
     // Another client's answer is held in flight by the double's delay while ours arrives.
-    double.set_response_delay(Duration::from_secs(2));
+    let delay = Duration::from_secs(2);
+    double.set_response_delay(delay);
+    let sent = tokio::time::Instant::now();
     let other = {
         let double = double.clone();
         let id = id.clone();
@@ -183,10 +188,15 @@ async fn in_flight_409_is_not_retried() {
     .await;
     gate("g409").add_permits(1);
 
-    let record = record_of(&serving, &id).await;
+    let record = record_of(&bridge, &id).await;
     assert_eq!((record.submit_status, record.attempts), ("already_answered", 1));
+    assert!(
+        sent.elapsed() < delay,
+        "ours was answered while the other was in flight"
+    );
     assert_eq!(other.await.unwrap(), 200);
+    assert_eq!(sent.elapsed(), delay, "the other answer was held for the delay");
     assert_eq!(double.responses_for(&id).len(), 2);
     double.set_response_delay(Duration::ZERO);
-    serving.shutdown().await;
+    bridge.shutdown().await;
 }

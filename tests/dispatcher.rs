@@ -1,18 +1,20 @@
-//! The dispatcher against a recording upstream: each call runs once, is answered, retried when the upstream
-//! fails passingly, cancelled on shutdown or turn interrupt, and bounded in concurrency.
+//! Dispatch through a bridge over a recording upstream: each call runs once, is answered, retried when the
+//! upstream fails passingly, cancelled on shutdown or turn interrupt, and bounded in concurrency.
 
-use std::collections::VecDeque;
+mod recording;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
+use recording::{Rig, call as turn_call};
 use serde_json::json;
-use skillbridge::bridge::{CallSource, DispatchConfig, Dispatcher, RetryPolicy, Submitted};
+use skillbridge::bridge::RetryPolicy;
 use skillbridge::skill::{Catalog, SkillContext};
-use skillbridge::upstream::{AnswerOutcome, ToolCall, Upstream};
-use skillbridge::{ToolResult, skill};
-use tokio::sync::{Notify, mpsc};
+use skillbridge::telemetry::CallSource;
+use skillbridge::upstream::{AnswerOutcome, Submitted, ToolCall};
+use skillbridge::{Bridge, BridgeBuilder, ToolResult, skill};
+use tokio::sync::Notify;
 
 /// Every text `echo` was run with (tests run in parallel, so each counts its own texts).
 static ECHOED: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -31,12 +33,15 @@ fn echo(text: String) -> String {
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static MAX_RUNNING: AtomicUsize = AtomicUsize::new(0);
 
+/// How long `occupy` holds its slot.
+const OCCUPY: Duration = Duration::from_millis(20);
+
 /// Holds a slot for a few milliseconds and reports how many ran at once.
 #[skill]
 async fn occupy() -> String {
     let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
     MAX_RUNNING.fetch_max(now, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    tokio::time::sleep(OCCUPY).await;
     RUNNING.fetch_sub(1, Ordering::SeqCst);
     "done".into()
 }
@@ -61,105 +66,80 @@ async fn patient(ctx: SkillContext) -> String {
     "cancelled".into()
 }
 
-/// Records every answer attempt; answers with scripted outcomes first, then `Delivered`.
-struct RecordingUpstream {
-    script: Mutex<VecDeque<AnswerOutcome>>,
-    answers: mpsc::UnboundedSender<(ToolCall, ToolResult, AnswerOutcome)>,
-}
-
-impl Upstream for RecordingUpstream {
-    fn name(&self) -> &'static str {
-        "recording"
-    }
-
-    fn answer<'a>(&'a self, call: &'a ToolCall, result: &'a ToolResult) -> BoxFuture<'a, AnswerOutcome> {
-        let outcome = self
-            .script
-            .lock()
-            .unwrap()
-            .pop_front()
-            .unwrap_or(AnswerOutcome::Delivered);
-        let _ = self.answers.send((call.clone(), result.clone(), outcome.clone()));
-        Box::pin(async move { outcome })
+fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(5),
     }
 }
 
-type Answers = mpsc::UnboundedReceiver<(ToolCall, ToolResult, AnswerOutcome)>;
-
-fn dispatcher(script: Vec<AnswerOutcome>, config: DispatchConfig) -> (Dispatcher, Answers) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let upstream = RecordingUpstream {
-        script: Mutex::new(script.into()),
-        answers: tx,
-    };
-    let catalog = Catalog::from_registry().expect("test skills form a catalog");
-    (Dispatcher::new(catalog, Arc::new(upstream), config), rx)
+/// A bridge with this binary's skills, fast retries and a one-second grace.
+fn builder() -> BridgeBuilder {
+    Bridge::builder()
+        .catalog(Catalog::from_registry().expect("test skills form a catalog"))
+        .answer_retry(fast_retries())
+        .grace(Duration::from_secs(1))
 }
 
-fn fast_retries() -> DispatchConfig {
-    DispatchConfig {
-        retry: RetryPolicy {
-            max_attempts: 3,
-            initial_backoff: Duration::from_millis(1),
-            max_backoff: Duration::from_millis(5),
-        },
-        ..DispatchConfig::default()
-    }
+/// On the paused clock: `since` is `expected` ago, give or take the timer's millisecond.
+fn assert_took(since: tokio::time::Instant, expected: Duration, what: &str) {
+    let took = since.elapsed();
+    assert!(
+        took >= expected && took <= expected + Duration::from_millis(2),
+        "{what}: took {took:?}, expected {expected:?}"
+    );
 }
 
 fn call(id: &str, tool: &str, arguments: serde_json::Value) -> ToolCall {
-    ToolCall {
-        request_id: id.into(),
-        thread_id: "thread-1".into(),
-        turn_id: Some("turn-1".into()),
-        call_id: format!("call_{id}"),
-        tool: tool.into(),
-        arguments,
-    }
-}
-
-async fn next(answers: &mut Answers) -> (ToolCall, ToolResult, AnswerOutcome) {
-    tokio::time::timeout(Duration::from_secs(5), answers.recv())
-        .await
-        .expect("an answer within 5 s")
-        .expect("upstream alive")
+    turn_call(id, "turn-1", tool, arguments)
 }
 
 #[tokio::test]
 async fn a_call_runs_once_and_is_answered_with_the_skill_output() {
-    let (dispatcher, mut answers) = dispatcher(vec![], fast_retries());
+    let mut rig = Rig::start(builder(), vec![]).await;
     let first = call("dup-1", "echo", json!({"text": "hello"}));
-    assert_eq!(
-        dispatcher.submit(first.clone(), CallSource::Stream),
-        Submitted::Accepted
-    );
-    assert_eq!(dispatcher.submit(first.clone(), CallSource::Poll), Submitted::Duplicate);
-    let (answered, result, _) = next(&mut answers).await;
+    assert_eq!(rig.feed.submit(first.clone(), CallSource::Stream), Submitted::Accepted);
+    assert_eq!(rig.feed.submit(first.clone(), CallSource::Poll), Submitted::Duplicate);
+    let (answered, result, _) = rig.next().await;
     assert_eq!(answered.request_id, "dup-1");
     assert_eq!(result, ToolResult::text("hello"));
-    assert_eq!(dispatcher.submit(first, CallSource::Poll), Submitted::Duplicate);
-    dispatcher.shutdown(Duration::from_secs(1)).await;
-    assert!(answers.try_recv().is_err(), "answered twice");
+    assert_eq!(rig.feed.submit(first, CallSource::Poll), Submitted::Duplicate);
+    rig.bridge.shutdown().await;
+    assert!(rig.answers.try_recv().is_err(), "answered twice");
     assert_eq!(runs_of("hello"), 1);
-    assert_eq!(dispatcher.stats().duplicates(), 2);
-    let record = &dispatcher.stats().recent(1)[0];
+    assert_eq!(rig.bridge.stats().duplicates(), 2);
+    let record = &rig.bridge.stats().recent(1)[0];
     assert_eq!(
         (record.outcome, record.submit_status, record.attempts),
         ("success", "delivered", 1)
     );
 }
 
-#[tokio::test]
+// On the paused clock, so that the backoff between attempts is observed exactly. (`echo` runs on the blocking
+// pool; while it runs the paused clock does not auto-advance.)
+#[tokio::test(start_paused = true)]
 async fn passing_failures_are_retried_until_delivered() {
     let retry = || AnswerOutcome::Retry { reason: "500".into() };
-    let (dispatcher, mut answers) = dispatcher(vec![retry(), retry()], fast_retries());
-    dispatcher.submit(call("retry-1", "echo", json!({"text": "x"})), CallSource::Stream);
-    for expected in ["retry", "retry", "delivered"] {
-        assert_eq!(next(&mut answers).await.2.label(), expected);
+    let policy = RetryPolicy {
+        max_attempts: 5,
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_millis(250),
+    };
+    let mut rig = Rig::start(builder().answer_retry(policy), vec![retry(), retry(), retry()]).await;
+    rig.feed
+        .submit(call("retry-1", "echo", json!({"text": "x"})), CallSource::Stream);
+    assert_eq!(rig.next().await.2.label(), "retry");
+    let mut last = tokio::time::Instant::now();
+    // The backoff doubles after each failed attempt, up to its cap.
+    for (expected, backoff) in [("retry", 100), ("retry", 200), ("delivered", 250)] {
+        assert_eq!(rig.next().await.2.label(), expected);
+        assert_took(last, Duration::from_millis(backoff), "the backoff before this attempt");
+        last = tokio::time::Instant::now();
     }
-    dispatcher.shutdown(Duration::from_secs(1)).await;
-    let record = &dispatcher.stats().recent(1)[0];
-    assert_eq!((record.submit_status, record.attempts), ("delivered", 3));
+    rig.bridge.shutdown().await;
+    let record = &rig.bridge.stats().recent(1)[0];
+    assert_eq!((record.submit_status, record.attempts), ("delivered", 4));
 }
 
 #[tokio::test]
@@ -170,13 +150,15 @@ async fn already_answered_and_rejected_are_not_retried() {
             reason: "400 invalid_request".into(),
         },
     ];
-    let (dispatcher, mut answers) = dispatcher(script, fast_retries());
-    dispatcher.submit(call("done-1", "echo", json!({"text": "a"})), CallSource::Stream);
-    assert_eq!(next(&mut answers).await.2.label(), "already_answered");
-    dispatcher.submit(call("done-2", "echo", json!({"text": "b"})), CallSource::Stream);
-    assert_eq!(next(&mut answers).await.2.label(), "rejected");
-    dispatcher.shutdown(Duration::from_secs(1)).await;
-    assert!(answers.try_recv().is_err(), "a settled answer was retried");
+    let mut rig = Rig::start(builder(), script).await;
+    rig.feed
+        .submit(call("done-1", "echo", json!({"text": "a"})), CallSource::Stream);
+    assert_eq!(rig.next().await.2.label(), "already_answered");
+    rig.feed
+        .submit(call("done-2", "echo", json!({"text": "b"})), CallSource::Stream);
+    assert_eq!(rig.next().await.2.label(), "rejected");
+    rig.bridge.shutdown().await;
+    assert!(rig.answers.try_recv().is_err(), "a settled answer was retried");
 }
 
 #[tokio::test]
@@ -184,113 +166,108 @@ async fn an_undelivered_result_is_resent_without_running_the_skill_again() {
     let retry = || AnswerOutcome::Retry {
         reason: "connection refused".into(),
     };
-    let (dispatcher, mut answers) = dispatcher(vec![retry(), retry(), retry()], fast_retries());
+    let mut rig = Rig::start(builder(), vec![retry(), retry(), retry()]).await;
     let pending = call("lost-1", "echo", json!({"text": "keep me"}));
-    dispatcher.submit(pending.clone(), CallSource::Stream);
+    rig.feed.submit(pending.clone(), CallSource::Stream);
     for _ in 0..3 {
-        assert_eq!(next(&mut answers).await.2.label(), "retry");
+        assert_eq!(rig.next().await.2.label(), "retry");
     }
     // The call is still pending upstream, so the next listing sees it again.
     let resubmitted = loop {
-        match dispatcher.submit(pending.clone(), CallSource::Poll) {
+        match rig.feed.submit(pending.clone(), CallSource::Poll) {
             Submitted::Duplicate => tokio::task::yield_now().await,
             other => break other,
         }
     };
     assert_eq!(resubmitted, Submitted::Redelivering);
-    let (_, result, outcome) = next(&mut answers).await;
+    let (_, result, outcome) = rig.next().await;
     assert_eq!(
         (result.text_content().as_str(), outcome.label()),
         ("keep me", "delivered")
     );
-    dispatcher.shutdown(Duration::from_secs(1)).await;
+    rig.bridge.shutdown().await;
     assert_eq!(runs_of("keep me"), 1);
 }
 
-#[tokio::test]
+// On the paused clock: every call is taken before any `occupy` finishes, so the bound is always full.
+#[tokio::test(start_paused = true)]
 async fn concurrency_is_bounded() {
-    let config = DispatchConfig {
-        concurrency: 3,
-        ..fast_retries()
-    };
-    let (dispatcher, mut answers) = dispatcher(vec![], config);
+    let mut rig = Rig::start(builder().concurrency(3), vec![]).await;
+    let started = tokio::time::Instant::now();
     for i in 0..12 {
-        dispatcher.submit(call(&format!("occupy-{i}"), "occupy", json!({})), CallSource::Stream);
+        rig.feed
+            .submit(call(&format!("occupy-{i}"), "occupy", json!({})), CallSource::Stream);
     }
     for _ in 0..12 {
-        next(&mut answers).await;
+        rig.next().await;
     }
     assert_eq!(MAX_RUNNING.load(Ordering::SeqCst), 3);
-    dispatcher.shutdown(Duration::from_secs(1)).await;
+    // Twelve calls three at a time: four rounds, each as long as one call, and no idle slot in between.
+    assert_took(started, OCCUPY * 4, "twelve calls at a concurrency of three");
+    rig.bridge.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn shutdown_answers_skills_past_the_grace_and_refuses_new_calls() {
-    let (dispatcher, mut answers) = dispatcher(vec![], fast_retries());
-    dispatcher.submit(call("hang-1", "stubborn", json!({})), CallSource::Stream);
+    let grace = Duration::from_millis(100);
+    let mut rig = Rig::start(builder().grace(grace), vec![]).await;
+    rig.feed
+        .submit(call("hang-1", "stubborn", json!({})), CallSource::Stream);
     let started = tokio::time::Instant::now();
-    let report = dispatcher.shutdown(Duration::from_millis(100)).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "shutdown took {:?}",
-        started.elapsed()
-    );
+    let report = rig.bridge.shutdown().await;
+    assert_took(started, grace, "the skill gets the grace period, no more");
     assert_eq!(report.cancelled, 1);
-    let (answered, result, _) = next(&mut answers).await;
+    let (answered, result, _) = rig.next().await;
     assert_eq!(answered.request_id, "hang-1");
     assert!(!result.success);
     assert!(result.text_content().contains("shut down"), "{}", result.text_content());
     assert_eq!(
-        dispatcher.submit(call("late-1", "echo", json!({"text": "late"})), CallSource::Stream),
+        rig.feed
+            .submit(call("late-1", "echo", json!({"text": "late"})), CallSource::Stream),
         Submitted::Closed
     );
 }
 
 #[tokio::test]
 async fn interrupting_a_turn_cancels_its_running_skills() {
-    let (dispatcher, mut answers) = dispatcher(vec![], fast_retries());
-    dispatcher.submit(call("patient-1", "patient", json!({})), CallSource::AppServer);
+    let mut rig = Rig::start(builder(), vec![]).await;
+    rig.feed
+        .submit(call("patient-1", "patient", json!({})), CallSource::AppServer);
     tokio::time::timeout(Duration::from_secs(5), patient_started().notified())
         .await
         .expect("the skill starts");
-    dispatcher.cancel_turn("turn-1");
-    let (_, result, _) = next(&mut answers).await;
+    rig.feed.cancel_turn("turn-1");
+    let (_, result, _) = rig.next().await;
     assert!(!result.success);
     assert!(result.text_content().contains("cancelled"), "{}", result.text_content());
-    assert_eq!(dispatcher.stats().recent(1)[0].outcome, "cancelled");
-    dispatcher.shutdown(Duration::from_secs(1)).await;
+    assert_eq!(rig.bridge.stats().recent(1)[0].outcome, "cancelled");
+    rig.bridge.shutdown().await;
 }
 
 #[tokio::test]
 async fn shutdown_ends_answer_retries_at_the_grace() {
     let retry = || AnswerOutcome::Retry { reason: "503".into() };
-    let slow_retries = DispatchConfig {
-        retry: RetryPolicy {
-            max_attempts: 50,
-            initial_backoff: Duration::from_secs(10),
-            max_backoff: Duration::from_secs(10),
-        },
-        ..DispatchConfig::default()
+    let slow_retries = RetryPolicy {
+        max_attempts: 50,
+        initial_backoff: Duration::from_secs(10),
+        max_backoff: Duration::from_secs(10),
     };
-    let (dispatcher, mut answers) = dispatcher((0..50).map(|_| retry()).collect(), slow_retries);
-    dispatcher.submit(call("flaky-1", "echo", json!({"text": "flaky"})), CallSource::Stream);
-    assert_eq!(next(&mut answers).await.2.label(), "retry");
+    let grace = Duration::from_millis(100);
+    let builder = builder().answer_retry(slow_retries).grace(grace);
+    let mut rig = Rig::start(builder, (0..50).map(|_| retry()).collect()).await;
+    rig.feed
+        .submit(call("flaky-1", "echo", json!({"text": "flaky"})), CallSource::Stream);
+    assert_eq!(rig.next().await.2.label(), "retry");
+    // The skill has run (on the blocking pool); from here on only timers matter.
+    tokio::time::pause();
     let started = tokio::time::Instant::now();
-    let report = dispatcher.shutdown(Duration::from_millis(100)).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "shutdown took {:?}",
-        started.elapsed()
-    );
+    let report = rig.bridge.shutdown().await;
+    assert_took(started, grace, "the retry waits for the grace, not its 10 s backoff");
     assert_eq!(
         report.cancelled, 0,
         "the skill had finished; only its answer was pending"
     );
-    assert_eq!(
-        next(&mut answers).await.2.label(),
-        "retry",
-        "one last attempt after the grace"
-    );
-    assert!(answers.try_recv().is_err());
-    assert_eq!(dispatcher.stats().recent(1)[0].attempts, 2);
+    assert_eq!(rig.next().await.2.label(), "retry", "one last attempt after the grace");
+    assert!(rig.answers.try_recv().is_err());
+    assert_eq!(rig.bridge.stats().recent(1)[0].attempts, 2);
 }

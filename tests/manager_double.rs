@@ -1,7 +1,7 @@
 //! The manager client against the codex-manager double: every operation end to end, auth, and the
 //! respond statuses the bridge relies on (500 retry, 409 in flight, 404 already answered, 410 gone).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::Method;
 use serde_json::{Value, json};
@@ -9,6 +9,7 @@ use skillbridge::ToolResult;
 use skillbridge::manager::{CodexManager, CreateSession, ManagerError, PendingToolCall, SendMessage};
 use skillbridge_doubles::CodexManagerDouble;
 use skillbridge_doubles::codex_manager::TurnScript;
+use tokio::time::Instant;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -210,33 +211,43 @@ async fn a_failed_respond_is_retryable_and_the_retry_lands() {
     double.shutdown().await;
 }
 
-#[tokio::test]
+// On the paused clock (the double and the client share this runtime over loopback), so the first answer is in
+// flight for exactly its delay, however slow the machine.
+#[tokio::test(start_paused = true)]
 async fn a_second_answer_while_the_first_is_in_flight_is_409_already_answered() {
     let double = CodexManagerDouble::start().await.unwrap();
     let cm = client_for(&double, "any");
     let thread = double.create_session(vec![tool()]);
     let request_id = double.inject_tool_call(&thread, "uppercase", json!({"text": "a"}));
-    // The first answer is held in flight this long: the margin for the second to arrive meanwhile.
-    double.set_response_delay(Duration::from_secs(2));
+    // The first answer is held in flight this long.
+    let delay = Duration::from_secs(2);
+    double.set_response_delay(delay);
 
+    let sent = Instant::now();
     let first = tokio::spawn({
         let (cm, id) = (cm.clone(), request_id.clone());
         async move { cm.respond_tool_call(&id, &ToolResult::text("A")).await }
     });
+    // Its body is recorded once the double has claimed the call; look every millisecond of the paused clock.
     let deadline = Instant::now() + WAIT;
     while double.responses_for(&request_id).is_empty() {
         assert!(Instant::now() < deadline, "first answer never arrived");
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let second = cm
         .respond_tool_call(&request_id, &ToolResult::text("B"))
         .await
         .unwrap_err();
+    assert!(
+        sent.elapsed() < delay,
+        "the second answer came while the first was in flight"
+    );
     assert_eq!(second.status().map(|s| s.as_u16()), Some(409), "{second}");
     assert_eq!(second.body().unwrap()["code"], "in_flight");
     assert!(second.is_already_answered() && !second.is_retryable());
 
     first.await.unwrap().unwrap();
+    assert_eq!(sent.elapsed(), delay, "the first answer was held for the delay");
     let answer = double.wait_answered(&request_id, WAIT).await.unwrap();
     assert_eq!(answer["contentItems"][0]["text"], "A");
     double.shutdown().await;

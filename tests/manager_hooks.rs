@@ -234,12 +234,17 @@ async fn on_error_sees_transport_failures() {
     assert_eq!(entries(&seen), ["sessions.tool_calls.list transport"]);
 }
 
-#[tokio::test]
+// On the paused clock (the stub answers on loopback inside this runtime): the request gives up exactly at the
+// configured timeout, not at the 30 s default.
+#[tokio::test(start_paused = true)]
 async fn a_silent_server_is_a_timeout() {
     let stub = Stub::start().await;
     stub.reply(Reply::Hang);
-    let cm = CodexManager::new(stub.config().timeout(Duration::from_millis(200)).build().unwrap()).unwrap();
+    let timeout = Duration::from_millis(200);
+    let cm = CodexManager::new(stub.config().timeout(timeout).build().unwrap()).unwrap();
+    let started = tokio::time::Instant::now();
     let err = cm.get_session("s").await.unwrap_err();
+    assert_eq!(started.elapsed(), timeout, "gave up at the configured timeout");
     assert!(err.is_timeout(), "{err:?}");
     assert!(err.is_retryable());
 }

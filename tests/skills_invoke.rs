@@ -185,17 +185,25 @@ async fn a_panicking_skill_fails_and_the_process_lives_on() {
     assert_eq!(invoke("quick", json!({})).await.outcome, Outcome::Success);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_async_skill_past_its_timeout_fails_and_its_token_fires() {
+    let started = tokio::time::Instant::now();
     let invocation = invoke("sleeper", json!({})).await;
     assert_eq!(invocation.outcome, Outcome::TimedOut);
     assert!(!invocation.result.success);
     assert_eq!(invocation.result.text_content(), "skill sleeper timed out after 100ms");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(100),
+        "answered at its deadline"
+    );
     tokio::time::timeout(DEADLINE, ASYNC_TOKEN_FIRED.notified())
         .await
         .expect("the skill saw its cancellation token fire");
 }
 
+// On the real clock: the skill polls its token from a blocking-pool thread, and while a `spawn_blocking` task runs
+// the paused clock does not auto-advance, so its 100 ms deadline would never come.
 #[tokio::test]
 async fn a_blocking_skill_past_its_timeout_fails_and_its_token_fires() {
     let invocation = invoke("busy", json!({})).await;

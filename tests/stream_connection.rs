@@ -1,6 +1,9 @@
 //! The connection loop driven through in-memory channels: subscribe, pings on the interval, a missing pong means a
 //! reconnect, malformed frames are skipped, slow handlers never stall the socket, a full handler queue resyncs,
 //! and the stop token ends `run` promptly.
+//!
+//! Tests of timing (ping interval, pong deadline, reconnect backoff, stop) run on Tokio's paused clock: with
+//! in-memory channels nothing happens outside the runtime, so each interval is observed exactly.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,10 +18,24 @@ use skillbridge::stream::{
 };
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Upper bound for anything a test waits for; generous so a loaded machine does not cause false failures.
 const WAIT: Duration = Duration::from_secs(5);
+
+/// The reconnect backoff of [`quiet_options`]: 5 ms before the first retry, doubling up to 20 ms.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(5), Duration::from_millis(20));
+
+/// On the paused clock: `gap` is a jittered backoff of `nominal`, i.e. within `[nominal / 2, nominal]`, give or
+/// take the timer's millisecond.
+fn assert_backoff(gap: Duration, nominal: Duration, what: &str) {
+    assert!(
+        gap >= nominal / 2 && gap <= nominal + Duration::from_millis(1),
+        "{what}: waited {gap:?}, expected a backoff of {:?}..={nominal:?}",
+        nominal / 2
+    );
+}
 
 /// The server end of one in-memory connection.
 struct ServerEnd {
@@ -101,7 +118,7 @@ fn quiet_options(stop: &CancellationToken) -> StreamOptions {
     StreamOptions::new()
         .ping_interval(Duration::from_secs(60))
         .pong_timeout(Duration::from_secs(60))
-        .backoff(Duration::from_millis(5), Duration::from_millis(20))
+        .backoff(BACKOFF.0, BACKOFF.1)
         .stop(stop.clone())
 }
 
@@ -202,30 +219,46 @@ async fn connects_with_thread_and_auth_then_subscribes_and_dispatches() {
     assert!(!client.stats().connected());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn pings_on_the_interval_and_reconnects_when_a_pong_is_missing() {
     let (client, mut servers) = channel_client();
     let (router, mut frames) = recording_router();
     let stop = CancellationToken::new();
-    let options = quiet_options(&stop)
-        .ping_interval(Duration::from_millis(40))
-        .pong_timeout(Duration::from_millis(400));
+    let interval = Duration::from_millis(40);
+    let pong_timeout = Duration::from_millis(400);
+    let options = quiet_options(&stop).ping_interval(interval).pong_timeout(pong_timeout);
     let run = spawn_run(&client, router, options);
 
     let mut first = next_server(&mut servers).await;
+    let connected = Instant::now();
     // No thread: no subscribe, the first command is a ping; answered pings keep the connection.
-    for _ in 0..3 {
+    for n in 1..=3 {
         assert_eq!(first.command().await, json!({"type": "ping"}));
+        assert_eq!(connected.elapsed(), interval * n, "ping {n} goes out on the interval");
         first.send(json!({"type": "pong"}));
     }
     assert!(
         servers.try_recv().is_err(),
         "reconnected although every ping was answered"
     );
-    // Now stop answering: the socket counts as dead and the client connects again.
+    // Now stop answering: `pong_timeout` after the unanswered ping the socket counts as dead, and after the first
+    // backoff the client connects again.
     assert_eq!(first.command().await, json!({"type": "ping"}));
+    let unanswered = Instant::now();
+    assert_eq!(unanswered - connected, interval * 4);
+    // Pings go on meanwhile; the close frame comes at the pong deadline.
+    loop {
+        match first.recv().await {
+            Some(Message::Text(text)) if text.as_str() == r#"{"type":"ping"}"# => continue,
+            Some(Message::Close(_)) => break,
+            other => panic!("expected pings, then a close frame; got {other:?}"),
+        }
+    }
+    let closed = Instant::now();
+    assert_eq!(closed - unanswered, pong_timeout, "closed at the pong deadline");
+    assert_eq!(first.recv().await, None, "the dead socket was dropped");
     let second = next_server(&mut servers).await;
-    assert!(first.closed_by_client().await, "the dead socket was not closed");
+    assert_backoff(closed.elapsed(), BACKOFF.0, "reconnect after the missing pong");
     assert_eq!(client.stats().pong_timeouts(), 1);
     assert!(client.stats().last_error().unwrap().contains("pong"));
 
@@ -243,18 +276,19 @@ async fn pings_on_the_interval_and_reconnects_when_a_pong_is_missing() {
     assert_eq!((report.connects, report.reconnects, report.pong_timeouts), (2, 1, 1));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn reconnects_after_the_server_drops_and_after_failed_attempts() {
-    let attempts = Arc::new(Mutex::new(0_u32));
+    // When each connection attempt was made.
+    let attempts: Arc<Mutex<Vec<Instant>>> = Arc::default();
     let (servers_tx, mut servers) = mpsc::unbounded_channel::<ServerEnd>();
     let counter = Arc::clone(&attempts);
     // Attempts 2 and 3 are refused; the others connect.
     let connector = move |request: ConnectRequest| {
         let servers = servers_tx.clone();
         let attempt = {
-            let mut n = counter.lock().unwrap();
-            *n += 1;
-            *n
+            let mut made = counter.lock().unwrap();
+            made.push(Instant::now());
+            made.len()
         };
         async move {
             if attempt == 2 || attempt == 3 {
@@ -279,9 +313,15 @@ async fn reconnects_after_the_server_drops_and_after_failed_attempts() {
     first.send(json!({"type": "ready", "threadId": null}));
     assert_eq!(next_frame(&mut frames).await.1.reconnect_count, 0);
     drop(first); // the server goes away without a close frame
+    let dropped = Instant::now();
 
     let second = next_server(&mut servers).await;
-    assert_eq!(*attempts.lock().unwrap(), 4);
+    let made = attempts.lock().unwrap().clone();
+    assert_eq!(made.len(), 4);
+    // The backoff starts over after a connection that worked, and doubles with each failed attempt.
+    assert_backoff(made[1] - dropped, BACKOFF.0, "first retry");
+    assert_backoff(made[2] - made[1], BACKOFF.0 * 2, "second retry");
+    assert_backoff(made[3] - made[2], BACKOFF.0 * 4, "third retry");
     second.send(json!({"type": "ready", "threadId": null}));
     second.send(event("tool_call_requested", json!({"requestId": "1"})));
     assert_eq!(next_frame(&mut frames).await.1.reconnect_count, 1);
@@ -364,7 +404,7 @@ async fn handler_failures_do_not_stop_the_stream() {
     assert_eq!((report.handler_failures, report.connects), (4, 1));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_slow_handler_does_not_stall_pings_and_later_frames_wait_their_turn() {
     let (client, mut servers) = channel_client();
     let started = Arc::new(Notify::new());
@@ -385,20 +425,23 @@ async fn a_slow_handler_does_not_stall_pings_and_later_frames_wait_their_turn() 
             async {}
         });
     let stop = CancellationToken::new();
+    let interval = Duration::from_millis(30);
     let options = quiet_options(&stop)
-        .ping_interval(Duration::from_millis(30))
+        .ping_interval(interval)
         .pong_timeout(Duration::from_millis(300));
     let run = spawn_run(&client, router, options);
 
     let mut server = next_server(&mut servers).await;
+    let connected = Instant::now();
     server.send(event("slow_tool", json!({})));
     tokio::time::timeout(WAIT, started.notified())
         .await
         .expect("slow handler never started");
     server.send(event("after_slow", json!({})));
-    // While the handler is stuck, the socket side keeps pinging and reading pongs.
-    for _ in 0..5 {
+    // While the handler is stuck, the socket side keeps pinging on the interval and reading pongs.
+    for n in 1..=5 {
         assert_eq!(server.command().await, json!({"type": "ping"}));
+        assert_eq!(connected.elapsed(), interval * n, "ping {n} goes out on the interval");
         server.send(json!({"type": "pong"}));
     }
     assert!(seen.try_recv().is_err(), "handlers ran out of order");
@@ -473,20 +516,27 @@ async fn a_full_handler_queue_drops_counts_and_resubscribes_after_catching_up() 
     assert_eq!((report.dropped_frames, report.reconnects), (1, 1));
 }
 
-#[tokio::test]
+/// Stops `run` and waits for it on the paused clock, asserting it ended without waiting for any timer.
+async fn stop_at_once(stop: &CancellationToken, run: JoinHandle<Result<StreamReport, StreamError>>) -> StreamReport {
+    let asked = Instant::now();
+    stop.cancel();
+    let report = tokio::time::timeout(WAIT, run)
+        .await
+        .expect("run did not end after stop")
+        .unwrap()
+        .expect("run failed");
+    assert_eq!(asked.elapsed(), Duration::ZERO, "run waited for a timer after the stop");
+    report
+}
+
+#[tokio::test(start_paused = true)]
 async fn stop_ends_run_promptly_in_every_state() {
-    // While connected.
+    // While connected (pinging every 60 s).
     let (client, mut servers) = channel_client();
     let stop = CancellationToken::new();
     let run = spawn_run(&client, Router::new(), quiet_options(&stop));
     let mut server = next_server(&mut servers).await;
-    let started = tokio::time::Instant::now();
-    stop.cancel();
-    let report = tokio::time::timeout(Duration::from_secs(1), run)
-        .await
-        .expect("run outlived stop by 1 s");
-    assert!(report.unwrap().is_ok());
-    assert!(started.elapsed() < Duration::from_secs(1));
+    stop_at_once(&stop, run).await;
     assert!(server.closed_by_client().await);
 
     // While waiting to reconnect (every attempt fails, long backoff).
@@ -501,16 +551,12 @@ async fn stop_ends_run_promptly_in_every_state() {
     let options = quiet_options(&stop).backoff(Duration::from_secs(30), Duration::from_secs(30));
     let run = spawn_run(&client, Router::new(), options);
     let stats = client.stats();
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let deadline = Instant::now() + WAIT;
     while stats.connect_failures() == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "no connection attempt");
+        assert!(Instant::now() < deadline, "no connection attempt");
         tokio::task::yield_now().await;
     }
-    stop.cancel();
-    let report = tokio::time::timeout(Duration::from_secs(1), run)
-        .await
-        .expect("run outlived stop by 1 s");
-    let report = report.unwrap().unwrap();
+    let report = stop_at_once(&stop, run).await;
     assert_eq!((report.connects, report.connect_failures), (0, 1));
     assert!(report.last_error.unwrap().contains("refused"));
 
@@ -518,14 +564,16 @@ async fn stop_ends_run_promptly_in_every_state() {
     let (client, _servers) = channel_client();
     let stop = CancellationToken::new();
     stop.cancel();
-    let report = tokio::time::timeout(Duration::from_secs(1), client.run(Router::new(), quiet_options(&stop)))
+    let asked = Instant::now();
+    let report = tokio::time::timeout(WAIT, client.run(Router::new(), quiet_options(&stop)))
         .await
         .unwrap()
         .unwrap();
+    assert_eq!(asked.elapsed(), Duration::ZERO);
     assert_eq!(report.connects, 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn stop_cancels_a_stuck_handler() {
     let (client, mut servers) = channel_client();
     let started = Arc::new(Notify::new());
@@ -543,12 +591,7 @@ async fn stop_cancels_a_stuck_handler() {
     let server = next_server(&mut servers).await;
     server.send(event("stuck", json!({})));
     tokio::time::timeout(WAIT, started.notified()).await.unwrap();
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(1), run)
-        .await
-        .expect("a stuck handler kept run alive")
-        .unwrap()
-        .unwrap();
+    stop_at_once(&stop, run).await;
 }
 
 #[tokio::test]

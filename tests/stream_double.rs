@@ -1,6 +1,9 @@
 //! The stream against the codex-manager double: tool calls reach the handlers with the right request id, the
 //! stream recovers from dropped sockets and from a peer that stops answering pings, malformed frames are skipped,
 //! and bad credentials are retried without leaking.
+//!
+//! On Tokio's paused clock: the double runs in the test's runtime and loopback sockets wake it, so only timers
+//! (ping interval, pong deadline, backoff) move the clock, and each is observed exactly.
 
 use std::time::Duration;
 
@@ -12,9 +15,23 @@ use skillbridge::stream::{
 use skillbridge_doubles::CodexManagerDouble;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(5);
+
+/// The longest a close frame may take on stop before the stream drops the socket (the stream's `CLOSE_GRACE`).
+const CLOSE_GRACE: Duration = Duration::from_millis(50);
+
+/// On the paused clock: `gap` is a jittered backoff of `nominal`, i.e. within `[nominal / 2, nominal]`, give or
+/// take the timer's millisecond.
+fn assert_backoff(gap: Duration, nominal: Duration, what: &str) {
+    assert!(
+        gap >= nominal / 2 && gap <= nominal + Duration::from_millis(1),
+        "{what}: waited {gap:?}, expected a backoff of {:?}..={nominal:?}",
+        nominal / 2
+    );
+}
 
 struct Channels {
     ready: mpsc::UnboundedReceiver<HandlerContext>,
@@ -80,19 +97,21 @@ fn spawn_run(
     tokio::spawn(async move { client.run(router, options).await })
 }
 
-async fn stop_within_a_second(
-    stop: &CancellationToken,
-    run: JoinHandle<Result<StreamReport, StreamError>>,
-) -> StreamReport {
+/// Stops the stream and asserts `run` returns `Ok` without waiting on any timer but the close frame's.
+async fn stop_at_once(stop: &CancellationToken, run: JoinHandle<Result<StreamReport, StreamError>>) -> StreamReport {
+    let asked = Instant::now();
     stop.cancel();
-    tokio::time::timeout(Duration::from_secs(1), run)
+    let report = tokio::time::timeout(WAIT, run)
         .await
-        .expect("run outlived the stop token by a second")
+        .expect("run did not end after the stop token")
         .unwrap()
-        .expect("run failed")
+        .expect("run failed");
+    let took = asked.elapsed();
+    assert!(took <= CLOSE_GRACE, "run took {took:?} to stop");
+    report
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn tool_calls_reach_the_handlers_and_survive_dropped_sockets() {
     let double = CodexManagerDouble::builder()
         .require_bearer("double-token")
@@ -103,9 +122,10 @@ async fn tool_calls_reach_the_handlers_and_survive_dropped_sockets() {
     let client = StreamClient::new(config(&double, "double-token"));
     let (router, mut ch) = router();
     let stop = CancellationToken::new();
+    let backoff = Duration::from_millis(20);
     let options = StreamOptions::new()
         .thread_id(thread.clone())
-        .backoff(Duration::from_millis(20), Duration::from_millis(100))
+        .backoff(backoff, Duration::from_millis(100))
         .stop(stop.clone());
     let run = spawn_run(&client, router, options);
 
@@ -126,39 +146,64 @@ async fn tool_calls_reach_the_handlers_and_survive_dropped_sockets() {
     );
 
     assert_eq!(double.drop_sockets(), 1);
+    let dropped = Instant::now();
     assert_eq!(next(&mut ch.ready).await.reconnect_count, 1);
+    assert_backoff(dropped.elapsed(), backoff, "reconnect after the drop");
     assert!(double.wait_for_sockets(1, WAIT).await);
     let second = double.inject_tool_call(&thread, "uppercase", json!({"text": "again"}));
     assert_eq!(next(&mut ch.calls).await.request_id.as_deref(), Some(second.as_str()));
 
-    let report = stop_within_a_second(&stop, run).await;
+    let report = stop_at_once(&stop, run).await;
     assert_eq!((report.connects, report.reconnects), (2, 1));
     assert!(double.wait_for_sockets(0, WAIT).await, "socket left open after stop");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_peer_that_stops_answering_pings_is_replaced() {
     let double = CodexManagerDouble::start().await.unwrap();
     let client = StreamClient::new(config(&double, "unused"));
     let (router, mut ch) = router();
     let stop = CancellationToken::new();
+    let (interval, pong_timeout, backoff) = (
+        Duration::from_millis(30),
+        Duration::from_millis(300),
+        Duration::from_millis(20),
+    );
     let options = StreamOptions::new()
-        .ping_interval(Duration::from_millis(30))
-        .pong_timeout(Duration::from_millis(300))
-        .backoff(Duration::from_millis(20), Duration::from_millis(100))
+        .ping_interval(interval)
+        .pong_timeout(pong_timeout)
+        .backoff(backoff, Duration::from_millis(100))
         .stop(stop.clone());
     let run = spawn_run(&client, router, options);
 
     assert_eq!(next(&mut ch.ready).await.reconnect_count, 0);
+    let connected = Instant::now();
+    // Answered pings keep the socket for several intervals. (Half an interval more, so that the switch does not
+    // fall on a ping's tick.)
+    tokio::time::sleep(interval * 5 + interval / 2).await;
+    assert_eq!(client.stats().connects(), 1);
     double.set_pong_enabled(false);
+    // The first unanswered ping is the next one on the interval (the sixth); the socket is closed exactly
+    // `pong_timeout` after it and replaced after the first backoff.
+    assert!(
+        double.wait_for_sockets(0, WAIT).await,
+        "the silent socket was not closed"
+    );
+    let closed = Instant::now();
+    assert_eq!(
+        closed - connected,
+        interval * 6 + pong_timeout,
+        "closed at the pong deadline"
+    );
     assert_eq!(next(&mut ch.ready).await.reconnect_count, 1);
+    assert_backoff(closed.elapsed(), backoff, "replaced after the backoff");
     double.set_pong_enabled(true);
     assert!(client.stats().pong_timeouts() >= 1);
     assert!(client.stats().last_error().unwrap().contains("pong"));
-    stop_within_a_second(&stop, run).await;
+    stop_at_once(&stop, run).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn malformed_frames_from_the_double_are_skipped() {
     let double = CodexManagerDouble::start().await.unwrap();
     let client = StreamClient::new(config(&double, "unused"));
@@ -173,11 +218,11 @@ async fn malformed_frames_from_the_double_are_skipped() {
     let event = next_event(&mut ch.events, "transcript_updated").await;
     assert_eq!(event.payload, json!({"n": 1}));
     assert_eq!(client.stats().malformed_frames(), 2);
-    let report = stop_within_a_second(&stop, run).await;
+    let report = stop_at_once(&stop, run).await;
     assert_eq!((report.malformed_frames, report.connects), (2, 1));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_wrong_token_is_retried_and_never_logged() {
     let double = CodexManagerDouble::builder()
         .require_bearer("double-token")
@@ -200,6 +245,6 @@ async fn a_wrong_token_is_retried_and_never_logged() {
     assert!(last_error.contains("401"), "{last_error}");
     assert!(!last_error.contains("not-the-token"));
     assert_eq!(double.socket_count(), 0);
-    let report = stop_within_a_second(&stop, run).await;
+    let report = stop_at_once(&stop, run).await;
     assert_eq!(report.connects, 0);
 }

@@ -1,6 +1,9 @@
 //! The stream over real loopback sockets against a small axum websocket server: auth headers on the upgrade,
 //! subscribe and ping commands, reconnect after the server drops every socket, rejected upgrades retried and
-//! reported without secrets, and the stop token ending `run` within a bound.
+//! reported without secrets, and the stop token ending `run` at once.
+//!
+//! On Tokio's paused clock: the server runs in the test's runtime and loopback sockets wake it, so only the
+//! stream's own timers (ping interval, backoff) move the clock, and each is observed exactly.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -20,9 +23,26 @@ use skillbridge::stream::{
 };
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(5);
+
+/// The reconnect backoff of [`options`]: 20 ms before the first retry, doubling up to 100 ms.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(20), Duration::from_millis(100));
+
+/// The longest a close frame may take on stop before the stream drops the socket (the stream's `CLOSE_GRACE`).
+const CLOSE_GRACE: Duration = Duration::from_millis(50);
+
+/// On the paused clock: `gap` is a jittered backoff of `nominal`, i.e. within `[nominal / 2, nominal]`, give or
+/// take the timer's millisecond.
+fn assert_backoff(gap: Duration, nominal: Duration, what: &str) {
+    assert!(
+        gap >= nominal / 2 && gap <= nominal + Duration::from_millis(1),
+        "{what}: waited {gap:?}, expected a backoff of {:?}..={nominal:?}",
+        nominal / 2
+    );
+}
 
 /// What the test server observed.
 #[derive(Debug, Clone, PartialEq)]
@@ -200,9 +220,7 @@ async fn serve(socket: WebSocket, state: Arc<ServerState>, thread_id: Option<Str
 }
 
 fn options(stop: &CancellationToken) -> StreamOptions {
-    StreamOptions::new()
-        .backoff(Duration::from_millis(20), Duration::from_millis(100))
-        .stop(stop.clone())
+    StreamOptions::new().backoff(BACKOFF.0, BACKOFF.1).stop(stop.clone())
 }
 
 fn spawn_run(
@@ -214,19 +232,17 @@ fn spawn_run(
     tokio::spawn(async move { client.run(router, options).await })
 }
 
-/// Stops the stream and asserts `run` returns `Ok` within a second.
-async fn stop_within_a_second(
-    stop: &CancellationToken,
-    run: JoinHandle<Result<StreamReport, StreamError>>,
-) -> StreamReport {
-    let asked = tokio::time::Instant::now();
+/// Stops the stream and asserts `run` returns `Ok` without waiting on any timer but the close frame's.
+async fn stop_at_once(stop: &CancellationToken, run: JoinHandle<Result<StreamReport, StreamError>>) -> StreamReport {
+    let asked = Instant::now();
     stop.cancel();
-    let report = tokio::time::timeout(Duration::from_secs(1), run)
+    let report = tokio::time::timeout(WAIT, run)
         .await
-        .expect("run outlived the stop token by a second")
+        .expect("run did not end after the stop token")
         .unwrap()
         .expect("run failed");
-    assert!(asked.elapsed() < Duration::from_secs(1));
+    let took = asked.elapsed();
+    assert!(took <= CLOSE_GRACE, "run took {took:?} to stop");
     report
 }
 
@@ -268,16 +284,18 @@ async fn next<T>(rx: &mut mpsc::UnboundedReceiver<T>) -> T {
         .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn auth_headers_thread_and_commands_reach_the_server() {
     let mut server = TestServer::start(Some("secret-token")).await;
     let client = StreamClient::new(server.config(Some("secret-token")));
     let (router, mut control, mut calls) = tool_call_router();
     let stop = CancellationToken::new();
+    let interval = Duration::from_millis(50);
     let opts = options(&stop)
         .thread_id("01a20b39-6909-7682-9b44-1cd5afff9d3c")
-        .ping_interval(Duration::from_millis(50))
+        .ping_interval(interval)
         .pong_timeout(Duration::from_secs(2));
+    let started = Instant::now();
     let run = spawn_run(&client, router, opts);
 
     assert_eq!(
@@ -309,15 +327,17 @@ async fn auth_headers_thread_and_commands_reach_the_server() {
     assert_eq!(signal.request_id.as_deref(), Some("1"));
     assert_eq!(signal.params["tool"], "uppercase");
 
-    // Pings go out on the interval and the server's pongs keep the connection.
-    for _ in 0..3 {
+    // Connecting and subscribing took no time on the paused clock; pings go out on the interval and the
+    // server's pongs keep the connection.
+    for n in 1..=3 {
         assert_eq!(server.next_seen().await, Seen::Command(json!({"type": "ping"})));
+        assert_eq!(started.elapsed(), interval * n, "ping {n} goes out on the interval");
     }
     let stats = client.stats();
     assert!(stats.connected());
     assert_eq!((stats.connects(), stats.pong_timeouts()), (1, 0));
 
-    let report = stop_within_a_second(&stop, run).await;
+    let report = stop_at_once(&stop, run).await;
     assert_eq!(
         server.next_seen_except_pings().await,
         Seen::Closed { close_frame: true }
@@ -326,7 +346,7 @@ async fn auth_headers_thread_and_commands_reach_the_server() {
     assert!(report.frames >= 4, "{report:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn reconnects_after_the_server_drops_every_socket() {
     let mut server = TestServer::start(None).await;
     let client = StreamClient::new(server.config(None));
@@ -341,10 +361,13 @@ async fn reconnects_after_the_server_drops_every_socket() {
     assert_eq!(next(&mut control).await.1.reconnect_count, 0);
 
     server.drop_sockets();
+    let dropped = Instant::now();
     assert!(matches!(
         server.next_seen().await,
         Seen::Upgrade { thread_id: None, .. }
     ));
+    // The socket was healthy, so the backoff starts over at its first step.
+    assert_backoff(dropped.elapsed(), BACKOFF.0, "reconnect after the drop");
     assert_eq!(next(&mut control).await.1.reconnect_count, 1);
     assert!(client.stats().last_error().is_some());
 
@@ -352,20 +375,26 @@ async fn reconnects_after_the_server_drops_every_socket() {
     server.emit(tool_call_fixture());
     assert_eq!(next(&mut calls).await.request_id.as_deref(), Some("1"));
 
-    let report = stop_within_a_second(&stop, run).await;
+    let report = stop_at_once(&stop, run).await;
     assert_eq!((report.connects, report.reconnects), (2, 1));
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_rejected_upgrade_is_retried_and_reported_without_the_token() {
     let mut server = TestServer::start(Some("right-token")).await;
     let client = StreamClient::new(server.config(Some("wrong-token")));
     let stop = CancellationToken::new();
     let run = spawn_run(&client, Router::new(), options(&stop));
 
-    for _ in 0..3 {
+    let mut rejected = Vec::new();
+    for _ in 0..4 {
         assert_eq!(server.next_seen().await, Seen::Rejected(401));
+        rejected.push(Instant::now());
     }
+    // Each failed attempt doubles the backoff, up to its cap.
+    assert_backoff(rejected[1] - rejected[0], BACKOFF.0, "first retry");
+    assert_backoff(rejected[2] - rejected[1], BACKOFF.0 * 2, "second retry");
+    assert_backoff(rejected[3] - rejected[2], BACKOFF.0 * 4, "third retry");
     let stats = client.stats();
     assert!(!stats.connected());
     let last_error = stats.last_error().unwrap();
@@ -373,13 +402,13 @@ async fn a_rejected_upgrade_is_retried_and_reported_without_the_token() {
     assert!(!last_error.contains("wrong-token"), "{last_error}");
     assert!(!format!("{client:?}").contains("wrong-token"));
 
-    let report = stop_within_a_second(&stop, run).await;
+    let report = stop_at_once(&stop, run).await;
     assert_eq!(report.connects, 0);
-    // The third rejection can only happen after the first two failures were recorded.
-    assert!(report.connect_failures >= 2, "{report:?}");
+    // The fourth rejection can only happen after the first three failures were recorded.
+    assert!(report.connect_failures >= 3, "{report:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_unreachable_server_is_retried_until_stop() {
     // A port that was just free: connecting is refused.
     let port = {
@@ -394,11 +423,28 @@ async fn an_unreachable_server_is_retried_until_stop() {
     let stop = CancellationToken::new();
     let run = spawn_run(&client, Router::new(), options(&stop));
     let stats = client.stats();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while stats.connect_failures() < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "no retries");
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    // The failures are only seen in the counters: look at them every millisecond of the paused clock.
+    let deadline = Instant::now() + WAIT;
+    let mut failed = Vec::new();
+    while failed.len() < 3 {
+        assert!(Instant::now() < deadline, "no retries");
+        if stats.connect_failures() > failed.len() as u64 {
+            failed.push(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(stats.connect_failures(), 3, "one failure per millisecond at most");
+    // Retried after the backoff, which doubles. Each failure is seen in the tick it happened or the next, so a
+    // gap between two sightings is off by a millisecond at most.
+    let ms = Duration::from_millis(1);
+    for (n, nominal) in [(1, BACKOFF.0), (2, BACKOFF.0 * 2)] {
+        let gap = failed[n] - failed[n - 1];
+        assert!(
+            gap + ms >= nominal / 2 && gap <= nominal + ms * 2,
+            "retry {n}: {gap:?} after the failure before, expected a backoff of {:?}..={nominal:?}",
+            nominal / 2
+        );
     }
     assert!(stats.last_error().unwrap().contains("cannot connect"));
-    stop_within_a_second(&stop, run).await;
+    stop_at_once(&stop, run).await;
 }

@@ -57,6 +57,30 @@ fn skills_lists_every_shipped_skill_in_a_table() {
         slugify.contains("max_length?, separator?, text"),
         "optional parameters are marked: {slugify}"
     );
+    // A long description is cut on a character boundary, on one line.
+    let uppercase = table.lines().find(|line| line.starts_with("uppercase ")).unwrap();
+    assert!(
+        uppercase.ends_with('…') && uppercase.contains("`straße`"),
+        "{uppercase}"
+    );
+}
+
+#[test]
+fn the_command_line_definition_is_consistent() {
+    use clap::CommandFactory;
+    skillbridge::cli::Cli::command().debug_assert();
+}
+
+#[test]
+fn an_image_result_is_shown_as_a_placeholder() {
+    let output = skillbridge(&["call", "bar_chart", r#"{"title": "t", "labels": ["a"], "values": [1]}"#]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    let placeholder = text.lines().last().unwrap();
+    assert!(
+        placeholder.starts_with("[image: image/png, ") && placeholder.ends_with(" characters; --json prints it]"),
+        "{text}"
+    );
 }
 
 #[test]

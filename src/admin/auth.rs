@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use secrecy::{ExposeSecret, SecretString};
+
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
@@ -11,19 +13,25 @@ use super::error_body;
 
 /// The secret that admin requests must carry as `Authorization: Bearer <token>`.
 #[derive(Clone)]
-pub struct AdminToken(String);
+pub struct AdminToken(SecretString);
 
 impl AdminToken {
-    /// Wraps a token; empty tokens are refused.
+    /// Wraps a token; blank tokens are refused.
     pub fn new(token: impl Into<String>) -> Option<Self> {
         let token = token.into();
-        (!token.trim().is_empty()).then_some(Self(token))
+        (!token.trim().is_empty()).then(|| Self(SecretString::from(token)))
     }
 
     /// `true` when `presented` equals the token (constant time for equal lengths).
     pub fn matches(&self, presented: &str) -> bool {
-        let (a, b) = (self.0.as_bytes(), presented.as_bytes());
+        let (a, b) = (self.0.expose_secret().as_bytes(), presented.as_bytes());
         a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+impl From<SecretString> for AdminToken {
+    fn from(token: SecretString) -> Self {
+        Self(token)
     }
 }
 

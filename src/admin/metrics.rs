@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::bridge::{BridgeHealth, BridgeStats, DURATION_BUCKETS};
+use crate::telemetry::{BridgeHealth, BridgeStats, DURATION_BUCKETS};
 
 /// Renders every metric in Prometheus text format (version 0.0.4).
 pub fn render(stats: &BridgeStats, health: &BridgeHealth) -> String {

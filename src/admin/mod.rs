@@ -34,12 +34,9 @@ use tower_http::trace::TraceLayer;
 pub use auth::AdminToken;
 pub use metrics::render as render_metrics;
 
-use crate::SkillContext;
-use crate::bridge::{BridgeHealth, BridgeStats, CallRecord, CallSource};
-use crate::skill::{Catalog, SkillInfo};
+use crate::skill::{Catalog, SkillContext, SkillInfo};
+use crate::telemetry::{BridgeHealth, BridgeStats, CallRecord, CallSource, unix_ms};
 
-/// The default admin address.
-pub const DEFAULT_ADDR: &str = "127.0.0.1:7878";
 const DEFAULT_CALLS_LIMIT: usize = 50;
 const MAX_CALLS_LIMIT: usize = 1000;
 const BODY_LIMIT: usize = 1024 * 1024;
@@ -114,6 +111,15 @@ pub fn router(state: AdminState) -> Router {
         .layer(TraceLayer::new_for_http())
 }
 
+/// Refuses to serve the admin endpoint beyond this machine without a token: a non-loopback `addr` needs one.
+pub fn check_exposure(addr: SocketAddr, has_token: bool) -> Result<(), AdminError> {
+    if addr.ip().is_loopback() || has_token {
+        Ok(())
+    } else {
+        Err(AdminError::PublicWithoutToken(addr))
+    }
+}
+
 /// Binds `addr` (refusing a non-loopback address without a token) and serves until `shutdown` completes.
 /// Returns the bound address (useful with port 0) and the server future.
 pub async fn bind(
@@ -121,9 +127,7 @@ pub async fn bind(
     state: AdminState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, impl std::future::Future<Output = std::io::Result<()>>), AdminError> {
-    if !addr.ip().is_loopback() && state.token.is_none() {
-        return Err(AdminError::PublicWithoutToken(addr));
-    }
+    check_exposure(addr, state.token.is_some())?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| AdminError::Bind { addr, source })?;
@@ -215,7 +219,7 @@ async fn invoke_skill(State(state): State<AdminState>, Path(name): Path<String>,
         tool: name,
         session: String::new(),
         source: CallSource::Admin,
-        started_at_ms: crate::bridge::unix_ms(started_at),
+        started_at_ms: unix_ms(started_at),
         duration_ms: duration.as_secs_f64() * 1000.0,
         outcome,
         submit_status: "none",

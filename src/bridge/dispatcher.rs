@@ -11,11 +11,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::ledger::{Admission, CallKey, CallLedger, CallState};
-use super::stats::{BridgeStats, CallRecord, CallSource, unix_ms};
-use crate::skill::{Catalog, Invocation, Outcome};
-use crate::sync::lock;
-use crate::upstream::{AnswerOutcome, ToolCall, Upstream};
-use crate::{SkillContext, ToolResult};
+use crate::skill::{Catalog, Invocation, Outcome, SkillContext, ToolResult};
+use crate::telemetry::{BridgeStats, CallRecord, CallSource, unix_ms};
+use crate::upstream::{AnswerOutcome, CallSink, Submitted, ToolCall, Upstream};
+use crate::util::{Backoff, lock};
 
 /// How answers are retried after a passing failure.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,14 +39,17 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     fn backoff(&self, failed_attempts: u32) -> Duration {
-        let factor = 2u32.saturating_pow(failed_attempts.saturating_sub(1));
-        self.initial_backoff.saturating_mul(factor).min(self.max_backoff)
+        Backoff {
+            initial: self.initial_backoff,
+            max: self.max_backoff,
+        }
+        .delay(failed_attempts)
     }
 }
 
 /// Dispatcher settings.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DispatchConfig {
+pub(crate) struct DispatchConfig {
     /// Skills running at once, at most.
     pub concurrency: usize,
     /// Calls remembered for deduplication.
@@ -66,29 +68,16 @@ impl Default for DispatchConfig {
     }
 }
 
-/// What [`Dispatcher::submit`] did with a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Submitted {
-    /// Taken: it will run and be answered.
-    Accepted,
-    /// Executed before but its answer was not delivered: the same result is being sent again.
-    Redelivering,
-    /// Already taken; ignored.
-    Duplicate,
-    /// The dispatcher is shutting down and takes no new calls; the call stays pending upstream.
-    Closed,
-}
-
 /// What [`Dispatcher::shutdown`] saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ShutdownReport {
+pub(crate) struct ShutdownReport {
     /// Skills still running when the grace period ended; they were cancelled and answered `success:false`.
     pub cancelled: usize,
 }
 
 /// Runs tool calls and answers them. Cheap to clone.
 #[derive(Clone)]
-pub struct Dispatcher {
+pub(crate) struct Dispatcher {
     inner: Arc<Inner>,
 }
 
@@ -112,13 +101,8 @@ struct TurnTokens {
 }
 
 impl Dispatcher {
-    /// A dispatcher running `catalog`'s skills and answering through `upstream`.
-    pub fn new(catalog: Catalog, upstream: Arc<dyn Upstream>, config: DispatchConfig) -> Self {
-        Self::with_stats(catalog, upstream, config, Arc::new(BridgeStats::new()))
-    }
-
-    /// Like [`new`](Self::new), recording into `stats` (shared with the admin endpoint).
-    pub fn with_stats(
+    /// A dispatcher running `catalog`'s skills, answering through `upstream`, recording into `stats`.
+    pub(crate) fn new(
         catalog: Catalog,
         upstream: Arc<dyn Upstream>,
         config: DispatchConfig,
@@ -143,18 +127,8 @@ impl Dispatcher {
         }
     }
 
-    /// The statistics this dispatcher records.
-    pub fn stats(&self) -> &Arc<BridgeStats> {
-        &self.inner.stats
-    }
-
-    /// The catalog it runs.
-    pub fn catalog(&self) -> &Catalog {
-        &self.inner.catalog
-    }
-
     /// Takes a call without waiting for it: the skill runs on its own task, so a stream is never held up.
-    pub fn submit(&self, call: ToolCall, source: CallSource) -> Submitted {
+    pub(crate) fn submit(&self, call: ToolCall, source: CallSource) -> Submitted {
         if self.inner.closing.is_cancelled() {
             tracing::info!(request_id = %call.request_id, tool = %call.tool, "shutting down: call left pending");
             return Submitted::Closed;
@@ -185,7 +159,7 @@ impl Dispatcher {
     }
 
     /// Fires the cancellation token of every running skill of this turn (the turn was interrupted).
-    pub fn cancel_turn(&self, turn_id: &str) {
+    pub(crate) fn cancel_turn(&self, turn_id: &str) {
         if let Some(turn) = lock(&self.inner.turns).get(turn_id) {
             tracing::info!(
                 turn_id,
@@ -197,14 +171,14 @@ impl Dispatcher {
     }
 
     /// Calls running or being answered now.
-    pub fn in_flight(&self) -> i64 {
+    pub(crate) fn in_flight(&self) -> i64 {
         self.inner.stats.in_flight()
     }
 
     /// Stops taking calls, lets running ones finish for up to `grace`, then cancels the rest and answers
     /// them `success:false`. Past the grace, failed answers get one last attempt instead of their backoff.
     /// Returns once every taken call has been answered (or its answer given up).
-    pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
+    pub(crate) async fn shutdown(&self, grace: Duration) -> ShutdownReport {
         self.inner.closing.cancel();
         self.inner.tasks.close();
         if tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_err() {
@@ -218,6 +192,16 @@ impl Dispatcher {
         ShutdownReport {
             cancelled: self.inner.abandoned.load(Ordering::Relaxed),
         }
+    }
+}
+
+impl CallSink for Dispatcher {
+    fn submit(&self, call: ToolCall, source: CallSource) -> Submitted {
+        Dispatcher::submit(self, call, source)
+    }
+
+    fn cancel_turn(&self, turn_id: &str) {
+        Dispatcher::cancel_turn(self, turn_id);
     }
 }
 

@@ -2,19 +2,24 @@
 //!
 //! Each command lives in a file of its own (`skills.rs` holds `skills` and `call`) and exposes a clap `Args`
 //! struct with an `async fn run(self) -> ExitCode`; adding a command is one variant of [`Command`] and one
-//! arm in [`Cli::run`].
+//! arm in [`Cli::run`]. `serve` and `send` only turn their settings (`settings.rs`) into a
+//! [`Bridge`](crate::Bridge) and print what it did.
 
-mod runtime;
-pub mod send;
-pub mod serve;
-mod serving;
-pub mod settings;
+mod send;
+mod serve;
+mod settings;
 mod skills;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
+use crate::bridge::BridgeError;
+use crate::upstream::UpstreamError;
+use crate::upstream::app_server::AppServerError;
+
+pub use send::SendArgs;
+pub use serve::ServeArgs;
 pub use skills::{CallArgs, SkillsArgs, SkillsCommand};
 
 /// Exit statuses shared by every command.
@@ -52,8 +57,10 @@ pub enum Command {
     /// Run one skill with JSON arguments and print its result, as the bridge would answer Codex.
     Call(CallArgs),
     // No doc comments here: they would replace the about texts and examples the Args structs declare.
-    Serve(serve::ServeArgs),
-    Send(send::SendArgs),
+    #[allow(missing_docs)]
+    Serve(ServeArgs),
+    #[allow(missing_docs)]
+    Send(SendArgs),
 }
 
 impl Cli {
@@ -78,11 +85,16 @@ impl Cli {
 /// }
 /// ```
 pub fn main() -> ExitCode {
+    settings::ignore_blank_variables(&Cli::command());
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
             // `--help` and `--version` arrive here too, with exit code 0.
             let _ = error.print();
+            let given: Vec<String> = std::env::args().collect();
+            if let Some(variable) = settings::variable_behind(&error, &Cli::command(), &given) {
+                eprintln!("(that value comes from the environment variable {variable})");
+            }
             return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(exit::USAGE));
         }
     };
@@ -107,8 +119,50 @@ impl Command {
     }
 }
 
+/// Why `serve` or `send` stopped early: the message for stderr and the exit status.
+struct Failure {
+    message: String,
+    code: u8,
+}
+
+impl Failure {
+    /// Says why `command` failed, on stderr, and exits with the failure's status.
+    fn exit(self, command: &str) -> ExitCode {
+        eprintln!("skillbridge {command}: {}", self.message);
+        ExitCode::from(self.code)
+    }
+}
+
+impl From<settings::SettingsError> for Failure {
+    fn from(error: settings::SettingsError) -> Self {
+        Self {
+            message: error.to_string(),
+            code: exit::USAGE,
+        }
+    }
+}
+
+impl From<BridgeError> for Failure {
+    /// The error's message, with a hint at the setting to check when the cause is one the user can fix.
+    fn from(error: BridgeError) -> Self {
+        let hint = match &error {
+            BridgeError::Upstream(UpstreamError::Unreachable { .. }) => {
+                "\n(is it running? set --manager-url or CODEX_MANAGER_API_BASE)"
+            }
+            BridgeError::Upstream(UpstreamError::AppServer(AppServerError::Spawn(_))) => {
+                "\n(is the Codex CLI installed? give its path with --app-server PATH or SKILLBRIDGE_APP_SERVER)"
+            }
+            _ => "",
+        };
+        Self {
+            message: format!("{error}{hint}"),
+            code: exit::FAILURE,
+        }
+    }
+}
+
 /// Logs to stderr, filtered by `RUST_LOG` (else `default_level`).
-pub(crate) fn init_logging(default_level: &str) {
+fn init_logging(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     // Fails only when a subscriber is already set (an embedding program's); keep that one.
@@ -116,31 +170,4 @@ pub(crate) fn init_logging(default_level: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn the_command_line_definition_is_consistent() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn call_takes_a_name_and_optional_json() {
-        let cli = Cli::try_parse_from(["skillbridge", "call", "word_count", r#"{"text":"a b"}"#]).unwrap();
-        let Command::Call(args) = cli.command else {
-            panic!("expected call");
-        };
-        assert_eq!(args.name, "word_count");
-        assert_eq!(args.arguments.as_deref(), Some(r#"{"text":"a b"}"#));
-    }
-
-    #[test]
-    fn usage_errors_exit_with_two() {
-        let error = Cli::try_parse_from(["skillbridge", "call"]).unwrap_err();
-        assert_eq!(error.exit_code(), i32::from(exit::USAGE));
-    }
 }

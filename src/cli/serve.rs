@@ -1,25 +1,13 @@
-//! `skillbridge serve`: open sessions with the skills as dynamic tools, answer every tool call Codex makes to
-//! them until SIGINT/SIGTERM, then shut down gracefully.
-//!
-//! This file holds the command line (flags, signals, output, exit code). The work is split so that tests can
-//! run the whole loop in-process and either upstream slots in:
-//! - `runtime.rs`: [`UpstreamRuntime`], the upstream-specific half (open sessions, feed calls, send a prompt,
-//!   clean up): [`CodexManagerRuntime`] and [`AppServerRuntime`];
-//! - `serving.rs`: [`Serving`], a running bridge: the dispatcher, admin endpoint and statistics every upstream
-//!   shares; [`serve_with`] starts one and serves until a shutdown future completes.
+//! `skillbridge serve`: a [`Bridge`] with the binary's skills, its settings from the command line, served until
+//! SIGINT/SIGTERM.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
-use super::settings::{AppServerArgs, ManagerArgs, Secret, ServeSettings, SessionArgs};
-use crate::skill::Catalog;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
-pub use super::runtime::{
-    APP_SERVER_SHUTDOWN_GRACE, AppServerRuntime, CodexManagerRuntime, SessionPlan, UpstreamRuntime, runtime_for,
-};
-pub use super::serving::{ANSWER_DEADLINE_AFTER_GRACE, BridgeSettings, ServeError, ServeReport, Serving, serve_with};
+use super::settings::{AdminTable, AppServerTable, ConfigArgs, ManagerTable, ServeSettings, ServeTable, SessionTable};
+use super::{Failure, exit};
+use crate::bridge::Bridge;
 
 const SERVE_ABOUT: &str = "Serve the skills to Codex through codex-manager (or codex app-server) until SIGINT/SIGTERM";
 
@@ -44,11 +32,9 @@ to 30s); the calls of the dead child are gone with it, and --prompt is not sent 
 terminated. --session, --all-sessions and --delete-on-exit do not apply to it.
 
 Settings are layered: flag > environment variable > TOML file (--config) > codex-manager profile (--profile) >
-default. The TOML file has the tables [codex_manager] (url, prefix, timeout, bearer_token, rbac_token, rbac_role,
-rbac_actor, profile, profile_file), [session] (cwd, model, approval_policy, sandbox), [serve] (sessions, attach,
-prompt, poll_interval, concurrency, all_sessions, grace, delete_on_exit), [admin] (enabled, addr, token) and
-[app_server] (enabled, program, codex_home, restart).
-Durations are written like 500ms, 5s or 2m. Tokens are never printed or logged.";
+default. --print-config prints them as such a TOML file: the tables [codex_manager], [session], [serve], [admin]
+and [app_server] with every key. Durations are written like 500ms, 5s or 2m. Blank variables count as unset.
+Tokens are never printed or logged.";
 
 const SERVE_EXAMPLES: &str = "\
 Examples:
@@ -77,194 +63,96 @@ Examples:
 #[derive(Debug, Clone, Default, clap::Args)]
 #[command(about = SERVE_ABOUT, long_about = SERVE_LONG_ABOUT, after_long_help = SERVE_EXAMPLES)]
 pub struct ServeArgs {
-    /// codex-manager connection and settings file.
     #[command(flatten)]
-    pub manager: ManagerArgs,
-
-    /// How created sessions are set up.
+    pub(super) config: ConfigArgs,
     #[command(flatten)]
-    pub session: SessionArgs,
-
-    /// Serve through a spawned `codex app-server` instead of codex-manager.
+    pub(super) manager: ManagerTable,
     #[command(flatten)]
-    pub app_server: AppServerArgs,
-
+    pub(super) session: SessionTable,
+    #[command(flatten)]
+    pub(super) serve: ServeTable,
+    #[command(flatten)]
+    pub(super) admin: AdminTable,
+    #[command(flatten)]
+    pub(super) app_server: AppServerTable,
     /// With --app-server: when the child exits, start a new one (fresh threads) after a backoff of 200ms doubling
-    /// to 30s, instead of exiting 1. [env: SKILLBRIDGE_RESTART]
-    #[arg(long, help_heading = "codex app-server")]
-    pub restart: bool,
-
-    /// Create this many sessions with the skills as their dynamic tools. 0 is allowed with --session or
-    /// --all-sessions. [env: SKILLBRIDGE_SESSIONS] [default: 1, or 0 when --session is given]
-    #[arg(long, value_name = "N", help_heading = "Sessions")]
-    pub sessions: Option<usize>,
-
-    /// Also serve this existing session (repeatable). Its tool catalog was fixed when it was created: skills
-    /// added since then are not visible to its model.
-    #[arg(long = "session", value_name = "ID", help_heading = "Sessions")]
-    pub attach: Vec<String>,
-
-    /// Send this message to each created session once the bridge is listening, so work starts right away.
-    /// [env: SKILLBRIDGE_PROMPT]
-    #[arg(long, value_name = "TEXT", help_heading = "Sessions")]
-    pub prompt: Option<String>,
-
-    /// Answer calls of every session on the codex-manager, not only the ones served here.
-    /// [env: SKILLBRIDGE_ALL_SESSIONS]
-    #[arg(long, help_heading = "Sessions")]
-    pub all_sessions: bool,
-
-    /// Delete the sessions this bridge created when it exits (attached ones are left alone).
-    /// [env: SKILLBRIDGE_DELETE_ON_EXIT]
-    #[arg(long, help_heading = "Sessions")]
-    pub delete_on_exit: bool,
-
-    /// How often to list pending tool calls, besides after every (re)connect: the safety net for calls
-    /// published while no socket was connected. [env: SKILLBRIDGE_POLL_INTERVAL] [default: 5s]
-    #[arg(long, value_name = "DURATION", value_parser = super::settings::parse_duration, help_heading = "Dispatch")]
-    pub poll_interval: Option<Duration>,
-
-    /// Skills running at once, at most; further calls wait for a slot without holding up the stream.
-    /// [env: SKILLBRIDGE_CONCURRENCY] [default: 64]
-    #[arg(long, value_name = "N", help_heading = "Dispatch")]
-    pub concurrency: Option<usize>,
-
-    /// On SIGINT/SIGTERM, how long running calls may finish before they are answered success:false.
-    /// [env: SKILLBRIDGE_GRACE] [default: 10s]
-    #[arg(long, value_name = "DURATION", value_parser = super::settings::parse_duration, help_heading = "Dispatch")]
-    pub grace: Option<Duration>,
-
-    /// Address of the admin endpoint (/healthz, /readyz, /metrics, /skills, /sessions, /calls). A non-loopback
-    /// address requires --admin-token. [env: SKILLBRIDGE_ADMIN] [default: 127.0.0.1:7878]
-    #[arg(long, value_name = "ADDR", value_parser = super::settings::parse_admin_addr, conflicts_with = "no_admin", help_heading = "Admin endpoint")]
-    pub admin: Option<SocketAddr>,
-
-    /// Do not start the admin endpoint. [env: SKILLBRIDGE_NO_ADMIN]
-    #[arg(long, help_heading = "Admin endpoint")]
-    pub no_admin: bool,
-
-    /// Bearer token the admin endpoint requires (all routes but /healthz and /readyz); also enables
-    /// POST /skills/{name}/invoke. Never printed or logged. [env: SKILLBRIDGE_ADMIN_TOKEN]
-    #[arg(long, value_name = "TOKEN", help_heading = "Admin endpoint")]
-    pub admin_token: Option<Secret>,
+    /// to 30s, instead of exiting 1.
+    #[arg(long, env = "SKILLBRIDGE_RESTART", num_args = 0, default_missing_value = "true",
+          value_parser = super::settings::parse_bool, help_heading = "codex app-server")]
+    pub(super) restart: Option<bool>,
 }
 
-pub struct ShutdownSignals {
-    interrupt: tokio::signal::unix::Signal,
-    terminate: tokio::signal::unix::Signal,
-}
+/// SIGINT and SIGTERM, installed before the bridge starts so that neither is lost meanwhile.
+struct ShutdownSignals(Signal, Signal);
 
 impl ShutdownSignals {
-    /// Installs the handlers.
-    pub fn install() -> std::io::Result<Self> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(Self {
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
-        })
+    fn install() -> std::io::Result<Self> {
+        Ok(Self(signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?))
     }
 
     /// Waits for the next signal and returns its name.
-    pub async fn recv(&mut self) -> &'static str {
+    async fn recv(&mut self) -> &'static str {
         tokio::select! {
-            _ = self.interrupt.recv() => "SIGINT",
-            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.0.recv() => "SIGINT",
+            _ = self.1.recv() => "SIGTERM",
         }
     }
 }
 
 impl ServeArgs {
-    /// Runs `skillbridge serve` (see [`run`]).
+    /// Runs `skillbridge serve`: exit 0 after a signal-initiated shutdown, 1 when startup fails or the upstream
+    /// stops by itself, 2 for unusable settings.
     pub async fn run(self) -> ExitCode {
-        run(self).await
+        self.serve().await.unwrap_or_else(|failure| failure.exit("serve"))
     }
-}
 
-/// `skillbridge serve`: exit 0 after a signal-initiated shutdown, 1 when startup fails or the upstream stops by
-/// itself, 2 for unusable settings.
-pub async fn run(args: ServeArgs) -> ExitCode {
-    super::init_logging("info");
-    let mut signals = match ShutdownSignals::install() {
-        Ok(signals) => signals,
-        Err(error) => {
-            eprintln!("skillbridge serve: cannot install signal handlers: {error}");
-            return ExitCode::FAILURE;
+    async fn serve(self) -> Result<ExitCode, Failure> {
+        let settings = ServeSettings::resolve(&self)?;
+        if self.config.print_config {
+            settings.config.print();
+            return Ok(ExitCode::SUCCESS);
         }
-    };
-    let settings = match ServeSettings::resolve(&args, &|name| std::env::var(name).ok()) {
-        Ok(settings) => settings,
-        Err(error) => {
-            eprintln!("skillbridge serve: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    let catalog = match Catalog::from_registry() {
-        Ok(catalog) => catalog,
-        Err(error) => {
-            eprintln!("skillbridge serve: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match &settings.app_server {
-        Some(app_server) => {
-            tracing::info!(skills = catalog.len(), program = %app_server.program.display(), "starting codex app-server")
-        }
-        None => tracing::info!(skills = catalog.len(), manager = %settings.manager.base_url(), "starting"),
-    }
-    let runtime = match runtime_for(&settings) {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("skillbridge serve: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let bridge_settings = BridgeSettings::from(&settings);
-    let delete_on_exit = settings.delete_on_exit;
-    let serving = tokio::select! {
-        started = Serving::start_with(Arc::clone(&runtime), bridge_settings, catalog) => match started {
-            Ok(serving) => serving,
-            Err(error) => {
-                eprintln!("skillbridge serve: {error}");
-                return ExitCode::FAILURE;
+        let mut signals = ShutdownSignals::install().map_err(|error| Failure {
+            message: format!("cannot install signal handlers: {error}"),
+            code: exit::FAILURE,
+        })?;
+        let bridge = settings.bridge.build()?;
+        tracing::info!(
+            upstream = bridge.upstream_name(),
+            skills = bridge.catalog().len(),
+            "starting"
+        );
+        tokio::select! {
+            started = bridge.start() => started?,
+            signal = signals.recv() => {
+                // Startup is abandoned midway; what was created so far is cleaned up as on a normal exit.
+                eprintln!("skillbridge serve: {signal} during startup; stopping");
+                bridge.shutdown().await;
+                return Ok(ExitCode::SUCCESS);
             }
-        },
-        signal = signals.recv() => {
-            // Startup is abandoned midway; sessions created so far are cleaned up as on a normal exit.
-            eprintln!("skillbridge serve: {signal} during startup; stopping");
-            runtime.close(delete_on_exit).await;
-            return ExitCode::SUCCESS;
         }
-    };
-    print_started(&serving);
-    let serving_name = serving.upstream_name();
-    let report = serving
-        .run_until(async {
+        print_started(&bridge).await;
+        let shutdown = async {
             let signal = signals.recv().await;
             tracing::info!(signal, "received");
-        })
-        .await;
-    if report.answers_abandoned {
-        eprintln!("skillbridge serve: some answers could not be delivered before exit; those calls stay pending");
-    }
-    if report.upstream_ended {
-        match &report.upstream_error {
-            Some(reason) => eprintln!("skillbridge serve: the {serving_name} upstream stopped: {reason}"),
-            None => eprintln!("skillbridge serve: the {serving_name} upstream stopped"),
+        };
+        if bridge.run(shutdown).await?.answers_abandoned {
+            eprintln!("skillbridge serve: some answers could not be delivered before exit; those calls stay pending");
         }
-        return ExitCode::FAILURE;
+        Ok(ExitCode::SUCCESS)
     }
-    ExitCode::SUCCESS
 }
 
 /// `session <id>` per served session, then `admin http://<addr>` when the endpoint is on (its real port, useful
 /// with `--admin 127.0.0.1:0`).
-fn print_started(serving: &Serving) {
+async fn print_started(bridge: &Bridge) {
     use std::io::Write;
+    let admin = bridge.admin_addr().await;
     let mut out = std::io::stdout().lock();
-    for session in serving.sessions() {
+    for session in bridge.sessions() {
         let _ = writeln!(out, "session {}", session.id);
     }
-    if let Some(addr) = serving.admin_addr() {
+    if let Some(addr) = admin {
         let _ = writeln!(out, "admin http://{addr}");
     }
     let _ = out.flush();

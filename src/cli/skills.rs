@@ -3,7 +3,7 @@
 use std::io::{self, Read, Write};
 use std::process::ExitCode;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -26,8 +26,8 @@ pub struct SkillsArgs {
 
     /// Which upstream the `--json` payload is for: codex-manager takes `{name, description, inputSchema}`,
     /// `codex app-server` also wants `"type": "function"`.
-    #[arg(long, value_enum, default_value_t = Flavor::CodexManager, requires = "json")]
-    pub flavor: Flavor,
+    #[arg(long, value_enum, default_value_t = ToolFlavor::CodexManager, requires = "json")]
+    pub flavor: ToolFlavor,
 
     /// Show one skill in detail instead.
     #[command(subcommand)]
@@ -42,24 +42,6 @@ pub enum SkillsCommand {
         /// The skill's name, as listed by `skillbridge skills`.
         name: String,
     },
-}
-
-/// The upstream a `dynamicTools` payload is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Flavor {
-    /// codex-manager's REST API.
-    CodexManager,
-    /// `codex app-server` (stdio JSON-RPC).
-    AppServer,
-}
-
-impl From<Flavor> for ToolFlavor {
-    fn from(flavor: Flavor) -> Self {
-        match flavor {
-            Flavor::CodexManager => ToolFlavor::CodexManager,
-            Flavor::AppServer => ToolFlavor::AppServer,
-        }
-    }
 }
 
 /// `skillbridge call`.
@@ -88,9 +70,8 @@ pub struct CallArgs {
 impl SkillsArgs {
     /// Runs `skills`.
     pub async fn run(self) -> ExitCode {
-        let catalog = match load_catalog() {
-            Ok(catalog) => catalog,
-            Err(code) => return code,
+        let Some(catalog) = load_catalog() else {
+            return ExitCode::from(exit::FAILURE);
         };
         let output = match &self.command {
             Some(SkillsCommand::Show { name }) => match catalog.get(name) {
@@ -100,23 +81,22 @@ impl SkillsArgs {
                     return ExitCode::from(exit::USAGE);
                 }
             },
-            None if self.json => pretty(&Value::Array(catalog.dynamic_tools(self.flavor.into()))),
+            None if self.json => pretty(&Value::Array(catalog.dynamic_tools(self.flavor))),
             None if catalog.is_empty() => {
                 eprintln!("no skills are linked into this binary");
                 return ExitCode::from(exit::SUCCESS);
             }
             None => render_table(&catalog),
         };
-        print_stdout(&output)
+        ExitCode::from(print_stdout(&output))
     }
 }
 
 impl CallArgs {
     /// Runs `call`.
     pub async fn run(self) -> ExitCode {
-        let catalog = match load_catalog() {
-            Ok(catalog) => catalog,
-            Err(code) => return code,
+        let Some(catalog) = load_catalog() else {
+            return ExitCode::from(exit::FAILURE);
         };
         if catalog.get(&self.name).is_none() {
             eprintln!("error: {}", unknown_skill(&catalog, &self.name));
@@ -145,16 +125,12 @@ impl CallArgs {
             exit::FAILURE
         };
         if self.json {
-            let status = print_stdout(&pretty(&serde_json::to_value(&invocation.result).unwrap_or_default()));
-            return if code == exit::SUCCESS {
-                status
-            } else {
-                ExitCode::from(code)
-            };
+            let printed = print_stdout(&pretty(&serde_json::to_value(&invocation.result).unwrap_or_default()));
+            return ExitCode::from(code.max(printed));
         }
         let text = render_result(&invocation.result);
         if invocation.result.success {
-            print_stdout(&text)
+            ExitCode::from(print_stdout(&text))
         } else {
             eprintln!("error: {text}");
             ExitCode::from(code)
@@ -177,11 +153,11 @@ impl CallArgs {
     }
 }
 
-fn load_catalog() -> Result<Catalog, ExitCode> {
-    Catalog::from_registry().map_err(|error| {
-        eprintln!("error: this binary's skills are invalid: {error}");
-        ExitCode::from(exit::FAILURE)
-    })
+/// The binary's skills; `None`, said on stderr, when they do not form a catalog.
+fn load_catalog() -> Option<Catalog> {
+    Catalog::from_registry()
+        .inspect_err(|error| eprintln!("error: this binary's skills are invalid: {error}"))
+        .ok()
 }
 
 fn unknown_skill(catalog: &Catalog, name: &str) -> String {
@@ -193,15 +169,15 @@ fn unknown_skill(catalog: &Catalog, name: &str) -> String {
     }
 }
 
-/// Writes `text` and a newline to stdout; a closed pipe (`| head`) is not an error.
-fn print_stdout(text: &str) -> ExitCode {
+/// Writes `text` and a newline to stdout and returns the exit status; a closed pipe (`| head`) is not an error.
+fn print_stdout(text: &str) -> u8 {
     let mut stdout = io::stdout().lock();
     match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
-        Ok(()) => ExitCode::from(exit::SUCCESS),
-        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => ExitCode::from(exit::SUCCESS),
+        Ok(()) => exit::SUCCESS,
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => exit::SUCCESS,
         Err(error) => {
             eprintln!("error: cannot write to stdout: {error}");
-            ExitCode::from(exit::FAILURE)
+            exit::FAILURE
         }
     }
 }
@@ -212,50 +188,22 @@ fn pretty(value: &Value) -> String {
 
 /// One row per skill: name, parameters (`?` marks optional ones), timeout, the description's start.
 fn render_table(catalog: &Catalog) -> String {
-    let rows: Vec<[String; 4]> = catalog
-        .iter()
-        .map(|skill| {
-            let parameters = skill
-                .parameters()
-                .into_iter()
-                .map(|(name, required)| if required { name.to_owned() } else { format!("{name}?") })
-                .collect::<Vec<_>>()
-                .join(", ");
-            [
-                skill.name().to_owned(),
-                parameters,
-                format_duration(skill.timeout()),
-                shorten(&one_line(skill.description()), TABLE_DESCRIPTION_CHARS),
-            ]
-        })
-        .collect();
-    let header = ["NAME", "PARAMETERS", "TIMEOUT", "DESCRIPTION"].map(str::to_owned);
-    let widths: Vec<usize> = (0..3)
-        .map(|column| {
-            rows.iter()
-                .chain([&header])
-                .map(|row| row[column].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    [&header]
-        .into_iter()
-        .chain(&rows)
-        .map(|row| {
-            format!(
-                "{:<w0$}  {:<w1$}  {:<w2$}  {}",
-                row[0],
-                row[1],
-                row[2],
-                row[3],
-                w0 = widths[0],
-                w1 = widths[1],
-                w2 = widths[2]
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    let mut table = tabwriter::TabWriter::new(Vec::new()).padding(2);
+    let _ = writeln!(table, "NAME\tPARAMETERS\tTIMEOUT\tDESCRIPTION");
+    for skill in catalog {
+        let parameters: Vec<String> = skill
+            .parameters()
+            .into_iter()
+            .map(|(name, required)| if required { name.to_owned() } else { format!("{name}?") })
+            .collect();
+        let description = shorten(&one_line(skill.description()), TABLE_DESCRIPTION_CHARS);
+        let (name, timeout) = (skill.name(), format_duration(skill.timeout()));
+        let _ = writeln!(table, "{name}\t{}\t{timeout}\t{description}", parameters.join(", "));
+    }
+    // Writing to memory cannot fail.
+    String::from_utf8_lossy(&table.into_inner().unwrap_or_default())
+        .trim_end()
+        .to_owned()
 }
 
 /// Whitespace runs (newlines included) as single spaces, so that a description stays on its table row.
@@ -304,31 +252,4 @@ fn render_result(result: &ToolResult) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn long_descriptions_are_shortened_on_a_character_boundary() {
-        assert_eq!(shorten("short", 10), "short");
-        assert_eq!(shorten("ééééé ééééé", 7), "ééééé…");
-        assert_eq!(one_line("two\nlines  here"), "two lines here");
-    }
-
-    #[test]
-    fn results_render_text_and_image_placeholders() {
-        let result = ToolResult {
-            content_items: vec![
-                ContentItem::text("chart:"),
-                ContentItem::image_url("data:image/png;base64,AAAA"),
-            ],
-            success: true,
-        };
-        assert_eq!(
-            render_result(&result),
-            "chart:\n[image: image/png, 26 characters; --json prints it]"
-        );
-    }
 }

@@ -32,8 +32,9 @@ use tokio::sync::oneshot;
 
 use super::config::ManagerConfig;
 use super::error::ManagerError;
-use super::hooks::{AsyncMiddleware, BoxFuture, CallResponse, Hook, HookError, HookOutcome, Middleware, RequestCall};
+use super::hooks::{AsyncMiddleware, CallResponse, Hook, HookError, HookOutcome, Middleware, RequestCall};
 use super::types::{CreateSession, CreatedSession, MessageAccepted, PendingToolCall, RespondAck, SendMessage};
+use crate::BoxFuture;
 use crate::skill::ToolResult;
 
 /// The blocking codex-manager client: the same operations and hooks as the async

@@ -14,10 +14,11 @@ use serde_json::{Value, json};
 use super::config::{ManagerConfig, ManagerConfigBuilder};
 use super::error::ManagerError;
 use super::hooks::{
-    AsyncMiddleware, BoxFuture, CallResponse, Hook, HookOutcome, HookSet, Middleware, RequestCall,
-    async_middleware_hooks, middleware_hooks,
+    AsyncMiddleware, CallResponse, Hook, HookOutcome, HookSet, Middleware, RequestCall, async_middleware_hooks,
+    middleware_hooks,
 };
 use super::types::{CreateSession, CreatedSession, MessageAccepted, PendingToolCall, RespondAck, SendMessage};
+use crate::BoxFuture;
 use crate::skill::ToolResult;
 
 /// The async codex-manager REST client.
@@ -126,26 +127,6 @@ impl CodexManager {
     /// The configuration.
     pub fn config(&self) -> &ManagerConfig {
         &self.shared.config
-    }
-
-    /// The websocket event stream of this codex-manager, with the same address and credentials.
-    ///
-    /// ```no_run
-    /// use skillbridge::manager::CodexManager;
-    /// use skillbridge::stream::{Router, StreamOptions};
-    ///
-    /// # async fn listen() -> Result<(), Box<dyn std::error::Error>> {
-    /// let cm = CodexManager::from_profile("local")?;
-    /// let mut router = Router::new();
-    /// router.on_app_server_request("item.tool.call", |signal, _ctx| async move {
-    ///     println!("tool call request {:?}", signal.request_id);
-    /// });
-    /// cm.stream().run(router, StreamOptions::new().thread_id("<session-id>")).await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn stream(&self) -> crate::stream::StreamClient {
-        crate::stream::StreamClient::new(self.shared.config.clone())
     }
 
     /// A client with the same configuration and hooks but its own connection pool. The blocking
@@ -275,14 +256,14 @@ impl CodexManager {
 
     /// `sessions.get`: `GET /sessions/:id`, the session detail (410 when deleted).
     pub async fn get_session(&self, id: &str) -> Result<Value, ManagerError> {
-        let route = format!("/sessions/{}", segment(id));
+        let route = format!("/sessions/{}", crate::util::percent_encode(id));
         self.execute("sessions.get", Method::GET, route, NO_BODY, |body| Ok(body.clone()))
             .await
     }
 
     /// `sessions.delete`: `DELETE /sessions/:id` (404 unknown, 410 already deleted).
     pub async fn delete_session(&self, id: &str) -> Result<Value, ManagerError> {
-        let route = format!("/sessions/{}", segment(id));
+        let route = format!("/sessions/{}", crate::util::percent_encode(id));
         self.execute("sessions.delete", Method::DELETE, route, NO_BODY, |body| {
             Ok(body.clone())
         })
@@ -293,7 +274,7 @@ impl CodexManager {
     /// 404 unknown, 410 deleted).
     pub async fn send_message(&self, id: &str, req: &SendMessage) -> Result<MessageAccepted, ManagerError> {
         const OP: &str = "sessions.send_message";
-        let route = format!("/sessions/{}/messages", segment(id));
+        let route = format!("/sessions/{}/messages", crate::util::percent_encode(id));
         self.execute(OP, Method::POST, route, Some(req), decode::<MessageAccepted>)
             .await
     }
@@ -304,7 +285,7 @@ impl CodexManager {
             Some(turn) => json!({ "turnId": turn }),
             None => json!({}),
         };
-        let route = format!("/sessions/{}/interrupt", segment(id));
+        let route = format!("/sessions/{}/interrupt", crate::util::percent_encode(id));
         self.execute("sessions.interrupt", Method::POST, route, Some(&body), |body| {
             Ok(body.clone())
         })
@@ -315,7 +296,7 @@ impl CodexManager {
     ///
     /// A row that does not parse is logged (warn) and left out, so one odd row cannot hide the others.
     pub async fn list_tool_calls(&self, session_id: &str) -> Result<Vec<PendingToolCall>, ManagerError> {
-        let route = format!("/sessions/{}/tool-calls", segment(session_id));
+        let route = format!("/sessions/{}/tool-calls", crate::util::percent_encode(session_id));
         self.execute("sessions.tool_calls.list", Method::GET, route, NO_BODY, pending_rows)
             .await
     }
@@ -328,7 +309,7 @@ impl CodexManager {
     /// the upstream failed and the call is pending again: retry ([`ManagerError::is_retryable`]).
     pub async fn respond_tool_call(&self, request_id: &str, body: &ToolResult) -> Result<RespondAck, ManagerError> {
         const OP: &str = "tool_calls.respond";
-        let route = format!("/tool-calls/{}/response", segment(request_id));
+        let route = format!("/tool-calls/{}/response", crate::util::percent_encode(request_id));
         self.execute(OP, Method::POST, route, Some(body), decode::<RespondAck>)
             .await
     }
@@ -721,27 +702,14 @@ fn elapsed_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Percent-encodes one path segment (ids are opaque; a `/` or `?` in one must not change the route).
-fn segment(id: &str) -> String {
-    let mut out = String::with_capacity(id.len());
-    for byte in id.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn ids_cannot_escape_their_path_segment() {
-        assert_eq!(segment("01a20b31-f8aa_7.x~"), "01a20b31-f8aa_7.x~");
-        assert_eq!(segment("a/b?c d"), "a%2Fb%3Fc%20d");
+        assert_eq!(crate::util::percent_encode("01a20b31-f8aa_7.x~"), "01a20b31-f8aa_7.x~");
+        assert_eq!(crate::util::percent_encode("a/b?c d"), "a%2Fb%3Fc%20d");
     }
 
     #[test]
@@ -755,8 +723,8 @@ mod tests {
     fn route_urls_are_what_the_whole_url_parses_to() {
         let routes = [
             "/tool-calls/0/response".to_owned(),
-            format!("/tool-calls/{}/response", segment("a/b?c d#e%..")),
-            format!("/sessions/{}", segment("..")),
+            format!("/tool-calls/{}/response", crate::util::percent_encode("a/b?c d#e%..")),
+            format!("/sessions/{}", crate::util::percent_encode("..")),
             "/sessions".to_owned(),
         ];
         for (base, prefix) in [

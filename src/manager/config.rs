@@ -1,8 +1,8 @@
 //! Where codex-manager lives and how to authenticate: [`ManagerConfig`], built by hand, from the
 //! environment, or from a codex-manager CLI profile.
 
+use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -53,33 +53,22 @@ pub enum ConfigError {
     Header(String),
 }
 
-/// Authentication sent on every request and on the websocket upgrade.
-#[derive(Clone, Default, PartialEq, Eq)]
+/// Authentication sent on every request and on the websocket upgrade. The tokens are secrets: `Debug` redacts
+/// them, and reading one takes `expose_secret()`.
+#[derive(Clone, Debug, Default)]
 pub struct Auth {
     /// `Authorization: Bearer <token>`.
-    pub bearer: Option<String>,
+    pub bearer: Option<SecretString>,
     /// `x-codex-rbac-token`.
-    pub rbac_token: Option<String>,
+    pub rbac_token: Option<SecretString>,
     /// `x-codex-rbac-role`.
     pub rbac_role: Option<String>,
     /// `x-codex-rbac-actor`.
     pub rbac_actor: Option<String>,
 }
 
-impl fmt::Debug for Auth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let redact = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
-        f.debug_struct("Auth")
-            .field("bearer", &redact(&self.bearer))
-            .field("rbac_token", &redact(&self.rbac_token))
-            .field("rbac_role", &self.rbac_role)
-            .field("rbac_actor", &self.rbac_actor)
-            .finish()
-    }
-}
-
 /// Where codex-manager is and how to talk to it. `Debug` never shows secrets.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ManagerConfig {
     base_url: String,
     api_prefix: String,
@@ -169,10 +158,10 @@ impl ManagerConfig {
             put(name, value);
         }
         if let Some(token) = &self.auth.bearer {
-            put("authorization", &format!("Bearer {token}"));
+            put("authorization", &format!("Bearer {}", token.expose_secret()));
         }
         if let Some(v) = &self.auth.rbac_token {
-            put("x-codex-rbac-token", v);
+            put("x-codex-rbac-token", v.expose_secret());
         }
         if let Some(v) = &self.auth.rbac_role {
             put("x-codex-rbac-role", v);
@@ -230,14 +219,14 @@ impl ManagerConfigBuilder {
 
     /// A bearer token (`Authorization: Bearer ..`).
     pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
-        self.config.auth.bearer = Some(token.into());
+        self.config.auth.bearer = Some(SecretString::from(token.into()));
         self
     }
 
     /// The RBAC token, role and actor headers; `None` leaves a field as it is.
     pub fn rbac(mut self, token: Option<String>, role: Option<String>, actor: Option<String>) -> Self {
         let auth = &mut self.config.auth;
-        auth.rbac_token = token.or(auth.rbac_token.take());
+        auth.rbac_token = token.map(SecretString::from).or(auth.rbac_token.take());
         auth.rbac_role = role.or(auth.rbac_role.take());
         auth.rbac_actor = actor.or(auth.rbac_actor.take());
         self
@@ -326,11 +315,12 @@ impl ManagerConfigBuilder {
                 return Err(ConfigError::Header(name.clone()));
             }
         }
+        let auth = &config.auth;
         let secrets = [
-            &config.auth.bearer,
-            &config.auth.rbac_token,
-            &config.auth.rbac_role,
-            &config.auth.rbac_actor,
+            auth.bearer.as_ref().map(ExposeSecret::expose_secret),
+            auth.rbac_token.as_ref().map(ExposeSecret::expose_secret),
+            auth.rbac_role.as_deref(),
+            auth.rbac_actor.as_deref(),
         ];
         for (name, value) in [
             "authorization",
@@ -342,7 +332,7 @@ impl ManagerConfigBuilder {
         .zip(secrets)
         {
             if let Some(v) = value
-                && HeaderValue::try_from(v.as_str()).is_err()
+                && HeaderValue::try_from(v).is_err()
             {
                 return Err(ConfigError::Header((*name).to_owned()));
             }

@@ -9,13 +9,12 @@
 //! `on_error` hooks observe only; a panicking hook is caught, logged and skipped, and in a `before`
 //! hook it aborts the call like an error.
 
-use std::any::Any;
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
+use crate::BoxFuture;
 use futures::FutureExt;
-pub use futures::future::BoxFuture;
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::Value;
 
@@ -187,7 +186,8 @@ pub trait Middleware: Send + Sync + 'static {
 /// Async hooks for every operation, bundled. Every method defaults to doing nothing.
 ///
 /// ```
-/// use skillbridge::manager::{AsyncMiddleware, BoxFuture, CodexManager, HookError, RequestCall};
+/// use skillbridge::BoxFuture;
+/// use skillbridge::manager::{AsyncMiddleware, CodexManager, HookError, RequestCall};
 ///
 /// /// Fetches a fresh token before every call.
 /// struct TokenRefresh;
@@ -409,7 +409,12 @@ impl HookSet {
             match outcome {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => return Err(error),
-                Err(panic) => return Err(HookError::new(format!("before hook panicked: {}", panic_text(&panic)))),
+                Err(panic) => {
+                    return Err(HookError::new(format!(
+                        "before hook panicked: {}",
+                        crate::util::panic_message(&*panic)
+                    )));
+                }
             }
         }
         Ok(())
@@ -438,22 +443,12 @@ async fn observe<'a>(operation: &str, stage: &str, start: impl FnOnce() -> BoxFu
         Err(panic) => Err(panic),
     };
     if let Err(panic) = outcome {
-        tracing::error!(operation, stage, panic = %panic_text(&panic), "codex-manager hook panicked; skipped");
+        tracing::error!(operation, stage, panic = %crate::util::panic_message(&*panic), "codex-manager hook panicked; skipped");
     }
 }
 
 fn catch_panic<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
     std::panic::catch_unwind(AssertUnwindSafe(f))
-}
-
-fn panic_text(panic: &Box<dyn Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-text panic payload".to_owned()
-    }
 }
 
 #[cfg(test)]

@@ -62,7 +62,5 @@ pub use config::{
     default_profile_path, is_secret_header,
 };
 pub use error::ManagerError;
-pub use hooks::{
-    ANY_OPERATION, AsyncMiddleware, BoxFuture, CallResponse, Hook, HookError, HookOutcome, Middleware, RequestCall,
-};
+pub use hooks::{ANY_OPERATION, AsyncMiddleware, CallResponse, Hook, HookError, HookOutcome, Middleware, RequestCall};
 pub use types::{CreateSession, CreatedSession, MessageAccepted, PendingToolCall, RespondAck, SendMessage};

@@ -236,13 +236,9 @@ pub struct RespondAck {
 
 /// `"1"` or `1` as `"1"`: JSON-RPC ids reach the bridge in both forms.
 fn string_or_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-    match Value::deserialize(deserializer)? {
-        Value::String(s) => Ok(s),
-        Value::Number(n) => Ok(n.to_string()),
-        other => Err(serde::de::Error::custom(format!(
-            "expected a string or number id, got {other}"
-        ))),
-    }
+    let id = Value::deserialize(deserializer)?;
+    crate::util::request_id_string(&id)
+        .ok_or_else(|| serde::de::Error::custom(format!("expected a string or number id, got {id}")))
 }
 
 fn null_as_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {

@@ -56,8 +56,9 @@ struct Inner {
 
 /// Which upstream a `dynamicTools` payload is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum ToolFlavor {
-    /// codex-manager (`POST /api/sessions`, `POST /api/sessions/:id/messages`): `{name, description, inputSchema}`.
+    /// codex-manager (`POST /api/sessions`): `{name, description, inputSchema}`.
     CodexManager,
     /// `codex app-server` (`thread/start`): also `"type": "function"`.
     AppServer,

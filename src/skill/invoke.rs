@@ -197,7 +197,7 @@ fn finished_with(result: ToolResult) -> (ToolResult, Outcome) {
 }
 
 fn panicked(name: &str, payload: Box<dyn Any + Send>) -> (ToolResult, Outcome) {
-    let message = format!("skill {name} panicked: {}", panic_message(payload));
+    let message = format!("skill {name} panicked: {}", crate::util::panic_message(&*payload));
     (ToolResult::failure(message), Outcome::Panicked)
 }
 
@@ -229,16 +229,6 @@ where
             );
         }
     });
-}
-
-fn panic_message(payload: Box<dyn Any + Send>) -> String {
-    match payload.downcast::<String>() {
-        Ok(message) => *message,
-        Err(payload) => match payload.downcast::<&'static str>() {
-            Ok(message) => (*message).to_owned(),
-            Err(_) => "(a panic payload that is not a string)".to_owned(),
-        },
-    }
 }
 
 /// `500ms`, `30s`, `2m`, `1h`: the largest unit that divides the duration (as `#[skill(timeout)]` spells it).
@@ -282,9 +272,10 @@ mod tests {
         assert_eq!(result.text_content(), "skill panics panicked: async boom");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_skill_past_its_deadline_finishes_its_cleanup_after_the_answer() {
         let (call, run) = (CancellationToken::new(), CancellationToken::new());
+        let started = tokio::time::Instant::now();
         let (events, mut seen) = mpsc::unbounded_channel();
         let token = run.clone();
         let slow = SkillRun::Async(Box::pin(async move {
@@ -298,11 +289,22 @@ mod tests {
             (outcome, result.text_content()),
             (Outcome::TimedOut, "skill slow timed out after 50ms".into())
         );
+        assert_eq!(
+            started.elapsed(),
+            SHORT,
+            "answered at the deadline, not before or after"
+        );
+        assert!(seen.try_recv().is_err(), "the answer came before the cleanup");
         let event = tokio::time::timeout(CLEANUP_GRACE, seen.recv()).await.unwrap();
         assert_eq!(event, Some("cleaned up"), "the skill went on after the answer");
+        assert_eq!(
+            started.elapsed(),
+            SHORT,
+            "and cleaned up at once, not at the end of the grace"
+        );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_cancelled_skill_that_ignores_its_token_is_dropped_after_the_grace() {
         let (call, run) = (CancellationToken::new(), CancellationToken::new());
         let (events, mut seen) = mpsc::unbounded_channel();
@@ -316,15 +318,20 @@ mod tests {
             tokio::task::yield_now().await;
             cancel.cancel();
         });
+        let started = tokio::time::Instant::now();
         let (_, outcome) = execute("stubborn", Duration::from_secs(60), stubborn, &call, &run).await;
         assert_eq!(outcome, Outcome::Cancelled);
+        assert_eq!(started.elapsed(), Duration::ZERO, "answered at once");
         assert!(run.is_cancelled(), "the skill's own token fired");
-        assert!(
-            seen.try_recv().is_err(),
-            "not dropped at once: it has the grace to clean up"
-        );
-        let event = tokio::time::timeout(CLEANUP_GRACE * 2, seen.recv()).await.unwrap();
+        let early = tokio::time::timeout(CLEANUP_GRACE - Duration::from_millis(1), seen.recv()).await;
+        assert!(early.is_err(), "not dropped before the grace is over: {early:?}");
+        let event = tokio::time::timeout(CLEANUP_GRACE, seen.recv()).await.unwrap();
         assert_eq!(event, Some("dropped"), "dropped once the grace was over");
+        assert_eq!(
+            started.elapsed(),
+            CLEANUP_GRACE,
+            "dropped exactly at the end of the grace"
+        );
     }
 
     #[test]
@@ -362,12 +369,5 @@ mod tests {
                 "cancelled"
             ]
         );
-    }
-
-    #[test]
-    fn panic_messages_of_both_string_kinds() {
-        assert_eq!(panic_message(Box::new("static")), "static");
-        assert_eq!(panic_message(Box::new(String::from("owned"))), "owned");
-        assert_eq!(panic_message(Box::new(7_u8)), "(a panic payload that is not a string)");
     }
 }

@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::backoff::Backoff;
 use super::connection::{ConnectionDriver, ConnectionEnd, Dispatch, Item};
 use super::options::StreamOptions;
 use super::router::Router;
 use super::stats::{Counter, StreamReport, StreamStats};
 use super::transport::{ConnectError, ConnectRequest, Connector, WsConnector};
 use crate::manager::ManagerConfig;
+use crate::util::Backoff;
 
 /// Why [`StreamClient::run`] gave up. A dropped socket, a refused connection or a rejected upgrade (401, 5xx) is
 /// never one of these: the stream reconnects and reports them in [`StreamStats::last_error`].
@@ -78,7 +78,9 @@ impl StreamClient {
     /// The websocket URL for a thread: `ws://host/api/stream?threadId=<id>` (`/stream` without a thread).
     pub fn stream_url(&self, thread_id: Option<&str>) -> String {
         match thread_id {
-            Some(id) => self.config.ws_url(&format!("/stream?threadId={}", query_escape(id))),
+            Some(id) => self
+                .config
+                .ws_url(&format!("/stream?threadId={}", crate::util::percent_encode(id))),
             None => self.config.ws_url("/stream"),
         }
     }
@@ -118,7 +120,12 @@ impl StreamClient {
     ) -> Result<(), StreamError> {
         let stop = &options.stop;
         let url = self.stream_url(options.thread_id.as_deref());
-        let mut backoff = Backoff::new(options.backoff_initial, options.backoff_max);
+        let backoff = Backoff {
+            initial: options.backoff_initial,
+            max: options.backoff_max,
+        };
+        // Failed attempts since the last healthy connection.
+        let mut failures: u32 = 0;
         let mut connections: u64 = 0;
         loop {
             let request = ConnectRequest {
@@ -159,7 +166,7 @@ impl StreamClient {
                     let outcome = driver.drive(connection).await;
                     self.stats.set_connected(false);
                     if outcome.healthy {
-                        backoff.reset();
+                        failures = 0;
                     }
                     match outcome.end {
                         ConnectionEnd::Stopped => return Ok(()),
@@ -194,7 +201,8 @@ impl StreamClient {
                     }
                 }
             }
-            let delay = backoff.next_delay();
+            failures = failures.saturating_add(1);
+            let delay = backoff.jittered(failures);
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => return Ok(()),
@@ -215,17 +223,27 @@ async fn dispatch_loop(router: Router, mut pending: mpsc::Receiver<Dispatch>, st
     }
 }
 
-/// Percent-encodes a query value (everything but RFC 3986 unreserved characters).
-fn query_escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
+impl crate::manager::CodexManager {
+    /// The websocket event stream of this codex-manager, with the same address and credentials. (Defined with
+    /// the stream, so that the REST client does not depend on it.)
+    ///
+    /// ```no_run
+    /// use skillbridge::manager::CodexManager;
+    /// use skillbridge::stream::{Router, StreamOptions};
+    ///
+    /// # async fn listen() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cm = CodexManager::from_profile("local")?;
+    /// let mut router = Router::new();
+    /// router.on_app_server_request("item.tool.call", |signal, _ctx| async move {
+    ///     println!("tool call request {:?}", signal.request_id);
+    /// });
+    /// cm.stream().run(router, StreamOptions::new().thread_id("<session-id>")).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn stream(&self) -> StreamClient {
+        StreamClient::new(self.config().clone())
     }
-    out
 }
 
 #[cfg(test)]

@@ -67,7 +67,6 @@
 //! When the stop token fires, frames still queued are discarded and a running handler is cancelled at its next
 //! `.await`.
 
-mod backoff;
 mod client;
 mod connection;
 mod envelope;
@@ -81,16 +80,10 @@ mod transport;
 
 pub use client::{StreamClient, StreamError};
 pub use frame::{Frame, FrameError, StreamEvent, parse_frame};
-pub use options::{
-    DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX, DEFAULT_EVENT_BUFFER, DEFAULT_PING_INTERVAL, DEFAULT_PONG_TIMEOUT,
-    StreamOptions,
-};
+pub use options::StreamOptions;
 pub use router::{
     DispatchSummary, HandlerContext, HandlerFailure, HandlerFailureKind, HandlerOutput, Router, sync_handler,
 };
-pub use signal::{
-    APP_SERVER_PREFIX, APP_SERVER_REQUEST_PREFIX, AppServerSignal, SignalContext, SignalSession, SignalType,
-    app_server_event_type, normalize_method, request_id_string,
-};
+pub use signal::{AppServerSignal, SignalContext, SignalSession, SignalType, app_server_event_type, normalize_method};
 pub use stats::{StreamReport, StreamStats};
 pub use transport::{ConnectError, ConnectRequest, Connection, Connector, Message, TransportError, WsConnector};

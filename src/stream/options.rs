@@ -5,15 +5,15 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Default interval between `{"type":"ping"}` commands.
-pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(15);
+pub(crate) const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(15);
 /// Default time to wait for a `pong` before the socket counts as dead.
-pub const DEFAULT_PONG_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_PONG_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default first reconnect delay.
-pub const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(200);
+pub(crate) const DEFAULT_BACKOFF_INITIAL: Duration = Duration::from_millis(200);
 /// Default longest reconnect delay.
-pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// Default number of frames that may wait for the handlers.
-pub const DEFAULT_EVENT_BUFFER: usize = 1024;
+pub(crate) const DEFAULT_EVENT_BUFFER: usize = 1024;
 
 /// How [`StreamClient::run`](super::StreamClient::run) behaves. `Default` gives the documented defaults; the setters
 /// chain:

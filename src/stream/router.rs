@@ -580,22 +580,19 @@ pub(crate) fn frame_type(frame: &Frame) -> &str {
 
 async fn run<T>(handler: &Handler<T>, value: T, ctx: &HandlerContext) -> Result<(), (HandlerFailureKind, String)> {
     // A synchronous handler body runs inside the call itself, so the call is guarded as well as the future.
-    let future = std::panic::catch_unwind(AssertUnwindSafe(|| handler(value, ctx.clone())))
-        .map_err(|panic| (HandlerFailureKind::Panic, panic_message(panic)))?;
+    let future = std::panic::catch_unwind(AssertUnwindSafe(|| handler(value, ctx.clone()))).map_err(|panic| {
+        (
+            HandlerFailureKind::Panic,
+            crate::util::panic_message(&*panic).to_owned(),
+        )
+    })?;
     match AssertUnwindSafe(future).catch_unwind().await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(message)) => Err((HandlerFailureKind::Error, message)),
-        Err(panic) => Err((HandlerFailureKind::Panic, panic_message(panic))),
-    }
-}
-
-fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-text payload".to_owned()
+        Err(panic) => Err((
+            HandlerFailureKind::Panic,
+            crate::util::panic_message(&*panic).to_owned(),
+        )),
     }
 }
 
@@ -623,13 +620,6 @@ mod tests {
             app_server_route_type("app_server.request.item.tool.call", true),
             "app_server.request.item.tool.call"
         );
-    }
-
-    #[test]
-    fn panic_messages() {
-        assert_eq!(panic_message(Box::new("boom")), "boom");
-        assert_eq!(panic_message(Box::new(String::from("bang"))), "bang");
-        assert_eq!(panic_message(Box::new(7_u8)), "panic with a non-text payload");
     }
 
     #[tokio::test]

@@ -7,9 +7,9 @@ use serde_json::Value;
 use super::signal_fields::SignalFields;
 
 /// The type prefix of every app-server pass-through event.
-pub const APP_SERVER_PREFIX: &str = "app_server.";
+pub(crate) const APP_SERVER_PREFIX: &str = "app_server.";
 /// The type prefix of app-server *requests* (the server expects an answer), e.g. tool calls.
-pub const APP_SERVER_REQUEST_PREFIX: &str = "app_server.request.";
+pub(crate) const APP_SERVER_REQUEST_PREFIX: &str = "app_server.request.";
 
 /// Whether the app-server sent a notification or a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,14 +116,7 @@ impl AppServerSignal {
     }
 }
 
-/// The string form of a JSON-RPC id: numbers as their decimal text (`1` → `"1"`), strings as they are.
-pub fn request_id_string(id: &Value) -> Option<String> {
-    match id {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
+pub(crate) use crate::util::request_id_string;
 
 /// Normalizes an app-server method the way codex-manager names its events, **without** the `app_server.` /
 /// `app_server.request.` prefix: split on `/`, in each segment turn non-alphanumerics into `_`, split camelCase

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
+use crate::BoxFuture;
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use http::HeaderMap;
 use tokio_tungstenite::tungstenite;

@@ -1,6 +1,6 @@
-//! `micro-dispatch`: what the bridge's [`Dispatcher`] costs per call on its own, without sockets, the double or
-//! HTTP: the trivial skill of W1 as a plain `fn` (run on Tokio's blocking pool) and as an `async fn`, against an
-//! upstream that accepts every answer at once. Not part of the harness; a diagnostic for changes to the dispatch
+//! `micro-dispatch`: what the bridge's dispatch costs per call on its own, without sockets, the double or HTTP:
+//! the trivial skill of W1 as a plain `fn` (run on Tokio's blocking pool) and as an `async fn`, through a
+//! [`Bridge`] whose upstream hands calls straight to its feed and accepts every answer at once. Not part of the harness; a diagnostic for changes to the dispatch
 //! path (dispatcher, skill invocation, statistics).
 //!
 //! Usage: `cargo run --release -p skillbridge-bench --bin micro-dispatch [CALLS]` (default 200,000 per series, 64
@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use futures::future::BoxFuture;
 use serde_json::json;
-use skillbridge::bridge::{CallSource, DispatchConfig, Dispatcher};
 use skillbridge::skill::Catalog;
-use skillbridge::upstream::{AnswerOutcome, ToolCall, Upstream};
-use skillbridge::{ToolResult, skill};
-use tokio::sync::Semaphore;
+use skillbridge::telemetry::CallSource;
+use skillbridge::upstream::{AnswerOutcome, Feed, ToolCall, Upstream, UpstreamError};
+use skillbridge::{BoxFuture, Bridge, ToolResult, skill};
+use tokio::sync::{Semaphore, watch};
+use tokio_util::sync::CancellationToken;
 
 /// How many calls a series keeps unanswered at most.
 const OUTSTANDING: usize = 64;
@@ -42,15 +42,24 @@ async fn noop_async(
     text
 }
 
-/// Accepts every answer at once and frees a slot for the next call.
+/// Hands its feed over when the bridge runs it; accepts every answer at once and frees a slot for the next call.
 struct Accepting {
     slots: Arc<Semaphore>,
     answered: AtomicUsize,
+    feed: watch::Sender<Option<Feed>>,
 }
 
 impl Upstream for Accepting {
     fn name(&self) -> &'static str {
         "accepting"
+    }
+
+    fn run<'a>(&'a self, feed: Feed, stop: CancellationToken) -> BoxFuture<'a, Result<(), UpstreamError>> {
+        self.feed.send_replace(Some(feed));
+        Box::pin(async move {
+            stop.cancelled().await;
+            Ok(())
+        })
     }
 
     fn answer<'a>(&'a self, _call: &'a ToolCall, _result: &'a ToolResult) -> BoxFuture<'a, AnswerOutcome> {
@@ -73,7 +82,7 @@ fn cpu_ticks() -> u64 {
 }
 
 /// Submits `calls` calls of `tool`, at most [`OUTSTANDING`] unanswered, and waits for their answers.
-async fn series(dispatcher: &Dispatcher, upstream: &Accepting, tool: &str, calls: usize, first_id: usize) {
+async fn series(feed: &Feed, upstream: &Accepting, tool: &str, calls: usize, first_id: usize) {
     for id in first_id..first_id + calls {
         let Ok(slot) = upstream.slots.acquire().await else {
             return;
@@ -87,7 +96,7 @@ async fn series(dispatcher: &Dispatcher, upstream: &Accepting, tool: &str, calls
             tool: tool.into(),
             arguments: json!({"text": "ping"}),
         };
-        dispatcher.submit(call, CallSource::Stream);
+        feed.submit(call, CallSource::Stream);
     }
     while upstream.answered.load(Ordering::Relaxed) < first_id + calls {
         tokio::task::yield_now().await;
@@ -105,15 +114,18 @@ fn main() -> anyhow::Result<()> {
             let upstream = Arc::new(Accepting {
                 slots: Arc::new(Semaphore::new(OUTSTANDING)),
                 answered: AtomicUsize::new(0),
+                feed: watch::channel(None).0,
             });
-            let dispatcher = Dispatcher::new(
-                Catalog::from_registry()?,
-                Arc::clone(&upstream) as Arc<dyn Upstream>,
-                DispatchConfig::default(),
-            );
-            series(&dispatcher, &upstream, tool, WARM_UP, 0).await;
+            let mut handover = upstream.feed.subscribe();
+            let bridge = Bridge::builder()
+                .catalog(Catalog::from_registry()?)
+                .upstream(Arc::clone(&upstream))
+                .build()?;
+            bridge.start().await?;
+            let feed = handover.wait_for(Option::is_some).await?.clone().expect("handed over");
+            series(&feed, &upstream, tool, WARM_UP, 0).await;
             let (cpu, wall) = (cpu_ticks(), Instant::now());
-            series(&dispatcher, &upstream, tool, calls, WARM_UP).await;
+            series(&feed, &upstream, tool, calls, WARM_UP).await;
             let wall = wall.elapsed().as_secs_f64();
             let cpu = cpu_ticks().saturating_sub(cpu) as f64 / 100.0;
             println!(
@@ -122,6 +134,7 @@ fn main() -> anyhow::Result<()> {
                 wall * 1e6 / calls as f64,
                 cpu * 1e6 / calls as f64
             );
+            bridge.shutdown().await;
         }
         Ok(())
     })

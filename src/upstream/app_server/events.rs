@@ -1,74 +1,36 @@
 //! The event loop: every message the app-server starts is handled here.
 //!
-//! `item/tool/call` becomes a [`ToolCall`] submitted to the [`ToolCallSink`] (the dispatcher); every other
-//! server request is refused out loud ([`refusal`]); agent messages and turn completions are logged and
-//! recorded for `send`; a turn completed as `interrupted` cancels its running calls; `serverRequest/resolved`
-//! forgets a call Codex no longer waits for.
+//! `item/tool/call` becomes a [`ToolCall`] handed to the [`Feed`]; every other server request is refused out loud
+//! ([`refusal`]); agent messages and turn completions go to the feed's turn tracker, and a turn completed as
+//! `interrupted` cancels its running calls; `serverRequest/resolved` forgets a call Codex no longer waits for.
 
 use std::sync::Arc;
 
-use serde_json::Value;
 use tokio::sync::mpsc;
 
+use super::answers::PendingAnswers;
+use super::protocol::{self, TurnCompletedNotification};
 use super::refusals::{Refusal, refusal};
 use super::rpc::{INVALID_PARAMS, Incoming, Notification, RpcConnection, ServerRequest};
-use super::turns::{TurnOutcome, TurnStatus, TurnTracker, agent_message_text};
-use super::upstream::AppServerUpstream;
-use crate::ToolResult;
-use crate::bridge::{CallSource, Dispatcher, Submitted};
-use crate::upstream::{ToolCall, Upstream};
+use crate::skill::ToolResult;
+use crate::telemetry::CallSource;
+use crate::upstream::{Feed, Submitted, ToolCall, TurnStatus};
 
 /// The server request that carries a dynamic tool call.
-pub const TOOL_CALL_METHOD: &str = "item/tool/call";
+pub(crate) const TOOL_CALL_METHOD: &str = "item/tool/call";
 
-/// Where the event loop sends tool calls: the dispatcher, or a test's own handler.
-pub trait ToolCallSink: Send + Sync + 'static {
-    /// Takes a call; the answer goes back later through [`AppServerUpstream`]'s
-    /// [`Upstream::answer`](crate::upstream::Upstream::answer). Returns `false` when the sink takes no more
-    /// calls (shutting down): the event loop then answers the call `success:false` itself, since Codex
-    /// would otherwise wait on it forever.
-    fn submit(&self, call: ToolCall) -> bool;
-
-    /// The turn was interrupted: cancel its running calls.
-    fn cancel_turn(&self, turn_id: &str);
-}
-
-impl ToolCallSink for Dispatcher {
-    fn submit(&self, call: ToolCall) -> bool {
-        // Every outcome but `Closed` means the dispatcher answers (or already answered) the call.
-        Dispatcher::submit(self, call, CallSource::AppServer) != Submitted::Closed
-    }
-
-    fn cancel_turn(&self, turn_id: &str) {
-        Dispatcher::cancel_turn(self, turn_id);
-    }
-}
-
-/// The loop that handles everything one app-server connection starts.
-///
-/// [`AppServer`](super::AppServer) runs one for its child; it runs over any [`RpcConnection`] too.
+/// The loop that handles everything one app-server connection starts; [`AppServer`](super::AppServer) runs one
+/// for its child, and it runs over any [`RpcConnection`] too.
 pub struct AppServerEvents {
     rpc: RpcConnection,
-    upstream: Arc<AppServerUpstream>,
-    turns: Arc<TurnTracker>,
-    sink: Arc<dyn ToolCallSink>,
+    answers: Arc<PendingAnswers>,
+    feed: Feed,
 }
 
 impl AppServerEvents {
-    /// Handles `rpc`'s messages: tool calls are tracked in `upstream` (which answers them) and go to `sink`;
-    /// turn completions are recorded in `turns`.
-    pub fn new(
-        rpc: RpcConnection,
-        upstream: Arc<AppServerUpstream>,
-        turns: Arc<TurnTracker>,
-        sink: Arc<dyn ToolCallSink>,
-    ) -> Self {
-        Self {
-            rpc,
-            upstream,
-            turns,
-            sink,
-        }
+    /// Handles `rpc`'s messages: tool calls are tracked in `answers` (which answers them) and go to `feed`.
+    pub fn new(rpc: RpcConnection, answers: Arc<PendingAnswers>, feed: Feed) -> Self {
+        Self { rpc, answers, feed }
     }
 
     /// Handles messages until the connection ends.
@@ -84,10 +46,10 @@ impl AppServerEvents {
     }
 
     async fn tool_call(&self, request: ServerRequest) {
-        let call = match read_tool_call(&request) {
+        let call = match ToolCall::from_params(request.id_string(), request.params.clone()) {
             Ok(call) => call,
-            Err(missing) => {
-                let message = format!("skillbridge could not read {TOOL_CALL_METHOD}: {missing}");
+            Err(reason) => {
+                let message = format!("skillbridge could not read {TOOL_CALL_METHOD}: {reason}");
                 tracing::warn!(id = %request.id, params = %request.params, "{message}");
                 if let Err(error) = self.rpc.respond_error(&request.id, INVALID_PARAMS, &message).await {
                     tracing::warn!(%error, "could not answer a malformed tool call");
@@ -95,14 +57,15 @@ impl AppServerEvents {
                 return;
             }
         };
-        self.upstream.track(&request);
+        self.answers.track(&request);
         tracing::debug!(request_id = %call.request_id, tool = %call.tool, call_id = %call.call_id, "tool call");
-        if !self.sink.submit(call.clone()) {
+        if self.feed.submit(call.clone(), CallSource::AppServer) == Submitted::Closed {
+            // Codex would wait on it forever: the call is answered here.
             let refused = ToolResult::failure(format!(
                 "skillbridge is shutting down; the tool `{}` was not run",
                 call.tool
             ));
-            let outcome = self.upstream.answer(&call, &refused).await;
+            let outcome = self.answers.answer(&call, &refused).await;
             tracing::info!(request_id = %call.request_id, outcome = outcome.label(), "tool call refused: shutting down");
         }
     }
@@ -124,56 +87,49 @@ impl AppServerEvents {
     }
 
     fn notification(&self, notification: Notification) {
-        let params = &notification.params;
-        let text = |key: &str| params.get(key).and_then(Value::as_str).unwrap_or_default();
-        match notification.method.as_str() {
-            "item/completed" => {
-                if let Some(message) = params.get("item").and_then(agent_message_text) {
-                    tracing::info!(
-                        thread_id = text("threadId"),
-                        turn_id = text("turnId"),
-                        "agent: {message}"
-                    );
-                    self.turns.agent_message(text("turnId"), message);
+        let method = notification.method;
+        let read = match protocol::Notification::parse(&method, notification.params) {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::warn!(%method, %error, "app-server sent a notification skillbridge cannot read; ignored");
+                return;
+            }
+        };
+        match read {
+            protocol::Notification::ItemCompleted(params) => {
+                if let Some(message) = self.feed.turns().item_completed(&params) {
+                    tracing::info!(thread_id = %params.thread_id, turn_id = %params.turn_id, "agent: {message}");
                 }
             }
-            "turn/completed" => self.turn_completed(params),
-            "turn/started" => {
-                let turn_id = params.pointer("/turn/id").and_then(Value::as_str).unwrap_or_default();
-                tracing::info!(thread_id = text("threadId"), turn_id, "turn started");
+            protocol::Notification::TurnCompleted(params) => self.turn_completed(&params),
+            protocol::Notification::TurnStarted(params) => {
+                tracing::info!(thread_id = %params.thread_id, turn_id = %params.turn.id, "turn started");
             }
-            "serverRequest/resolved" => {
-                let request_id = match params.get("requestId") {
-                    Some(Value::String(id)) => id.clone(),
-                    Some(id) => id.to_string(),
-                    None => return,
-                };
-                if self.upstream.forget(&request_id) {
+            protocol::Notification::ServerRequestResolved(params) => {
+                let request_id = params.request_id.to_string();
+                if self.answers.forget(&request_id) {
                     tracing::info!(%request_id, "app-server resolved a tool call before it was answered");
                 }
             }
-            "error" => {
-                let message = params
-                    .pointer("/error/message")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let will_retry = params.get("willRetry").and_then(Value::as_bool).unwrap_or(false);
-                tracing::warn!(turn_id = text("turnId"), will_retry, "app-server turn error: {message}");
-            }
-            "warning" => tracing::warn!(thread_id = text("threadId"), "app-server: {}", text("message")),
-            "configWarning" => match params.get("details").and_then(Value::as_str) {
-                Some(details) => tracing::warn!("app-server configuration: {} {details}", text("summary")),
-                None => tracing::warn!("app-server configuration: {}", text("summary")),
+            protocol::Notification::Error(params) => tracing::warn!(
+                turn_id = %params.turn_id, will_retry = params.will_retry, "app-server turn error: {}", params.error.message
+            ),
+            protocol::Notification::Warning(params) => tracing::warn!(
+                thread_id = params.thread_id.as_deref().unwrap_or_default(),
+                "app-server: {}",
+                params.message
+            ),
+            protocol::Notification::ConfigWarning(params) => match params.details {
+                Some(details) => tracing::warn!("app-server configuration: {} {details}", params.summary),
+                None => tracing::warn!("app-server configuration: {}", params.summary),
             },
-            method => tracing::trace!(method, "app-server notification"),
+            protocol::Notification::Other => tracing::trace!(%method, "app-server notification"),
         }
     }
 
-    fn turn_completed(&self, params: &Value) {
-        let turn_id = params.pointer("/turn/id").and_then(Value::as_str).unwrap_or_default();
-        let last_message = self.turns.take_last_message(turn_id);
-        let Some(outcome) = TurnOutcome::from_completed(params, last_message) else {
-            tracing::warn!(%params, "app-server sent turn/completed without a turn id; ignored");
+    fn turn_completed(&self, params: &TurnCompletedNotification) {
+        let Some(outcome) = self.feed.turns().turn_completed(params) else {
+            tracing::warn!(turn_id = %params.turn.id, "app-server sent turn/completed for a turn still in progress; ignored");
             return;
         };
         match &outcome.error {
@@ -187,33 +143,15 @@ impl AppServerEvents {
             ),
         }
         if outcome.status == TurnStatus::Interrupted {
-            self.sink.cancel_turn(&outcome.turn_id);
+            self.feed.cancel_turn(&outcome.turn_id);
         }
-        self.turns.completed(outcome);
     }
-}
-
-fn read_tool_call(request: &ServerRequest) -> Result<ToolCall, String> {
-    let params = &request.params;
-    let field = |key: &str| {
-        params
-            .get(key)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| format!("params lack the string `{key}`"))
-    };
-    Ok(ToolCall {
-        request_id: request.id_string(),
-        thread_id: field("threadId")?,
-        turn_id: params.get("turnId").and_then(Value::as_str).map(str::to_owned),
-        call_id: field("callId")?,
-        tool: field("tool")?,
-        arguments: params.get("arguments").cloned().unwrap_or(Value::Null),
-    })
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
 
     #[test]
@@ -227,21 +165,11 @@ mod tests {
             method: TOOL_CALL_METHOD.to_owned(),
             params: captured["params"].clone(),
         };
-        let call = read_tool_call(&request).unwrap();
+        let call = ToolCall::from_params(request.id_string(), request.params).unwrap();
         assert_eq!(call.request_id, "0");
         assert_eq!(call.call_id, "call_0");
         assert_eq!(call.tool, "uppercase");
         assert_eq!(call.turn_id.as_deref(), Some("01a20b43-f5a9-7eb0-bdfb-61c8fbaaaf01"));
         assert_eq!(call.arguments, serde_json::json!({"text": "hello bridge"}));
-    }
-
-    #[test]
-    fn a_call_without_a_tool_name_is_refused_with_the_reason() {
-        let request = ServerRequest {
-            id: 3.into(),
-            method: TOOL_CALL_METHOD.to_owned(),
-            params: serde_json::json!({"threadId": "t", "callId": "c"}),
-        };
-        assert_eq!(read_tool_call(&request).unwrap_err(), "params lack the string `tool`");
     }
 }

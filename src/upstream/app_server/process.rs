@@ -17,7 +17,7 @@ use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::sync::{oneshot, watch};
 
 /// How many of the child's last stderr lines an [`ExitReport`] keeps.
-pub const STDERR_TAIL_LINES: usize = 20;
+pub(crate) const STDERR_TAIL_LINES: usize = 20;
 
 /// How to start `codex app-server`.
 ///
@@ -307,7 +307,7 @@ async fn watch_exit(
     let report = ExitReport {
         status,
         killed_by_us,
-        stderr_tail: tail.lock().expect("stderr tail lock").iter().cloned().collect(),
+        stderr_tail: crate::util::lock(&tail).iter().cloned().collect(),
     };
     if killed_by_us || report.success() {
         tracing::info!(pid, "{report}");
@@ -327,7 +327,7 @@ async fn log_stderr(stderr: ChildStderr, pid: Option<u32>, tail: Arc<Mutex<VecDe
                 } else {
                     tracing::info!(target: "skillbridge::codex", pid, "{line}");
                 }
-                let mut tail = tail.lock().expect("stderr tail lock");
+                let mut tail = crate::util::lock(&tail);
                 if tail.len() == STDERR_TAIL_LINES {
                     tail.pop_front();
                 }

@@ -1,8 +1,8 @@
 //! Answers to the server requests skillbridge does not handle, so Codex never waits on silence.
 //!
-//! Approvals get the protocol's own "no" (Codex 0.169 schema: `decline` for v2 approvals, `denied` for the
-//! legacy ones, `decline` for MCP elicitations, an empty grant for permission requests), so the turn goes
-//! on without the action; anything else gets JSON-RPC "method not found".
+//! Approvals get the protocol's own "no" (Codex 0.169 schema: `decline` for v2 approvals, a `denied` decision
+//! with its reason for the legacy ones, `decline` for MCP elicitations, an empty grant for permission requests), so
+//! the turn goes on without the action; anything else gets JSON-RPC "method not found".
 
 use serde_json::{Value, json};
 
@@ -39,7 +39,9 @@ pub fn refusal(method: &str) -> Refusal {
         "item/commandExecution/requestApproval" | "item/fileChange/requestApproval" => {
             Refusal::Decline(json!({"decision": "decline"}))
         }
-        "execCommandApproval" | "applyPatchApproval" => Refusal::Decline(json!({"decision": "denied"})),
+        "execCommandApproval" | "applyPatchApproval" => Refusal::Decline(json!({
+            "decision": {"denied": {"rejection": "skillbridge answers approval requests with no"}}
+        })),
         "mcpServer/elicitation/request" => Refusal::Decline(json!({"action": "decline", "content": null})),
         "item/permissions/requestApproval" => Refusal::Decline(json!({"permissions": {}, "scope": "turn"})),
         _ => Refusal::Error {

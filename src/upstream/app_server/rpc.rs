@@ -21,10 +21,10 @@ use tokio::sync::{mpsc, oneshot};
 pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 
 /// JSON-RPC "method not found", the answer to server requests we do not handle.
-pub const METHOD_NOT_FOUND: i64 = -32601;
+pub(crate) const METHOD_NOT_FOUND: i64 = -32601;
 
 /// JSON-RPC "invalid params".
-pub const INVALID_PARAMS: i64 = -32602;
+pub(crate) const INVALID_PARAMS: i64 = -32602;
 
 /// A request the server sent us; it must be answered with [`RpcConnection::respond`] or
 /// [`RpcConnection::respond_error`].
@@ -41,7 +41,7 @@ pub struct ServerRequest {
 impl ServerRequest {
     /// The id in string form: a number as its digits (`0` → `"0"`), a string as itself.
     pub fn id_string(&self) -> String {
-        id_string(&self.id)
+        crate::util::request_id_string(&self.id).unwrap_or_else(|| self.id.to_string())
     }
 }
 
@@ -123,7 +123,7 @@ struct Pending {
 
 impl fmt::Debug for RpcConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let pending = self.inner.pending.lock().expect("pending lock");
+        let pending = crate::util::lock(&self.inner.pending);
         f.debug_struct("RpcConnection")
             .field("closed", &pending.closed)
             .field("pending_requests", &pending.waiting.len())
@@ -179,14 +179,14 @@ impl RpcConnection {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         {
-            let mut pending = self.inner.pending.lock().expect("pending lock");
+            let mut pending = crate::util::lock(&self.inner.pending);
             if pending.closed {
                 return Err(RpcError::Closed);
             }
             pending.waiting.insert(id, tx);
         }
         if let Err(error) = self.write(&json!({"id": id, "method": method, "params": params})).await {
-            self.inner.pending.lock().expect("pending lock").waiting.remove(&id);
+            crate::util::lock(&self.inner.pending).waiting.remove(&id);
             return Err(error);
         }
         match rx.await {
@@ -234,7 +234,7 @@ impl RpcConnection {
 
     /// `true` once the server's output has ended.
     pub fn is_closed(&self) -> bool {
-        self.inner.pending.lock().expect("pending lock").closed
+        crate::util::lock(&self.inner.pending).closed
     }
 
     async fn write(&self, message: &Value) -> Result<(), RpcError> {
@@ -244,13 +244,6 @@ impl RpcConnection {
         let writer = writer.as_mut().ok_or(RpcError::Closed)?;
         writer.write_all(line.as_bytes()).await.map_err(RpcError::Write)?;
         writer.flush().await.map_err(RpcError::Write)
-    }
-}
-
-fn id_string(id: &Value) -> String {
-    match id {
-        Value::String(text) => text.clone(),
-        other => other.to_string(),
     }
 }
 
@@ -278,7 +271,7 @@ async fn read_loop(
         }
     }
     let waiting = {
-        let mut pending = inner.pending.lock().expect("pending lock");
+        let mut pending = crate::util::lock(&inner.pending);
         pending.closed = true;
         std::mem::take(&mut pending.waiting)
     };
@@ -353,7 +346,7 @@ fn deliver_response(message: &Map<String, Value>, id: &Value, inner: &Inner) {
     };
     let waiter = id
         .as_u64()
-        .and_then(|id| inner.pending.lock().expect("pending lock").waiting.remove(&id));
+        .and_then(|id| crate::util::lock(&inner.pending).waiting.remove(&id));
     match waiter {
         // The requester may have given up (timeout); its answer is then of no use to anyone.
         Some(waiter) => {

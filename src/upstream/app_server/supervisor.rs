@@ -1,33 +1,42 @@
-//! [`AppServerSupervisor`]: keeps a `codex app-server` child serving for as long as a bridge runs. It spawns
-//! and initializes the child, starts its threads with the skills as dynamic tools, feeds its tool calls to a
-//! [`ToolCallSink`] (the dispatcher), reports the child's exit or restarts it with backoff ([`RestartPolicy`]),
-//! and terminates it on shutdown.
+//! [`AppServerUpstream`]: keeps a `codex app-server` child serving for as long as a bridge runs. It spawns and
+//! initializes the child, starts its threads with the skills as dynamic tools, hands its tool calls and turn
+//! events to the [`Feed`], reports the child's exit or restarts it with backoff ([`RestartPolicy`]), and
+//! terminates it on close.
 //!
-//! The dispatcher holds one [`Upstream`] for its lifetime, while a restarted child is a new process with new
-//! threads and request ids that start again at 0. [`CurrentChild`] bridges that: it forwards each answer to the
-//! child that is current, and only when the call's thread belongs to that child; an answer for a call of a
-//! child that is gone comes back [`AnswerOutcome::Rejected`] (the call died with its process).
+//! The dispatcher answers through one [`Upstream`] for the bridge's lifetime, while a restarted child is a new
+//! process with new threads and request ids that start again at 0. [`CurrentChild`] bridges that: it forwards each
+//! answer to the child that is current, and only when the call's thread belongs to that child; an answer for a
+//! call of a child that is gone comes back [`AnswerOutcome::Rejected`] (the call died with its process).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::FutureExt;
-use futures::future::BoxFuture;
-use serde_json::Value;
 use tokio::sync::{RwLock, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{AppServer, AppServerCommand, AppServerError, AppServerUpstream, ExitReport, ThreadOptions, ToolCallSink};
-use crate::ToolResult;
-use crate::bridge::LinkStatus;
-use crate::sync::lock;
-use crate::upstream::{AnswerOutcome, ToolCall, Upstream};
+use super::AppServerError;
+use super::answers::PendingAnswers;
+use super::child::AppServer;
+use super::process::{AppServerCommand, ExitReport};
+use super::protocol::{DynamicTool, ThreadStartParams};
+use super::rpc::RpcError;
+use crate::BoxFuture;
+use crate::skill::{Catalog, ToolResult};
+use crate::telemetry::{LinkStatus, ServedSession};
+use crate::upstream::{AnswerOutcome, Feed, ToolCall, Upstream, UpstreamError};
+use crate::util::{Backoff, lock};
+
+/// How the upstream is named in sessions, logs and metrics.
+const NAME: &str = "app-server";
 
 /// How long a child that failed to start its threads gets to exit before it is killed.
 const ABANDONED_CHILD_GRACE: Duration = Duration::from_secs(2);
+
+/// How long a child gets to exit after its input is closed, on close, before it is killed.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// When and how fast a dead child is restarted: exponential backoff from `initial_backoff` up to
 /// `max_backoff`, back to `initial_backoff` once a child has run for `healthy_after`.
@@ -65,28 +74,18 @@ impl Default for RestartPolicy {
 impl RestartPolicy {
     /// The wait before restart attempt number `failures` (1 for the first) since the last healthy child.
     pub fn backoff(&self, failures: u32) -> Duration {
-        let factor = 2u32.saturating_pow(failures.saturating_sub(1));
-        self.initial_backoff.saturating_mul(factor).min(self.max_backoff)
+        Backoff {
+            initial: self.initial_backoff,
+            max: self.max_backoff,
+        }
+        .delay(failures)
     }
 }
 
-/// What a supervisor runs: the command, how many threads each child gets, and how they are set up.
-#[derive(Debug, Clone)]
-pub struct SupervisorConfig {
-    /// How to start `codex app-server`.
-    pub command: AppServerCommand,
-    /// Threads started in each child.
-    pub threads: usize,
-    /// The `thread/start` parameters; the dynamic tools are given to [`AppServerSupervisor::open`].
-    pub thread_options: ThreadOptions,
-    /// Restart a child that exits (`None`: its exit ends [`AppServerSupervisor::supervise`]).
-    pub restart: Option<RestartPolicy>,
-}
-
-/// The child being served, as [`AppServerSupervisor::state`] reports it.
+/// The child being served, as [`AppServerUpstream::state`] reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChildState {
-    /// 1 for the first child, one more for each restart; 0 before [`AppServerSupervisor::open`].
+    /// 1 for the first child, one more for each restart; 0 before the bridge starts.
     pub generation: u64,
     /// The child's process id.
     pub pid: Option<u32>,
@@ -98,40 +97,69 @@ pub struct ChildState {
     pub last_exit: Option<ExitReport>,
 }
 
-/// Runs `codex app-server` children one after the other; cheap to clone, clones share the child.
+/// Serves tool calls of threads in a `codex app-server` child it spawns; cheap to clone, clones share the child.
+///
+/// ```no_run
+/// use skillbridge::upstream::AppServerUpstream;
+/// use skillbridge::upstream::app_server::{AppServerCommand, RestartPolicy, ThreadStartParams};
+///
+/// let upstream = AppServerUpstream::new(AppServerCommand::new("codex"))
+///     .threads(2)
+///     .thread_options(ThreadStartParams::new("/work/project"))
+///     .restart(RestartPolicy::default());
+/// ```
 #[derive(Clone)]
-pub struct AppServerSupervisor {
+pub struct AppServerUpstream {
     shared: Arc<Shared>,
 }
 
 struct Shared {
-    config: SupervisorConfig,
-    dynamic_tools: Mutex<Vec<Value>>,
+    config: Config,
+    dynamic_tools: Mutex<Vec<DynamicTool>>,
     child: RwLock<Option<AppServer>>,
-    upstream: Arc<CurrentChild>,
+    answers: CurrentChild,
     link: Arc<ChildLink>,
     state: watch::Sender<ChildState>,
     closed: CancellationToken,
 }
 
-impl std::fmt::Debug for AppServerSupervisor {
+#[derive(Debug, Clone)]
+struct Config {
+    command: AppServerCommand,
+    threads: usize,
+    thread_options: ThreadStartParams,
+    restart: Option<RestartPolicy>,
+}
+
+impl std::fmt::Debug for AppServerUpstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppServerSupervisor")
+        f.debug_struct("AppServerUpstream")
             .field("program", &self.shared.config.command.program())
             .field("state", &*self.shared.state.borrow())
             .finish()
     }
 }
 
-impl AppServerSupervisor {
-    /// A supervisor that starts nothing until [`open`](Self::open).
-    pub fn new(config: SupervisorConfig) -> Self {
+impl AppServerUpstream {
+    /// Runs `command` (`codex app-server`) when the bridge starts, with one thread working in the current
+    /// directory, and no restart: the child's exit ends the bridge.
+    pub fn new(command: AppServerCommand) -> Self {
+        let cwd = std::env::current_dir().unwrap_or_default();
+        Self::with_config(Config {
+            command,
+            threads: 1,
+            thread_options: ThreadStartParams::new(cwd),
+            restart: None,
+        })
+    }
+
+    fn with_config(config: Config) -> Self {
         Self {
             shared: Arc::new(Shared {
                 config,
                 dynamic_tools: Mutex::new(Vec::new()),
                 child: RwLock::new(None),
-                upstream: Arc::new(CurrentChild::default()),
+                answers: CurrentChild::default(),
                 link: Arc::new(ChildLink::default()),
                 state: watch::channel(ChildState::default()).0,
                 closed: CancellationToken::new(),
@@ -139,14 +167,26 @@ impl AppServerSupervisor {
         }
     }
 
-    /// The [`Upstream`] the dispatcher answers through: always the current child.
-    pub fn upstream(&self) -> Arc<CurrentChild> {
-        Arc::clone(&self.shared.upstream)
+    fn configure(self, change: impl FnOnce(&mut Config)) -> Self {
+        let mut config = self.shared.config.clone();
+        change(&mut config);
+        Self::with_config(config)
     }
 
-    /// The link readiness reads: connected while a child is up; its restarts count as reconnects.
-    pub fn link(&self) -> Arc<dyn LinkStatus> {
-        self.shared.link.clone()
+    /// Starts this many threads in each child (default 1).
+    pub fn threads(self, threads: usize) -> Self {
+        self.configure(|config| config.threads = threads)
+    }
+
+    /// The `thread/start` parameters (cwd, model, approval policy, sandbox); the dynamic tools are the catalog's.
+    pub fn thread_options(self, options: ThreadStartParams) -> Self {
+        self.configure(|config| config.thread_options = options)
+    }
+
+    /// Restarts a child that exits, with fresh threads, after a backoff (default: no restart, the exit ends the
+    /// bridge).
+    pub fn restart(self, policy: RestartPolicy) -> Self {
+        self.configure(|config| config.restart = Some(policy))
     }
 
     /// Follows the child: its generation, pid, threads and whether it is up.
@@ -157,34 +197,28 @@ impl AppServerSupervisor {
     /// Spawns and initializes the first child and starts its threads with `dynamic_tools` (also used for the
     /// threads of restarted children). Returns the thread ids. Its calls wait (queued) until
     /// [`supervise`](Self::supervise) starts handling them.
-    pub async fn open(&self, dynamic_tools: Vec<Value>) -> Result<Vec<String>, AppServerError> {
+    async fn open_child(&self, dynamic_tools: Vec<DynamicTool>) -> Result<Vec<String>, AppServerError> {
         *lock(&self.shared.dynamic_tools) = dynamic_tools;
         let (app, threads) = self.launch().await?;
         self.install(app, threads.clone(), None).await?;
         Ok(threads)
     }
 
-    /// Handles the current child's calls through `sink` until `stop` fires (returns `Ok`) or the child exits.
-    /// Without a restart policy the exit ends it (`Err` with the child's exit report); with one, a new child
-    /// with fresh threads replaces it after the backoff, and `on_up` is called again. `on_up` is called each
-    /// time a child is up, with its state.
-    pub async fn supervise(
-        &self,
-        sink: Arc<dyn ToolCallSink>,
-        stop: CancellationToken,
-        mut on_up: impl FnMut(&ChildState) + Send,
-    ) -> Result<(), ExitReport> {
+    /// Hands the current child's calls to `feed` until `stop` fires (returns `Ok`) or the child exits. Without a
+    /// restart policy the exit ends it (`Err` with the child's exit report); with one, a new child with fresh
+    /// threads replaces it after the backoff. Each time a child is up, its threads become the served sessions.
+    async fn supervise(&self, feed: Feed, stop: CancellationToken) -> Result<(), ExitReport> {
         let mut failures = 0u32;
         loop {
             let started = Instant::now();
             let exit = {
                 let child = self.shared.child.read().await;
                 let Some(app) = child.as_ref() else {
-                    return Ok(()); // shut down meanwhile
+                    return Ok(()); // closed meanwhile
                 };
-                if let Err(error) = app.start_event_loop(Arc::clone(&sink)) {
-                    // Only when `supervise` runs twice at once: the other one handles this child's calls.
-                    tracing::warn!(%error, "supervise called again for the same codex app-server");
+                if let Err(error) = app.start_event_loop(feed.clone()) {
+                    // Only when the upstream runs twice at once: the other run handles this child's calls.
+                    tracing::warn!(%error, "codex app-server upstream run twice");
                 }
                 app.exit_watch()
             };
@@ -194,8 +228,10 @@ impl AppServerSupervisor {
             self.shared.link.up.store(true, Ordering::Relaxed);
             let mut state = self.shared.state.borrow().clone();
             state.up = true;
-            // Before publishing: whoever sees `up` in the state sees what `on_up` did too.
-            on_up(&state);
+            // Before publishing: whoever sees `up` in the state sees the sessions too.
+            let threads = state.threads.iter().cloned().map(thread_session);
+            feed.health().replace_sessions(NAME, threads);
+            feed.link_up();
             self.shared.state.send_replace(state);
 
             let report = tokio::select! {
@@ -238,21 +274,14 @@ impl AppServerSupervisor {
         }
     }
 
-    /// Starts a turn in a thread of the current child; returns the turn id.
-    pub async fn start_turn(&self, thread_id: &str, text: &str) -> Result<String, AppServerError> {
-        let child = self.shared.child.read().await;
-        let app = child.as_ref().ok_or(AppServerError::Rpc(super::RpcError::Closed))?;
-        app.start_turn(thread_id, text).await
-    }
-
     /// Ends the current child (closes its input, waits up to `grace`, then kills it) and stops restarts.
-    /// Returns how it ended; `None` when there was none.
-    pub async fn shutdown(&self, grace: Duration) -> Option<ExitReport> {
+    async fn shutdown(&self, grace: Duration) -> Option<ExitReport> {
         self.shared.closed.cancel();
         let app = self.shared.child.write().await.take()?;
         self.shared.link.up.store(false, Ordering::Relaxed);
         self.shared.state.send_modify(|state| state.up = false);
         let report = app.shutdown(grace).await;
+        tracing::debug!("{report}");
         self.shared
             .state
             .send_modify(|state| state.last_exit = Some(report.clone()));
@@ -263,15 +292,14 @@ impl AppServerSupervisor {
     async fn launch(&self) -> Result<(AppServer, Vec<String>), AppServerError> {
         let config = &self.shared.config;
         let app = AppServer::start(config.command.clone()).await?;
-        let options = config
-            .thread_options
-            .clone()
-            .dynamic_tools(lock(&self.shared.dynamic_tools).clone());
+        let tools = lock(&self.shared.dynamic_tools).clone();
+        let tool_count = tools.len();
+        let options = config.thread_options.clone().dynamic_tools(tools);
         let mut threads = Vec::with_capacity(config.threads);
         for _ in 0..config.threads {
             match app.start_thread(&options).await {
                 Ok(thread) => {
-                    tracing::info!(thread = %thread, tools = options.params()["dynamicTools"].as_array().map_or(0, Vec::len), "started thread");
+                    tracing::info!(thread = %thread, tools = tool_count, "started thread");
                     threads.push(thread);
                 }
                 Err(error) => {
@@ -283,7 +311,7 @@ impl AppServerSupervisor {
         Ok((app, threads))
     }
 
-    /// Makes `app` the current child. Fails (and ends `app`) when the supervisor was shut down meanwhile.
+    /// Makes `app` the current child. Fails (and ends `app`) when the upstream was closed meanwhile.
     async fn install(
         &self,
         app: AppServer,
@@ -297,7 +325,7 @@ impl AppServerSupervisor {
             return Err(AppServerError::Exited(report));
         }
         let pid = app.pid();
-        self.shared.upstream.swap(app.upstream(), &threads);
+        self.shared.answers.swap(Arc::clone(app.answers()), &threads);
         *child = Some(app);
         self.shared.state.send_modify(|state| {
             state.generation += 1;
@@ -312,56 +340,114 @@ impl AppServerSupervisor {
     }
 }
 
-/// The [`Upstream`] of whichever child is current. Answers go to it only for calls of its own threads: the
-/// calls of a child that exited died with it, and their request ids may be reused by its successor.
+fn thread_session(thread: String) -> ServedSession {
+    ServedSession {
+        id: thread,
+        upstream: NAME,
+        created: true,
+    }
+}
+
+impl Upstream for AppServerUpstream {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn open<'a>(&'a self, catalog: &'a Catalog) -> BoxFuture<'a, Result<Vec<ServedSession>, UpstreamError>> {
+        Box::pin(async move {
+            if self.shared.config.threads == 0 {
+                return Err(UpstreamError::Invalid(
+                    "nothing to serve: a codex app-server upstream needs at least one thread".into(),
+                ));
+            }
+            let tools: Vec<DynamicTool> = catalog.iter().map(DynamicTool::of).collect();
+            if tools.is_empty() {
+                tracing::warn!("no skills are registered: the threads have no dynamic tools");
+            }
+            let threads = self.open_child(tools).await?;
+            Ok(threads.into_iter().map(thread_session).collect())
+        })
+    }
+
+    fn run<'a>(&'a self, feed: Feed, stop: CancellationToken) -> BoxFuture<'a, Result<(), UpstreamError>> {
+        feed.health().attach_link(self.shared.link.clone());
+        Box::pin(async move {
+            self.supervise(feed, stop)
+                .await
+                .map_err(|report| UpstreamError::AppServer(AppServerError::Exited(report)))
+        })
+    }
+
+    fn answer<'a>(&'a self, call: &'a ToolCall, result: &'a ToolResult) -> BoxFuture<'a, AnswerOutcome> {
+        Box::pin(self.shared.answers.answer(call, result))
+    }
+
+    fn start_turn<'a>(&'a self, session: &'a str, text: &'a str) -> BoxFuture<'a, Result<String, UpstreamError>> {
+        Box::pin(async move {
+            let child = self.shared.child.read().await;
+            let app = child.as_ref().ok_or(AppServerError::Rpc(RpcError::Closed))?;
+            Ok(app.start_turn(session, text).await?)
+        })
+    }
+
+    fn interrupt_turn<'a>(&'a self, session: &'a str, turn: &'a str) -> BoxFuture<'a, Result<(), UpstreamError>> {
+        Box::pin(async move {
+            let child = self.shared.child.read().await;
+            let app = child.as_ref().ok_or(AppServerError::Rpc(RpcError::Closed))?;
+            Ok(app.interrupt_turn(session, turn).await?)
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            // The threads end with the child; there is nothing to delete.
+            self.shutdown(SHUTDOWN_GRACE).await;
+            Vec::new()
+        })
+    }
+}
+
+/// The answers of whichever child is current. Answers go to it only for calls of its own threads: the calls of
+/// a child that exited died with it, and their request ids may be reused by its successor.
 #[derive(Debug, Default)]
-pub struct CurrentChild {
+struct CurrentChild {
     current: Mutex<Option<Current>>,
 }
 
 #[derive(Debug)]
 struct Current {
-    upstream: Arc<AppServerUpstream>,
+    answers: Arc<PendingAnswers>,
     threads: HashSet<String>,
 }
 
 impl CurrentChild {
-    /// Answers go to `upstream` from now on, for calls of `threads`.
-    pub fn swap(&self, upstream: Arc<AppServerUpstream>, threads: &[String]) {
+    /// Answers go to `answers` from now on, for calls of `threads`.
+    fn swap(&self, answers: Arc<PendingAnswers>, threads: &[String]) {
         *lock(&self.current) = Some(Current {
-            upstream,
+            answers,
             threads: threads.iter().cloned().collect(),
         });
     }
 
-    fn target(&self, call: &ToolCall) -> Option<Arc<AppServerUpstream>> {
+    fn target(&self, call: &ToolCall) -> Option<Arc<PendingAnswers>> {
         let current = lock(&self.current);
         let current = current.as_ref()?;
         current
             .threads
             .contains(&call.thread_id)
-            .then(|| Arc::clone(&current.upstream))
-    }
-}
-
-impl Upstream for CurrentChild {
-    fn name(&self) -> &'static str {
-        "app-server"
+            .then(|| Arc::clone(&current.answers))
     }
 
-    fn answer<'a>(&'a self, call: &'a ToolCall, result: &'a ToolResult) -> BoxFuture<'a, AnswerOutcome> {
-        async move {
-            match self.target(call) {
-                Some(upstream) => upstream.answer(call, result).await,
-                None => AnswerOutcome::Rejected {
-                    reason: format!(
-                        "the codex app-server that sent request {} (thread {}) is gone; its calls died with it",
-                        call.request_id, call.thread_id
-                    ),
-                },
-            }
+    async fn answer(&self, call: &ToolCall, result: &ToolResult) -> AnswerOutcome {
+        match self.target(call) {
+            Some(answers) => answers.answer(call, result).await,
+            None => AnswerOutcome::Rejected {
+                reason: format!(
+                    "the codex app-server that sent request {} (thread {}) is gone; its calls died with it",
+                    call.request_id, call.thread_id
+                ),
+            },
         }
-        .boxed()
     }
 }
 
@@ -384,9 +470,9 @@ impl LinkStatus for ChildLink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upstream::app_server::rpc::ServerRequest;
-    use crate::upstream::app_server::{RpcConnection, TOOL_CALL_METHOD};
-    use serde_json::json;
+    use crate::upstream::app_server::events::TOOL_CALL_METHOD;
+    use crate::upstream::app_server::rpc::{RpcConnection, ServerRequest};
+    use serde_json::{Value, json};
     use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream, Lines, ReadHalf, WriteHalf};
 
     fn call(request_id: &str, thread_id: &str) -> ToolCall {
@@ -402,7 +488,7 @@ mod tests {
 
     /// A child stand-in over a duplex pipe, with the tool call `id` pending.
     struct FakeChild {
-        upstream: Arc<AppServerUpstream>,
+        answers: Arc<PendingAnswers>,
         received: Lines<BufReader<ReadHalf<DuplexStream>>>,
         _input: WriteHalf<DuplexStream>,
     }
@@ -411,15 +497,15 @@ mod tests {
         let (ours, theirs) = tokio::io::duplex(4096);
         let (read, write) = tokio::io::split(ours);
         let (rpc, _incoming) = RpcConnection::new(read, write);
-        let upstream = Arc::new(AppServerUpstream::new(rpc));
-        upstream.track(&ServerRequest {
+        let answers = Arc::new(PendingAnswers::new(rpc));
+        answers.track(&ServerRequest {
             id: id.into(),
             method: TOOL_CALL_METHOD.into(),
             params: json!({}),
         });
         let (their_read, their_write) = tokio::io::split(theirs);
         FakeChild {
-            upstream,
+            answers,
             received: BufReader::new(their_read).lines(),
             _input: their_write,
         }
@@ -429,9 +515,9 @@ mod tests {
     async fn answers_for_a_replaced_child_are_rejected_even_when_the_request_id_is_reused() {
         let current = CurrentChild::default();
         let first = child_with_pending(0);
-        current.swap(first.upstream.clone(), &["old-thread".into()]);
+        current.swap(first.answers.clone(), &["old-thread".into()]);
         let mut second = child_with_pending(0);
-        current.swap(second.upstream.clone(), &["new-thread".into()]);
+        current.swap(second.answers.clone(), &["new-thread".into()]);
 
         let stale = current
             .answer(&call("0", "old-thread"), &ToolResult::text("late"))

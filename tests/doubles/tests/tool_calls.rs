@@ -222,13 +222,17 @@ async fn injected_failures_answer_500_and_keep_the_call_pending() {
     assert!(double.pending(&thread).is_empty());
 }
 
-#[tokio::test]
+// On the paused clock (client and double share this runtime over loopback), so the first answer is in flight for
+// exactly its delay, however slow the machine.
+#[tokio::test(start_paused = true)]
 async fn a_second_answer_while_the_first_is_in_flight_conflicts() {
     let double = CodexManagerDouble::start().await.unwrap();
     let thread = double.create_session(vec![]);
     let id = double.inject_tool_call(&thread, "t", json!({}));
-    double.set_response_delay(Duration::from_millis(300));
+    let delay = Duration::from_millis(300);
+    double.set_response_delay(delay);
 
+    let sent = tokio::time::Instant::now();
     let first = {
         let rest = Rest::new(&double);
         let id = id.clone();
@@ -237,6 +241,10 @@ async fn a_second_answer_while_the_first_is_in_flight_conflicts() {
     // The body is recorded once the call is claimed.
     assert!(eventually(|| double.responses_for(&id).len() == 1).await);
     let second = Rest::new(&double).respond(&id, json!({"text": "second"})).await;
+    assert!(
+        sent.elapsed() < delay,
+        "the second answer came while the first was in flight"
+    );
     assert_eq!(second.status, 409);
     assert_eq!(
         second.body,
@@ -245,6 +253,7 @@ async fn a_second_answer_while_the_first_is_in_flight_conflicts() {
 
     let first = first.await.unwrap();
     assert_eq!(first.status, 200);
+    assert_eq!(sent.elapsed(), delay, "the first answer was held for the delay");
     assert_eq!(double.wait_answered(&id, WAIT).await, Some(json!({"text": "first"})));
 }
 
@@ -264,12 +273,14 @@ async fn answers_for_a_deleted_session_are_gone() {
     assert!(double.wait_all_answered(WAIT).await);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn wait_all_answered_times_out_while_a_call_is_pending() {
     let double = CodexManagerDouble::start().await.unwrap();
     let thread = double.create_session(vec![]);
     let id = double.inject_tool_call(&thread, "t", json!({}));
+    let started = tokio::time::Instant::now();
     assert!(!double.wait_all_answered(Duration::from_millis(20)).await);
+    assert_eq!(started.elapsed(), Duration::from_millis(20), "gave up at its timeout");
     let waiter = {
         let double = double.clone();
         tokio::spawn(async move { double.wait_all_answered(WAIT).await })
@@ -314,13 +325,16 @@ async fn a_burst_reports_every_answer() {
     assert!(double.received().is_empty(), "recording was off");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_burst_without_answers_times_out() {
     let double = CodexManagerDouble::start().await.unwrap();
+    let timeout = Duration::from_millis(30);
     let spec = skillbridge_doubles::codex_manager::BurstSpec::new("t", "echo", json!({}), 5)
         .outstanding(2)
-        .timeout(Duration::from_millis(30));
+        .timeout(timeout);
+    let started = tokio::time::Instant::now();
     let report = double.burst(spec).await;
+    assert_eq!(started.elapsed(), timeout, "gave up at its timeout");
     assert_eq!((report.answered, report.timed_out), (0, true));
     assert_eq!(double.pending("t").len(), 2, "never more than `outstanding` unanswered");
 }

@@ -1,4 +1,5 @@
-//! [`AppServerUpstream`]: answers tool calls as JSON-RPC results to the app-server's `item/tool/call` requests.
+//! [`PendingAnswers`]: the tool calls one app-server connection waits on, answered as JSON-RPC results to its
+//! `item/tool/call` requests.
 //!
 //! Each call's string request id maps back to the raw JSON id Codex sent (numbers, starting at 0) until the
 //! answer is written or Codex reports the request resolved (e.g. its turn ended).
@@ -6,23 +7,22 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::rpc::{RpcConnection, ServerRequest};
-use crate::ToolResult;
-use crate::upstream::{AnswerOutcome, ToolCall, Upstream};
+use crate::skill::ToolResult;
+use crate::upstream::{AnswerOutcome, ToolCall};
+use crate::util::lock;
 
-/// The app-server as an [`Upstream`]: `answer` writes `{"id": N, "result": {contentItems, success}}`.
+/// The unanswered tool calls of one connection; `answer` writes `{"id": N, "result": {contentItems, success}}`.
 #[derive(Debug)]
-pub struct AppServerUpstream {
+pub struct PendingAnswers {
     rpc: RpcConnection,
-    /// String request id → the id exactly as Codex sent it, for requests not yet answered.
+    /// String request id → the id exactly as Codex sent it.
     pending: Mutex<HashMap<String, Value>>,
 }
 
-impl AppServerUpstream {
+impl PendingAnswers {
     /// Answers over `rpc`.
     pub fn new(rpc: RpcConnection) -> Self {
         Self {
@@ -34,31 +34,28 @@ impl AppServerUpstream {
     /// Remembers a tool-call request so it can be answered; returns its string id.
     pub fn track(&self, request: &ServerRequest) -> String {
         let id = request.id_string();
-        self.pending
-            .lock()
-            .expect("pending lock")
-            .insert(id.clone(), request.id.clone());
+        lock(&self.pending).insert(id.clone(), request.id.clone());
         id
     }
 
     /// Forgets a request Codex no longer waits for (`serverRequest/resolved`); `true` if it was unanswered.
     pub fn forget(&self, request_id: &str) -> bool {
-        self.pending.lock().expect("pending lock").remove(request_id).is_some()
+        lock(&self.pending).remove(request_id).is_some()
     }
 
     /// How many tool calls await an answer.
-    pub fn pending_count(&self) -> usize {
-        self.pending.lock().expect("pending lock").len()
+    pub fn len(&self) -> usize {
+        lock(&self.pending).len()
     }
 
-    async fn deliver(&self, call: &ToolCall, result: &ToolResult) -> AnswerOutcome {
-        let id = self
-            .pending
-            .lock()
-            .expect("pending lock")
-            .get(&call.request_id)
-            .cloned();
-        let Some(id) = id else {
+    /// `true` when no tool call awaits an answer.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// One attempt at answering `call`.
+    pub async fn answer(&self, call: &ToolCall, result: &ToolResult) -> AnswerOutcome {
+        let Some(id) = lock(&self.pending).get(&call.request_id).cloned() else {
             return AnswerOutcome::Rejected {
                 reason: format!(
                     "app-server request {} is not pending (already answered, or resolved when its turn ended)",
@@ -66,7 +63,14 @@ impl AppServerUpstream {
                 ),
             };
         };
-        let result = serde_json::to_value(result).expect("tool results serialize");
+        let result = match serde_json::to_value(result) {
+            Ok(result) => result,
+            Err(error) => {
+                return AnswerOutcome::Rejected {
+                    reason: format!("the result does not serialize: {error}"),
+                };
+            }
+        };
         match self.rpc.respond(&id, result).await {
             Ok(()) => {
                 self.forget(&call.request_id);
@@ -77,15 +81,5 @@ impl AppServerUpstream {
                 reason: error.to_string(),
             },
         }
-    }
-}
-
-impl Upstream for AppServerUpstream {
-    fn name(&self) -> &'static str {
-        "app-server"
-    }
-
-    fn answer<'a>(&'a self, call: &'a ToolCall, result: &'a ToolResult) -> BoxFuture<'a, AnswerOutcome> {
-        self.deliver(call, result).boxed()
     }
 }

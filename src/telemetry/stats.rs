@@ -6,19 +6,19 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::sync::lock;
+use crate::util::lock;
 use serde::Serialize;
 
 /// Upper bounds (seconds) of the call duration histogram buckets.
-pub const DURATION_BUCKETS: [f64; 14] = [
+pub(crate) const DURATION_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 30.0, 60.0,
 ];
 
 /// The skill label of calls to tools that are not in the catalog (the journal keeps the real name).
-pub const UNKNOWN_TOOL_LABEL: &str = "(unknown)";
+pub(crate) const UNKNOWN_TOOL_LABEL: &str = "(unknown)";
 
 /// How many recent calls the journal keeps.
-pub const JOURNAL_CAPACITY: usize = 1000;
+pub(crate) const JOURNAL_CAPACITY: usize = 1000;
 
 /// Where a call came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -88,7 +88,7 @@ pub struct SkillCounts {
 /// A histogram copy for rendering.
 #[derive(Debug, Clone)]
 pub struct HistogramSnapshot {
-    /// Cumulative counts per bucket of [`DURATION_BUCKETS`].
+    /// Cumulative counts per bucket (upper bounds in seconds: 0.001, 0.0025, .. 30, 60).
     pub buckets: Vec<u64>,
     /// Observations.
     pub count: u64,

@@ -1,0 +1,279 @@
+//! A bridge's life: [`Bridge::start`] (admin endpoint, sessions, the upstream's feed, the first prompts),
+//! [`Bridge::run`] (serve until shutdown or until the upstream stops by itself) and [`Bridge::shutdown`] (stop
+//! taking calls, give running ones the grace period, close the upstream, stop the admin endpoint).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{Bridge, BridgeError};
+use crate::admin;
+use crate::telemetry::ServedSession;
+use crate::util::lock;
+
+/// How long the answers of calls cancelled at the end of the grace period may take to deliver before the bridge
+/// stops anyway (the calls then stay pending upstream, where the next bridge finds them).
+const ANSWER_DEADLINE_AFTER_GRACE: Duration = Duration::from_secs(2);
+
+/// How long the upstream's feed and the admin endpoint get to stop on shutdown.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a finished bridge did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServeReport {
+    /// The sessions served at the end.
+    pub sessions: Vec<ServedSession>,
+    /// Calls still running when the grace period ended (answered `success:false`).
+    pub cancelled: usize,
+    /// `true` when some answers could not be delivered in time; those calls stay pending upstream.
+    pub answers_abandoned: bool,
+    /// The sessions deleted on exit.
+    pub deleted: Vec<String>,
+}
+
+/// Where a bridge is in its life.
+pub(super) enum Phase {
+    Built,
+    Running(Running),
+    Stopped(ServeReport),
+}
+
+/// What a started bridge runs.
+pub(super) struct Running {
+    stop_feed: CancellationToken,
+    feed: JoinHandle<()>,
+    /// Cancelled when the upstream's `run` returned, by itself or on `stop_feed`.
+    pub(super) feed_ended: CancellationToken,
+    feed_error: Arc<Mutex<Option<String>>>,
+    prompts: Option<JoinHandle<()>>,
+    admin_addr: Option<SocketAddr>,
+    stop_admin: CancellationToken,
+    admin: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Bridge {
+    /// Starts serving, once: binds the admin address (when set), opens the upstream's sessions, starts taking
+    /// calls, and sends the first prompt to created sessions once connected. Calling it again does nothing;
+    /// [`run`](Self::run) and [`send`](Self::send) call it. A failure leaves nothing behind.
+    pub async fn start(&self) -> Result<(), BridgeError> {
+        let mut phase = self.inner.phase.lock().await;
+        match &*phase {
+            Phase::Running(_) => return Ok(()),
+            Phase::Stopped(_) => return Err(BridgeError::ShutDown),
+            Phase::Built => {}
+        }
+        *phase = Phase::Running(self.launch().await?);
+        Ok(())
+    }
+
+    async fn launch(&self) -> Result<Running, BridgeError> {
+        let inner = &self.inner;
+        // Bound before any session exists, so a taken port fails fast and leaves nothing behind; /readyz says 503
+        // until the sessions are open and the upstream is connected.
+        let stop_admin = CancellationToken::new();
+        let (admin_addr, admin) = match inner.admin_addr {
+            Some(addr) => {
+                let stop = stop_admin.clone();
+                let (bound, server) =
+                    admin::bind(addr, self.admin_state(), async move { stop.cancelled().await }).await?;
+                tracing::info!(addr = %bound, "admin endpoint listening");
+                (Some(bound), Some(tokio::spawn(server)))
+            }
+            None => (None, None),
+        };
+        let sessions = match inner.upstream.open(&inner.catalog).await {
+            Ok(sessions) => sessions,
+            Err(error) => {
+                stop_admin.cancel();
+                return Err(error.into());
+            }
+        };
+        for session in &sessions {
+            inner.health.add_session(session.clone());
+        }
+
+        let stop_feed = CancellationToken::new();
+        // Subscribed before the feed starts, so the first connect cannot be missed.
+        let connects = inner.feed.connects();
+        let feed_ended = CancellationToken::new();
+        let feed_error = Arc::new(Mutex::new(None));
+        let feed = {
+            let (upstream, feed, stop) = (Arc::clone(&inner.upstream), inner.feed.clone(), stop_feed.clone());
+            let (ended, error) = (feed_ended.clone(), Arc::clone(&feed_error));
+            tokio::spawn(async move {
+                if let Err(reason) = upstream.run(feed, stop).await {
+                    *lock(&error) = Some(reason.to_string());
+                }
+                ended.cancel();
+            })
+        };
+        let prompts = inner.prompt.clone().map(|prompt| {
+            let upstream = Arc::clone(&inner.upstream);
+            let created: Vec<String> = sessions.iter().filter(|s| s.created).map(|s| s.id.clone()).collect();
+            let stop = stop_feed.clone();
+            let mut connects = connects;
+            tokio::spawn(async move {
+                // Listening first means no event of the new turn is missed.
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = connects.wait_for(|count| *count > 0) => {}
+                }
+                for session in created {
+                    match upstream.start_turn(&session, &prompt).await {
+                        Ok(turn) => tracing::info!(%session, %turn, "sent the first prompt"),
+                        Err(error) => tracing::error!(%session, %error, "could not send the first prompt"),
+                    }
+                }
+            })
+        });
+        Ok(Running {
+            stop_feed,
+            feed,
+            feed_ended,
+            feed_error,
+            prompts,
+            admin_addr,
+            stop_admin,
+            admin,
+        })
+    }
+
+    /// Where the bridge's own admin endpoint listens, once started (the real port when the address had port 0).
+    pub async fn admin_addr(&self) -> Option<SocketAddr> {
+        match &*self.inner.phase.lock().await {
+            Phase::Running(running) => running.admin_addr,
+            _ => None,
+        }
+    }
+
+    /// Waits until the upstream is connected, at most `timeout`; `true` when it is.
+    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+        let mut connects = self.inner.feed.connects();
+        let connected = async {
+            while !self.inner.health.connected() {
+                if connects.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, connected).await.is_ok()
+    }
+
+    /// Starts (see [`start`](Self::start)) and serves until `shutdown` completes, then shuts down (see
+    /// [`shutdown`](Self::shutdown)). If the upstream stops by itself first (its child process exited), the
+    /// bridge shuts down as well and says why: [`BridgeError::UpstreamStopped`].
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<ServeReport, BridgeError> {
+        self.start().await?;
+        let ended = self.feed_ended().await;
+        let upstream_ended = tokio::select! {
+            _ = shutdown => false,
+            _ = ended.cancelled() => true,
+        };
+        if !upstream_ended {
+            return Ok(self.shutdown().await);
+        }
+        let reason = self
+            .feed_error()
+            .await
+            .unwrap_or_else(|| "it ended without saying why".into());
+        tracing::error!(upstream = self.upstream_name(), %reason, "the upstream stopped; shutting down");
+        self.shutdown().await;
+        Err(BridgeError::UpstreamStopped {
+            upstream: self.upstream_name(),
+            reason,
+        })
+    }
+
+    /// Cancelled once the upstream's feed ended (never, for a bridge that is not running).
+    pub(super) async fn feed_ended(&self) -> CancellationToken {
+        match &*self.inner.phase.lock().await {
+            Phase::Running(running) => running.feed_ended.clone(),
+            Phase::Built => CancellationToken::new(),
+            Phase::Stopped(_) => {
+                let ended = CancellationToken::new();
+                ended.cancel();
+                ended
+            }
+        }
+    }
+
+    pub(super) async fn feed_error(&self) -> Option<String> {
+        match &*self.inner.phase.lock().await {
+            Phase::Running(running) => lock(&running.feed_error).clone(),
+            _ => None,
+        }
+    }
+
+    /// Shuts down: stops taking calls, lets running ones finish for the grace period, cancels the rest and
+    /// answers them `success:false`, closes the upstream (ending its child process, deleting the sessions it was
+    /// told to), and stops the admin endpoint. Calling it again returns the same report.
+    pub async fn shutdown(&self) -> ServeReport {
+        let mut phase = self.inner.phase.lock().await;
+        let running = match std::mem::replace(&mut *phase, Phase::Stopped(ServeReport::default())) {
+            Phase::Running(running) => running,
+            Phase::Stopped(report) => {
+                *phase = Phase::Stopped(report.clone());
+                return report;
+            }
+            Phase::Built => return ServeReport::default(),
+        };
+        let report = self.stop(running).await;
+        *phase = Phase::Stopped(report.clone());
+        report
+    }
+
+    async fn stop(&self, running: Running) -> ServeReport {
+        let inner = &self.inner;
+        let dispatcher = &inner.dispatcher;
+        tracing::info!(in_flight = dispatcher.in_flight(), grace = ?inner.grace, "shutting down: no new calls are taken");
+        running.stop_feed.cancel();
+        if let Some(prompts) = running.prompts {
+            prompts.abort();
+        }
+        let (cancelled, answers_abandoned) = match tokio::time::timeout(
+            inner.grace + ANSWER_DEADLINE_AFTER_GRACE,
+            dispatcher.shutdown(inner.grace),
+        )
+        .await
+        {
+            Ok(report) => (report.cancelled, false),
+            Err(_) => {
+                let unanswered = dispatcher.in_flight().max(0) as usize;
+                tracing::error!(
+                    unanswered,
+                    "answers could not be delivered in time; those calls stay pending upstream"
+                );
+                (unanswered, true)
+            }
+        };
+        if cancelled > 0 {
+            tracing::warn!(
+                cancelled,
+                "calls still running after the grace period were answered success:false"
+            );
+        }
+        if tokio::time::timeout(STOP_TIMEOUT, running.feed).await.is_err() {
+            tracing::warn!("the upstream feed did not stop in time");
+        }
+        let deleted = inner.upstream.close().await;
+        running.stop_admin.cancel();
+        if let Some(admin) = running.admin {
+            match tokio::time::timeout(STOP_TIMEOUT, admin).await {
+                Ok(Ok(Err(error))) => tracing::warn!(%error, "admin endpoint ended with an error"),
+                Err(_) => tracing::warn!("admin endpoint did not stop in time"),
+                _ => {}
+            }
+        }
+        tracing::info!("stopped");
+        ServeReport {
+            sessions: inner.health.sessions(),
+            cancelled,
+            answers_abandoned,
+            deleted,
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! How calls and turn events reach the [`Feed`] from codex-manager: the websocket stream
+//! (`app_server.request.item.tool.call`, `app_server.item.completed`, `app_server.turn.completed`) and pending-call
+//! listing, after every ready frame and on an interval.
+//!
+//! Both paths submit to the same sink, which drops duplicates, so a call seen twice runs once and a call
+//! published while no socket was connected is still found by the next listing. Turn events published while no
+//! socket was connected are lost as well: after a reconnect, the turns somebody waits for are read from their
+//! session instead.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::manager::{CodexManager, PendingToolCall};
+use crate::stream::{AppServerSignal, Frame, HandlerContext, Router, StreamClient, StreamOptions, StreamStats};
+use crate::telemetry::{CallSource, LinkStatus};
+use crate::upstream::app_server::protocol::{ItemCompletedNotification, Turn, TurnCompletedNotification};
+use crate::upstream::{Feed, InvalidToolCall, ToolCall, ToolCallParams, TurnStatus};
+use crate::util::lock;
+
+/// Which threads' calls this bridge takes.
+#[derive(Debug, Clone)]
+pub(super) enum SessionScope {
+    /// Only these sessions (the ones it created or was told to attach to).
+    Only(BTreeSet<String>),
+    /// Every session on the codex-manager; listing covers the given ones plus every thread a call has been
+    /// seen on.
+    All(BTreeSet<String>),
+}
+
+impl SessionScope {
+    fn serves(&self, thread_id: &str) -> bool {
+        match self {
+            Self::Only(ids) => ids.contains(thread_id),
+            Self::All(_) => true,
+        }
+    }
+
+    /// The stream's thread filter: one served session can be filtered server-side.
+    fn stream_filter(&self) -> Option<String> {
+        match self {
+            Self::Only(ids) if ids.len() == 1 => ids.iter().next().cloned(),
+            _ => None,
+        }
+    }
+}
+
+/// A tool call from a stream signal.
+fn tool_call_from_signal(signal: AppServerSignal) -> Result<ToolCall, InvalidToolCall> {
+    let request_id = signal.request_id.ok_or(InvalidToolCall::Missing("requestId"))?;
+    ToolCall::from_params(request_id, signal.params)
+}
+
+/// A tool call from a pending-call row, by the same rules as a signal's.
+fn tool_call_from_row(row: PendingToolCall) -> Result<ToolCall, InvalidToolCall> {
+    let params = ToolCallParams {
+        thread_id: Some(row.thread_id),
+        turn_id: row.turn_id,
+        call_id: Some(row.call_id),
+        namespace: None,
+        tool: Some(row.tool),
+        arguments: row.arguments,
+    };
+    ToolCall::from_parts(row.request_id, params)
+}
+
+/// Feeds codex-manager's calls and turn events into a [`Feed`]: the stream plus pending-call listing.
+pub(super) struct CodexManagerFeed {
+    client: CodexManager,
+    feed: Feed,
+    scope: SessionScope,
+    poll_interval: Duration,
+    stream_options: StreamOptions,
+    known_threads: Arc<Mutex<BTreeSet<String>>>,
+    poll_now: Arc<Notify>,
+}
+
+impl CodexManagerFeed {
+    pub(super) fn new(client: CodexManager, feed: Feed, scope: SessionScope, poll_interval: Duration) -> Self {
+        let known = match &scope {
+            SessionScope::Only(ids) | SessionScope::All(ids) => ids.clone(),
+        };
+        Self {
+            client,
+            feed,
+            scope,
+            poll_interval,
+            stream_options: StreamOptions::default(),
+            known_threads: Arc::new(Mutex::new(known)),
+            poll_now: Arc::new(Notify::new()),
+        }
+    }
+
+    pub(super) fn stream_options(mut self, options: StreamOptions) -> Self {
+        self.stream_options = options;
+        self
+    }
+
+    fn router(&self) -> Router {
+        let mut router = Router::new();
+        let (feed, scope, known) = (self.feed.clone(), self.scope.clone(), Arc::clone(&self.known_threads));
+        router.on_app_server_request("item.tool.call", move |signal: AppServerSignal, _ctx: HandlerContext| {
+            let outcome = match tool_call_from_signal(signal) {
+                Ok(call) if scope.serves(&call.thread_id) => {
+                    lock(&known).insert(call.thread_id.clone());
+                    feed.submit(call, CallSource::Stream);
+                    Ok(())
+                }
+                Ok(call) => {
+                    tracing::trace!(thread_id = %call.thread_id, "tool call for a session this bridge does not serve");
+                    Ok(())
+                }
+                Err(reason) => Err(format!("unusable tool call signal: {reason}")),
+            };
+            async move { outcome }
+        });
+        let feed = self.feed.clone();
+        router.on_app_server(
+            "item.completed",
+            move |signal: AppServerSignal, _ctx: HandlerContext| {
+                let read = serde_json::from_value::<ItemCompletedNotification>(signal.params)
+                    .map(|params| drop(feed.turns().item_completed(&params)))
+                    .map_err(|error| format!("unreadable item/completed: {error}"));
+                async move { read }
+            },
+        );
+        // An interrupted turn cancels its running skills (their calls are answered `success:false`).
+        let feed = self.feed.clone();
+        router.on_app_server(
+            "turn.completed",
+            move |signal: AppServerSignal, _ctx: HandlerContext| {
+                let read = serde_json::from_value::<TurnCompletedNotification>(signal.params)
+                    .map(|params| {
+                        if let Some(outcome) = feed.turns().turn_completed(&params)
+                            && outcome.status == TurnStatus::Interrupted
+                        {
+                            feed.cancel_turn(&outcome.turn_id);
+                        }
+                    })
+                    .map_err(|error| format!("unreadable turn/completed: {error}"));
+                async move { read }
+            },
+        );
+        let (feed, poll_now) = (self.feed.clone(), Arc::clone(&self.poll_now));
+        router.on_control(move |frame: Frame, _ctx: HandlerContext| {
+            if let Frame::Ready { .. } = frame {
+                poll_now.notify_one();
+                feed.link_up();
+            }
+            async {}
+        });
+        router
+    }
+
+    /// Runs the stream and the poller until `stop` fires.
+    pub(super) async fn run(self, stop: CancellationToken) {
+        let router = self.router();
+        let stream = StreamClient::new(self.client.config().clone());
+        let mut options = self.stream_options.clone();
+        options.thread_id = self.scope.stream_filter();
+        options.stop = stop.clone();
+        self.feed.health().attach_link(stream.stats());
+        let streaming = async {
+            if let Err(error) = stream.run(router, options).await {
+                tracing::error!(%error, "codex-manager stream ended");
+            }
+        };
+        tokio::join!(streaming, self.poll_loop(stop));
+    }
+
+    async fn poll_loop(&self, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(self.poll_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let reconnected = tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => false,
+                _ = self.poll_now.notified() => true,
+            };
+            self.poll_once().await;
+            if reconnected {
+                self.reread_awaited_turns().await;
+            }
+        }
+    }
+
+    /// Lists pending calls of every known session and submits them (the sink drops duplicates).
+    async fn poll_once(&self) {
+        let threads: Vec<String> = lock(&self.known_threads).iter().cloned().collect();
+        for thread in threads {
+            match self.client.list_tool_calls(&thread).await {
+                Ok(rows) => {
+                    for row in rows.into_iter().filter(|r| r.status == "pending") {
+                        match tool_call_from_row(row) {
+                            Ok(call) => {
+                                self.feed.submit(call, CallSource::Poll);
+                            }
+                            Err(reason) => tracing::warn!(thread_id = %thread, %reason, "unusable pending call row"),
+                        }
+                    }
+                }
+                Err(error) => tracing::warn!(%error, thread_id = %thread, "listing pending tool calls failed"),
+            }
+        }
+    }
+
+    /// Reads the turns of sessions somebody waits on a turn of: their end may have been published while the
+    /// socket was down.
+    async fn reread_awaited_turns(&self) {
+        for thread in self.feed.turns().awaited_threads() {
+            match self.client.get_session(&thread).await {
+                Ok(detail) => {
+                    let turns = detail.pointer("/thread/turns").cloned().unwrap_or_default();
+                    match serde_json::from_value::<Vec<Turn>>(turns) {
+                        Ok(turns) => turns
+                            .iter()
+                            .for_each(|turn| drop(self.feed.turns().finished(&thread, turn))),
+                        Err(error) => tracing::warn!(%error, session = %thread, "unreadable turns in the session"),
+                    }
+                }
+                Err(error) => tracing::debug!(%error, session = %thread, "could not re-read the session's turns"),
+            }
+        }
+    }
+}
+
+impl LinkStatus for StreamStats {
+    fn connected(&self) -> bool {
+        StreamStats::connected(self)
+    }
+
+    fn reconnects(&self) -> u64 {
+        StreamStats::reconnects(self)
+    }
+
+    fn malformed_frames(&self) -> u64 {
+        StreamStats::malformed_frames(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    #[test]
+    fn a_signal_and_a_row_become_the_same_call() {
+        let fixture: Value = serde_json::from_str(include_str!(
+            "../../../tests/fixtures/codex-manager/ws-app_server-request-item-tool-call.json"
+        ))
+        .unwrap();
+        let signal =
+            AppServerSignal::from_owned_payload("app_server.request.item.tool.call", None, fixture["payload"].clone())
+                .unwrap();
+        let from_signal = tool_call_from_signal(signal).unwrap();
+        let row: PendingToolCall = serde_json::from_value(json!({
+            "requestId": from_signal.request_id, "threadId": from_signal.thread_id, "turnId": from_signal.turn_id,
+            "callId": from_signal.call_id, "tool": from_signal.tool, "arguments": from_signal.arguments,
+            "status": "pending"
+        }))
+        .unwrap();
+        assert_eq!(tool_call_from_row(row).unwrap(), from_signal);
+        assert!(!from_signal.call_id.is_empty());
+    }
+
+    #[test]
+    fn unusable_signals_and_rows_say_why() {
+        let payload = json!({"method": "item/tool/call", "requestId": 7, "params": {"threadId": "t", "arguments": {}}});
+        let signal = AppServerSignal::from_owned_payload("app_server.request.item.tool.call", None, payload).unwrap();
+        assert_eq!(
+            tool_call_from_signal(signal).unwrap_err(),
+            InvalidToolCall::Missing("tool")
+        );
+        let payload = json!({"method": "item/tool/call", "params": {"threadId": "t", "tool": "echo"}});
+        let signal = AppServerSignal::from_owned_payload("app_server.request.item.tool.call", None, payload).unwrap();
+        assert_eq!(
+            tool_call_from_signal(signal).unwrap_err(),
+            InvalidToolCall::Missing("requestId")
+        );
+        let row: PendingToolCall =
+            serde_json::from_value(json!({"requestId": 1, "threadId": "", "tool": "echo", "status": "pending"}))
+                .unwrap();
+        assert_eq!(
+            tool_call_from_row(row).unwrap_err(),
+            InvalidToolCall::Missing("threadId")
+        );
+    }
+}

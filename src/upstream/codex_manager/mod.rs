@@ -1,0 +1,308 @@
+//! The codex-manager upstream: sessions over REST (created with the skills as their dynamic tools, or attached
+//! to), tool calls from the websocket stream and from pending-call listing (`feed.rs`), answers to
+//! `POST /api/tool-calls/:requestId/response`, turns through `POST /api/sessions/:id/messages`.
+
+mod feed;
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{AnswerOutcome, Feed, ToolCall, Upstream, UpstreamError};
+use crate::BoxFuture;
+use crate::manager::{CodexManager, CreateSession, ManagerError, SendMessage};
+use crate::skill::{Catalog, ToolFlavor, ToolResult};
+use crate::stream::StreamOptions;
+use crate::telemetry::ServedSession;
+use crate::util::lock;
+
+/// How the upstream is named in sessions, logs and metrics.
+const NAME: &str = "codex-manager";
+
+/// The default interval of pending-call listing.
+const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Serves tool calls of codex-manager sessions.
+///
+/// By default it creates one session whose dynamic tools are the catalog's skills, or none when it is told
+/// to [`attach`](Self::attach) to existing ones. Calls arrive on the websocket stream and from listing the
+/// sessions' pending calls after every (re)connect and every [`poll_interval`](Self::poll_interval); the
+/// dispatcher drops the duplicates.
+///
+/// ```no_run
+/// use skillbridge::manager::{CodexManager, CreateSession};
+/// use skillbridge::upstream::CodexManagerUpstream;
+///
+/// # fn demo() -> Result<(), skillbridge::manager::ManagerError> {
+/// let upstream = CodexManagerUpstream::new(CodexManager::from_env()?)
+///     .sessions(3)
+///     .session_template(CreateSession::new().cwd("/work/project"))
+///     .delete_on_exit(true);
+/// # Ok(()) }
+/// ```
+pub struct CodexManagerUpstream {
+    client: CodexManager,
+    create: Option<usize>,
+    attach: Vec<String>,
+    all_sessions: bool,
+    template: CreateSession,
+    poll_interval: Duration,
+    delete_on_exit: bool,
+    stream_options: StreamOptions,
+    state: Mutex<SessionState>,
+}
+
+#[derive(Default)]
+struct SessionState {
+    created: Vec<String>,
+    served: BTreeSet<String>,
+}
+
+impl CodexManagerUpstream {
+    /// Serves through `client`: one new session, pending calls listed every 5 s, sessions kept on exit.
+    pub fn new(client: CodexManager) -> Self {
+        Self {
+            client,
+            create: None,
+            attach: Vec::new(),
+            all_sessions: false,
+            template: CreateSession::new(),
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            delete_on_exit: false,
+            stream_options: StreamOptions::default(),
+            state: Mutex::new(SessionState::default()),
+        }
+    }
+
+    /// Creates this many sessions (default 1, or 0 when attaching).
+    pub fn sessions(mut self, count: usize) -> Self {
+        self.create = Some(count);
+        self
+    }
+
+    /// Also serves this existing session. Its tool catalog was fixed when it was created.
+    pub fn attach(mut self, session_id: impl Into<String>) -> Self {
+        self.attach.push(session_id.into());
+        self
+    }
+
+    /// Answers calls of every session on the codex-manager, not only the ones served here.
+    pub fn all_sessions(mut self, all: bool) -> Self {
+        self.all_sessions = all;
+        self
+    }
+
+    /// How created sessions are set up (cwd, model, approval policy, sandbox); its tools are replaced by the
+    /// catalog's.
+    pub fn session_template(mut self, template: CreateSession) -> Self {
+        self.template = template;
+        self
+    }
+
+    /// How often pending calls are listed besides after every (re)connect.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// Deletes the sessions it created when the bridge shuts down (attached ones are left alone).
+    pub fn delete_on_exit(mut self, delete: bool) -> Self {
+        self.delete_on_exit = delete;
+        self
+    }
+
+    /// Stream settings (ping interval, backoff, buffer); the thread filter and stop token are set when it runs.
+    pub fn stream_options(mut self, options: StreamOptions) -> Self {
+        self.stream_options = options;
+        self
+    }
+
+    /// The REST client.
+    pub fn client(&self) -> &CodexManager {
+        &self.client
+    }
+
+    fn unreachable_or(&self, error: ManagerError, other: impl FnOnce(ManagerError) -> UpstreamError) -> UpstreamError {
+        if matches!(error, ManagerError::Transport { .. }) {
+            UpstreamError::Unreachable {
+                url: self.client.config().base_url().to_owned(),
+                source: error,
+            }
+        } else {
+            other(error)
+        }
+    }
+
+    async fn open_sessions(&self, catalog: &Catalog) -> Result<Vec<ServedSession>, UpstreamError> {
+        let create = self.create.unwrap_or(if self.attach.is_empty() { 1 } else { 0 });
+        if create == 0 && self.attach.is_empty() && !self.all_sessions {
+            return Err(UpstreamError::Invalid(
+                "nothing to serve: create a session, attach to one, or serve all sessions".into(),
+            ));
+        }
+        let tools = catalog.dynamic_tools(ToolFlavor::CodexManager);
+        if create > 0 && tools.is_empty() {
+            tracing::warn!("no skills are registered: the created sessions have no dynamic tools");
+        }
+        let mut sessions = Vec::new();
+        for _ in 0..create {
+            let mut request = self.template.clone();
+            request.dynamic_tools = tools.clone();
+            match self.client.create_session(&request).await {
+                Ok(created) => {
+                    tracing::info!(session = %created.session_id, tools = tools.len(), "created session");
+                    lock(&self.state).created.push(created.session_id.clone());
+                    sessions.push(session(created.thread_id, true));
+                }
+                Err(error) => {
+                    self.delete_created().await;
+                    return Err(self.unreachable_or(error, |source| UpstreamError::Refused {
+                        action: "create a session",
+                        source,
+                    }));
+                }
+            }
+        }
+        for id in &self.attach {
+            if let Err(error) = self.client.get_session(id).await {
+                self.delete_created().await;
+                return Err(self.unreachable_or(error, |error| UpstreamError::Attach {
+                    id: id.clone(),
+                    reason: match error.status().map(|s| s.as_u16()) {
+                        Some(404) => "codex-manager has no such session (404)".to_owned(),
+                        Some(410) => "the session was deleted (410)".to_owned(),
+                        _ => error.to_string(),
+                    },
+                }));
+            }
+            tracing::info!(
+                session = %id,
+                "attached to an existing session (its tool catalog was fixed when it was created)"
+            );
+            sessions.push(session(id.clone(), false));
+        }
+        lock(&self.state).served.extend(sessions.iter().map(|s| s.id.clone()));
+        Ok(sessions)
+    }
+
+    async fn delete_created(&self) -> Vec<String> {
+        let ids = std::mem::take(&mut lock(&self.state).created);
+        let mut deleted = Vec::new();
+        for id in ids {
+            match self.client.delete_session(&id).await {
+                Ok(_) => {
+                    tracing::info!(session = %id, "deleted session");
+                    deleted.push(id);
+                }
+                Err(error) if matches!(error.status().map(|s| s.as_u16()), Some(404 | 410)) => {
+                    tracing::info!(session = %id, "session was already gone");
+                    deleted.push(id);
+                }
+                Err(error) => tracing::error!(session = %id, %error, "could not delete session"),
+            }
+        }
+        deleted
+    }
+}
+
+fn session(id: String, created: bool) -> ServedSession {
+    ServedSession {
+        id,
+        upstream: NAME,
+        created,
+    }
+}
+
+impl Upstream for CodexManagerUpstream {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn open<'a>(&'a self, catalog: &'a Catalog) -> BoxFuture<'a, Result<Vec<ServedSession>, UpstreamError>> {
+        Box::pin(self.open_sessions(catalog))
+    }
+
+    fn run<'a>(&'a self, feed: Feed, stop: CancellationToken) -> BoxFuture<'a, Result<(), UpstreamError>> {
+        let served = lock(&self.state).served.clone();
+        let scope = if self.all_sessions {
+            feed::SessionScope::All(served)
+        } else {
+            feed::SessionScope::Only(served)
+        };
+        let feeder = feed::CodexManagerFeed::new(self.client.clone(), feed, scope, self.poll_interval)
+            .stream_options(self.stream_options.clone());
+        Box::pin(async move {
+            feeder.run(stop).await;
+            Ok(())
+        })
+    }
+
+    fn answer<'a>(&'a self, call: &'a ToolCall, result: &'a ToolResult) -> BoxFuture<'a, AnswerOutcome> {
+        Box::pin(async move {
+            match self.client.respond_tool_call(&call.request_id, result).await {
+                Ok(_) => AnswerOutcome::Delivered,
+                Err(error) => classify(&error),
+            }
+        })
+    }
+
+    fn start_turn<'a>(&'a self, session: &'a str, text: &'a str) -> BoxFuture<'a, Result<String, UpstreamError>> {
+        Box::pin(async move {
+            let accepted = self
+                .client
+                .send_message(session, &SendMessage::new(text))
+                .await
+                .map_err(|error| {
+                    self.unreachable_or(error, |source| UpstreamError::Refused {
+                        action: "take a message",
+                        source,
+                    })
+                })?;
+            Ok(accepted.turn_id)
+        })
+    }
+
+    fn interrupt_turn<'a>(&'a self, session: &'a str, turn: &'a str) -> BoxFuture<'a, Result<(), UpstreamError>> {
+        Box::pin(async move {
+            self.client
+                .interrupt(session, Some(turn))
+                .await
+                .map(drop)
+                .map_err(|source| UpstreamError::Refused {
+                    action: "interrupt the turn",
+                    source,
+                })
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            if self.delete_on_exit {
+                self.delete_created().await
+            } else {
+                Vec::new()
+            }
+        })
+    }
+}
+
+/// Maps a respond error to what the dispatcher should do: 404/409 mean somebody answered; 410 means the
+/// session is gone; 5xx, 429 and transport errors pass; anything else (400) is final.
+fn classify(error: &ManagerError) -> AnswerOutcome {
+    let status = error.status().map(|s| s.as_u16());
+    if error.is_already_answered() {
+        AnswerOutcome::AlreadyAnswered {
+            status: status.unwrap_or_default(),
+        }
+    } else if error.is_retryable() {
+        AnswerOutcome::Retry {
+            reason: error.to_string(),
+        }
+    } else {
+        AnswerOutcome::Rejected {
+            reason: error.to_string(),
+        }
+    }
+}
