@@ -3,7 +3,7 @@
 
 mod bridge_support;
 
-use bridge_support::{WAIT, bridge_for, eventually_async, only_thread, start};
+use bridge_support::{WAIT, bridge_for, eventually_async, only_thread, sample, start};
 use serde_json::{Value, json};
 use skillbridge::admin::AdminToken;
 use skillbridge::skill;
@@ -43,14 +43,6 @@ impl Http {
         assert_eq!(status, 200, "{path}: {text}");
         serde_json::from_str(&text).unwrap()
     }
-}
-
-/// The value of one sample line of the Prometheus text, 0 when absent.
-fn sample(metrics: &str, name_and_labels: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(name_and_labels)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,7 @@ mod bridge_support;
 
 use axum::Router;
 use axum::routing::get;
-use bridge_support::{WAIT, answer_success, answer_text, client, eventually_async, only_thread};
+use bridge_support::{WAIT, answer_success, answer_text, client, eventually_async, only_thread, sample};
 use serde_json::{Value, json};
 use skillbridge::skill::Catalog;
 use skillbridge::{Bridge, CodexManagerUpstream, skill};
@@ -25,14 +25,6 @@ fn reverse(
 async fn get_text(http: &reqwest::Client, base: &str, path: &str) -> (u16, String) {
     let response = http.get(format!("{base}{path}")).send().await.unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
-}
-
-/// The value of one sample line of the Prometheus text, 0 when absent.
-fn sample(metrics: &str, name_and_labels: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(name_and_labels)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,11 @@
 //! Dispatch through a bridge over a recording upstream: each call runs once, is answered, retried when the
 //! upstream fails passingly, cancelled on shutdown or turn interrupt, and bounded in concurrency.
 
+mod paused_clock;
+
 mod recording;
 
+use paused_clock::assert_took;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -80,15 +83,6 @@ fn builder() -> BridgeBuilder {
         .catalog(Catalog::from_registry().expect("test skills form a catalog"))
         .answer_retry(fast_retries())
         .grace(Duration::from_secs(1))
-}
-
-/// On the paused clock: `since` is `expected` ago, give or take the timer's millisecond.
-fn assert_took(since: tokio::time::Instant, expected: Duration, what: &str) {
-    let took = since.elapsed();
-    assert!(
-        took >= expected && took <= expected + Duration::from_millis(2),
-        "{what}: took {took:?}, expected {expected:?}"
-    );
 }
 
 fn call(id: &str, tool: &str, arguments: serde_json::Value) -> ToolCall {

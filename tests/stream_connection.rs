@@ -5,6 +5,9 @@
 //! Tests of timing (ping interval, pong deadline, reconnect backoff, stop) run on Tokio's paused clock: with
 //! in-memory channels nothing happens outside the runtime, so each interval is observed exactly.
 
+mod paused_clock;
+
+use paused_clock::assert_backoff;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,16 +29,6 @@ const WAIT: Duration = Duration::from_secs(5);
 
 /// The reconnect backoff of [`quiet_options`]: 5 ms before the first retry, doubling up to 20 ms.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(5), Duration::from_millis(20));
-
-/// On the paused clock: `gap` is a jittered backoff of `nominal`, i.e. within `[nominal / 2, nominal]`, give or
-/// take the timer's millisecond.
-fn assert_backoff(gap: Duration, nominal: Duration, what: &str) {
-    assert!(
-        gap >= nominal / 2 && gap <= nominal + Duration::from_millis(1),
-        "{what}: waited {gap:?}, expected a backoff of {:?}..={nominal:?}",
-        nominal / 2
-    );
-}
 
 /// The server end of one in-memory connection.
 struct ServerEnd {

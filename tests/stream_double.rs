@@ -5,6 +5,9 @@
 //! On Tokio's paused clock: the double runs in the test's runtime and loopback sockets wake it, so only timers
 //! (ping interval, pong deadline, backoff) move the clock, and each is observed exactly.
 
+mod paused_clock;
+
+use paused_clock::{CLOSE_GRACE, assert_backoff};
 use std::time::Duration;
 
 use serde_json::json;
@@ -19,19 +22,6 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(5);
-
-/// The longest a close frame may take on stop before the stream drops the socket (the stream's `CLOSE_GRACE`).
-const CLOSE_GRACE: Duration = Duration::from_millis(50);
-
-/// On the paused clock: `gap` is a jittered backoff of `nominal`, i.e. within `[nominal / 2, nominal]`, give or
-/// take the timer's millisecond.
-fn assert_backoff(gap: Duration, nominal: Duration, what: &str) {
-    assert!(
-        gap >= nominal / 2 && gap <= nominal + Duration::from_millis(1),
-        "{what}: waited {gap:?}, expected a backoff of {:?}..={nominal:?}",
-        nominal / 2
-    );
-}
 
 struct Channels {
     ready: mpsc::UnboundedReceiver<HandlerContext>,

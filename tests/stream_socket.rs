@@ -5,6 +5,9 @@
 //! On Tokio's paused clock: the server runs in the test's runtime and loopback sockets wake it, so only the
 //! stream's own timers (ping interval, backoff) move the clock, and each is observed exactly.
 
+mod paused_clock;
+
+use paused_clock::{CLOSE_GRACE, assert_backoff};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,19 +33,6 @@ const WAIT: Duration = Duration::from_secs(5);
 
 /// The reconnect backoff of [`options`]: 20 ms before the first retry, doubling up to 100 ms.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(20), Duration::from_millis(100));
-
-/// The longest a close frame may take on stop before the stream drops the socket (the stream's `CLOSE_GRACE`).
-const CLOSE_GRACE: Duration = Duration::from_millis(50);
-
-/// On the paused clock: `gap` is a jittered backoff of `nominal`, i.e. within `[nominal / 2, nominal]`, give or
-/// take the timer's millisecond.
-fn assert_backoff(gap: Duration, nominal: Duration, what: &str) {
-    assert!(
-        gap >= nominal / 2 && gap <= nominal + Duration::from_millis(1),
-        "{what}: waited {gap:?}, expected a backoff of {:?}..={nominal:?}",
-        nominal / 2
-    );
-}
 
 /// What the test server observed.
 #[derive(Debug, Clone, PartialEq)]

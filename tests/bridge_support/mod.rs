@@ -158,3 +158,11 @@ pub fn listings(double: &CodexManagerDouble, thread: &str) -> usize {
         .filter(|r| r.method == "GET" && r.path == path)
         .count()
 }
+
+/// The value of one sample line of the Prometheus text, 0 when absent.
+pub fn sample(metrics: &str, name_and_labels: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name_and_labels)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
