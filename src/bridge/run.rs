@@ -75,6 +75,8 @@ impl Bridge {
         // Bound before any session exists, so a taken port fails fast and leaves nothing behind; /readyz says 503
         // until the sessions are open and the upstream is connected.
         let stop_admin = CancellationToken::new();
+        // Stops the admin endpoint if starting fails or is abandoned midway (the future dropped).
+        let abandoned = stop_admin.clone().drop_guard();
         let (admin_addr, admin) = match inner.admin_addr {
             Some(addr) => {
                 let stop = stop_admin.clone();
@@ -85,13 +87,7 @@ impl Bridge {
             }
             None => (None, None),
         };
-        let sessions = match inner.upstream.open(&inner.catalog).await {
-            Ok(sessions) => sessions,
-            Err(error) => {
-                stop_admin.cancel();
-                return Err(error.into());
-            }
-        };
+        let sessions = inner.upstream.open(&inner.catalog).await?;
         for session in &sessions {
             inner.health.add_session(session.clone());
         }
@@ -130,6 +126,7 @@ impl Bridge {
                 }
             })
         });
+        abandoned.disarm();
         Ok(Running {
             stop_feed,
             feed,
@@ -219,7 +216,15 @@ impl Bridge {
                 *phase = Phase::Stopped(report.clone());
                 return report;
             }
-            Phase::Built => return ServeReport::default(),
+            Phase::Built => {
+                // A start abandoned midway may have created sessions: they are cleaned up as on a normal exit.
+                let report = ServeReport {
+                    deleted: self.inner.upstream.close().await,
+                    ..ServeReport::default()
+                };
+                *phase = Phase::Stopped(report.clone());
+                return report;
+            }
         };
         let report = self.stop(running).await;
         *phase = Phase::Stopped(report.clone());
