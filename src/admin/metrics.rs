@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::telemetry::{BridgeHealth, BridgeStats, DURATION_BUCKETS};
+use crate::telemetry::{BridgeHealth, BridgeStats, DURATION_BUCKETS, HistogramSnapshot};
 
 /// Renders every metric in Prometheus text format (version 0.0.4).
 pub fn render(stats: &BridgeStats, health: &BridgeHealth) -> String {
@@ -24,32 +24,18 @@ pub fn render(stats: &BridgeStats, health: &BridgeHealth) -> String {
         &mut out,
         "skillbridge_call_duration_seconds",
         "histogram",
-        "How long skills ran, by skill.",
+        "How long skills ran, by skill (waiting for a worker not included).",
     );
     for (tool, h) in stats.durations() {
-        let tool = escape(&tool);
-        for (bound, count) in DURATION_BUCKETS.iter().zip(&h.buckets) {
-            let _ = writeln!(
-                out,
-                "skillbridge_call_duration_seconds_bucket{{skill=\"{tool}\",le=\"{bound}\"}} {count}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "skillbridge_call_duration_seconds_bucket{{skill=\"{tool}\",le=\"+Inf\"}} {}",
-            h.count
-        );
-        let _ = writeln!(
-            out,
-            "skillbridge_call_duration_seconds_sum{{skill=\"{tool}\"}} {}",
-            h.sum
-        );
-        let _ = writeln!(
-            out,
-            "skillbridge_call_duration_seconds_count{{skill=\"{tool}\"}} {}",
-            h.count
-        );
+        histogram(&mut out, "skillbridge_call_duration_seconds", &format!("skill=\"{}\",", escape(&tool)), &h);
     }
+    family(
+        &mut out,
+        "skillbridge_call_queue_seconds",
+        "histogram",
+        "How long calls waited for a worker before they ran.",
+    );
+    histogram(&mut out, "skillbridge_call_queue_seconds", "", &stats.queue_waits());
     family(
         &mut out,
         "skillbridge_answer_attempts_total",
@@ -96,6 +82,20 @@ pub fn render(stats: &BridgeStats, health: &BridgeHealth) -> String {
         health.sessions().len() as i64,
     );
     out
+}
+
+/// The samples of one histogram; `labels` is empty or ends with a comma.
+fn histogram(out: &mut String, name: &str, labels: &str, h: &HistogramSnapshot) {
+    for (bound, count) in DURATION_BUCKETS.iter().zip(&h.buckets) {
+        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{bound}\"}} {count}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {}", h.count);
+    let labels = match labels.trim_end_matches(',') {
+        "" => String::new(),
+        labels => format!("{{{labels}}}"),
+    };
+    let _ = writeln!(out, "{name}_sum{labels} {}", h.sum);
+    let _ = writeln!(out, "{name}_count{labels} {}", h.count);
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {

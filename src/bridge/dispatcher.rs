@@ -1,16 +1,20 @@
-//! [`Dispatcher`]: takes tool calls from any upstream, runs each once with bounded concurrency, and answers
-//! it through the upstream with retries. Every accepted call gets an answer.
+//! [`Dispatcher`]: takes tool calls from an upstream, runs each once, and answers it through the upstream with
+//! retries. Every accepted call gets an answer.
+//!
+//! Bounded by construction: at most `concurrency` workers run, each taking one call at a time from the queue and
+//! keeping it until its answer is delivered (or given up), so skills *and* answers share the budget, and sockets
+//! to the upstream stay under it. A call beyond what can run waits in the queue as its plain [`ToolCall`], not as
+//! a task.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::ledger::{Admission, CallKey, CallLedger, CallState};
+use super::store::{Admission, CallKey, CallStore, Settlement};
 use crate::skill::{Catalog, Invocation, Outcome, SkillContext, ToolResult};
 use crate::telemetry::{BridgeStats, CallRecord, CallSource, unix_ms};
 use crate::upstream::{AnswerOutcome, CallSink, Submitted, ToolCall, Upstream};
@@ -50,7 +54,7 @@ impl RetryPolicy {
 /// Dispatcher settings.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct DispatchConfig {
-    /// Skills running at once, at most.
+    /// Calls running or being answered at once, at most.
     pub concurrency: usize,
     /// Calls remembered for deduplication.
     pub ledger_capacity: usize,
@@ -71,8 +75,17 @@ impl Default for DispatchConfig {
 /// What [`Dispatcher::shutdown`] saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ShutdownReport {
-    /// Skills still running when the grace period ended; they were cancelled and answered `success:false`.
+    /// Calls taken since start.
+    pub taken: usize,
+    /// Calls answered (delivered, or settled by the upstream).
+    pub answered: usize,
+    /// Calls still running or waiting when the grace period ended; they were cancelled and answered
+    /// `success:false`.
     pub cancelled: usize,
+    /// Calls seen while shutting down and left pending upstream.
+    pub left_pending: usize,
+    /// Calls whose answer could not be delivered; they stay pending upstream.
+    pub undeliverable: usize,
 }
 
 /// Runs tool calls and answers them. Cheap to clone.
@@ -85,59 +98,86 @@ struct Inner {
     catalog: Catalog,
     upstream: Arc<dyn Upstream>,
     config: DispatchConfig,
-    permits: Arc<Semaphore>,
-    ledger: Mutex<CallLedger>,
+    store: CallStore,
+    queue: Mutex<Queue>,
     turns: Mutex<HashMap<String, TurnTokens>>,
-    tasks: TaskTracker,
+    workers: TaskTracker,
     closing: CancellationToken,
     abandon: CancellationToken,
-    abandoned: AtomicUsize,
+    counts: Counts,
     stats: Arc<BridgeStats>,
+}
+
+/// Calls waiting for a worker, and how many workers run.
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<Job>,
+    workers: usize,
+}
+
+/// One call taken: what it is, where it came from, and when.
+struct Job {
+    call: ToolCall,
+    key: CallKey,
+    source: CallSource,
+    redelivery: Option<Arc<ToolResult>>,
+    token: CancellationToken,
+    queued: Instant,
+}
+
+#[derive(Default)]
+struct Counts {
+    taken: AtomicUsize,
+    answered: AtomicUsize,
+    cancelled: AtomicUsize,
+    left_pending: AtomicUsize,
+    undeliverable: AtomicUsize,
 }
 
 struct TurnTokens {
     token: CancellationToken,
-    running: usize,
+    calls: usize,
 }
 
 impl Dispatcher {
-    /// A dispatcher running `catalog`'s skills, answering through `upstream`, recording into `stats`.
+    /// A dispatcher running `catalog`'s skills, answering through `upstream`, keeping call states in `store`,
+    /// recording into `stats`.
     pub(crate) fn new(
         catalog: Catalog,
         upstream: Arc<dyn Upstream>,
         config: DispatchConfig,
+        store: CallStore,
         stats: Arc<BridgeStats>,
     ) -> Self {
-        let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
-        let ledger = Mutex::new(CallLedger::new(config.ledger_capacity));
         Self {
             inner: Arc::new(Inner {
                 catalog,
                 upstream,
                 config,
-                permits,
-                ledger,
+                store,
+                queue: Mutex::new(Queue::default()),
                 turns: Mutex::new(HashMap::new()),
-                tasks: TaskTracker::new(),
+                workers: TaskTracker::new(),
                 closing: CancellationToken::new(),
                 abandon: CancellationToken::new(),
-                abandoned: AtomicUsize::new(0),
+                counts: Counts::default(),
                 stats,
             }),
         }
     }
 
-    /// Takes a call without waiting for it: the skill runs on its own task, so a stream is never held up.
+    /// Takes a call without waiting for it: it runs on a worker, so a stream is never held up.
     pub(crate) fn submit(&self, call: ToolCall, source: CallSource) -> Submitted {
-        if self.inner.closing.is_cancelled() {
-            tracing::info!(request_id = %call.request_id, tool = %call.tool, "shutting down: call left pending");
+        let inner = &self.inner;
+        if inner.closing.is_cancelled() {
+            inner.counts.left_pending.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(request_id = %call.request_id, tool = %call.tool, "shutting down: call left pending");
             return Submitted::Closed;
         }
         let key = CallKey::of(&call);
-        let admission = lock(&self.inner.ledger).admit(&key);
-        let redelivery = match admission {
+        let redelivery = match inner.store.admit(&key) {
             Admission::Duplicate => {
-                self.inner.stats.duplicate_seen();
+                inner.stats.duplicate_seen();
                 tracing::trace!(request_id = %call.request_id, "duplicate call ignored");
                 return Submitted::Duplicate;
             }
@@ -149,48 +189,74 @@ impl Dispatcher {
         } else {
             Submitted::Accepted
         };
-        let inner = Arc::clone(&self.inner);
+        inner.counts.taken.fetch_add(1, Ordering::Relaxed);
         inner.stats.call_started();
-        self.inner.tasks.spawn(async move {
-            inner.handle(call, key, source, redelivery).await;
-            inner.stats.call_finished();
-        });
+        let token = inner.call_token(&call);
+        let job = Job {
+            call,
+            key,
+            source,
+            redelivery,
+            token,
+            queued: Instant::now(),
+        };
+        let start_worker = {
+            let mut queue = lock(&inner.queue);
+            queue.waiting.push_back(job);
+            let start = queue.workers < inner.config.concurrency.max(1);
+            if start {
+                queue.workers += 1;
+            }
+            start
+        };
+        if start_worker {
+            let inner = Arc::clone(inner);
+            self.inner.workers.spawn(async move { inner.work().await });
+        }
         submitted
     }
 
-    /// Fires the cancellation token of every running skill of this turn (the turn was interrupted).
+    /// Fires the cancellation token of every call of this turn (the turn was interrupted), running or queued.
     pub(crate) fn cancel_turn(&self, turn_id: &str) {
         if let Some(turn) = lock(&self.inner.turns).get(turn_id) {
-            tracing::info!(
-                turn_id,
-                running = turn.running,
-                "turn interrupted: cancelling its skills"
-            );
+            tracing::info!(turn_id, calls = turn.calls, "turn interrupted: cancelling its skills");
             turn.token.cancel();
         }
     }
 
-    /// Calls running or being answered now.
+    /// Calls waiting, running or being answered now.
     pub(crate) fn in_flight(&self) -> i64 {
         self.inner.stats.in_flight()
     }
 
-    /// Stops taking calls, lets running ones finish for up to `grace`, then cancels the rest and answers
-    /// them `success:false`. Past the grace, failed answers get one last attempt instead of their backoff.
-    /// Returns once every taken call has been answered (or its answer given up).
+    /// Stops taking calls, lets taken ones finish for up to `grace`, then cancels the rest and answers them
+    /// `success:false`. Past the grace, failed answers get one last attempt instead of their backoff. Returns
+    /// once every taken call has been answered (or its answer given up).
     pub(crate) async fn shutdown(&self, grace: Duration) -> ShutdownReport {
-        self.inner.closing.cancel();
-        self.inner.tasks.close();
-        if tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_err() {
+        let inner = &self.inner;
+        inner.closing.cancel();
+        inner.workers.close();
+        if tokio::time::timeout(grace, inner.workers.wait()).await.is_err() {
             tracing::warn!(
-                in_flight = self.inner.stats.in_flight(),
+                in_flight = inner.stats.in_flight(),
                 "grace period over: cancelling running skills and ending answer retries"
             );
-            self.inner.abandon.cancel();
-            self.inner.tasks.wait().await;
+            inner.abandon.cancel();
+            inner.workers.wait().await;
         }
+        self.counts()
+    }
+
+    /// The calls so far: taken, answered, cancelled, left pending, undeliverable.
+    pub(crate) fn counts(&self) -> ShutdownReport {
+        let count = |counter: &AtomicUsize| counter.load(Ordering::Relaxed);
+        let counts = &self.inner.counts;
         ShutdownReport {
-            cancelled: self.inner.abandoned.load(Ordering::Relaxed),
+            taken: count(&counts.taken),
+            answered: count(&counts.answered),
+            cancelled: count(&counts.cancelled),
+            left_pending: count(&counts.left_pending),
+            undeliverable: count(&counts.undeliverable),
         }
     }
 }
@@ -206,25 +272,71 @@ impl CallSink for Dispatcher {
 }
 
 impl Inner {
-    async fn handle(&self, call: ToolCall, key: CallKey, source: CallSource, redelivery: Option<Arc<ToolResult>>) {
+    /// One worker: takes calls off the queue until it is empty.
+    async fn work(&self) {
+        loop {
+            let job = {
+                let mut queue = lock(&self.queue);
+                match queue.waiting.pop_front() {
+                    Some(job) => job,
+                    None => {
+                        queue.workers -= 1;
+                        return;
+                    }
+                }
+            };
+            self.handle(job).await;
+            self.stats.call_finished();
+        }
+    }
+
+    async fn handle(&self, job: Job) {
+        let Job {
+            call,
+            key,
+            source,
+            redelivery,
+            token,
+            queued,
+        } = job;
+        self.stats.call_dequeued(queued.elapsed());
         let started_at = SystemTime::now();
         let (result, outcome, duration) = match redelivery {
             Some(result) => (result, "redelivered", Duration::ZERO),
             None => {
                 let started = Instant::now();
-                let invocation = self.execute(&call).await;
+                let invocation = self.execute(&call, token).await;
                 let duration = started.elapsed();
                 let outcome = invocation.outcome.as_str();
                 self.stats.skill_ran(&call.tool, outcome, duration);
-                (Arc::new(invocation.result), outcome, duration)
+                let result = Arc::new(invocation.result);
+                self.store.complete(&key, &result).await;
+                (result, outcome, duration)
             }
         };
+        self.release_turn(&call);
         let (last, attempts) = self.deliver(&call, &result).await;
-        let state = match last {
-            AnswerOutcome::Retry { .. } => CallState::Undelivered(Arc::clone(&result)),
-            _ => CallState::Settled,
+        let settlement = match &last {
+            AnswerOutcome::Delivered => {
+                self.counts.answered.fetch_add(1, Ordering::Relaxed);
+                Settlement::Answered
+            }
+            // Somebody else answered, or the call was lost with an upstream restart: if it shows up pending
+            // again after all, the same result is sent.
+            AnswerOutcome::AlreadyAnswered { .. } => {
+                self.counts.answered.fetch_add(1, Ordering::Relaxed);
+                Settlement::Undelivered(Arc::clone(&result))
+            }
+            AnswerOutcome::Retry { .. } => {
+                self.counts.undeliverable.fetch_add(1, Ordering::Relaxed);
+                Settlement::Undelivered(Arc::clone(&result))
+            }
+            AnswerOutcome::Rejected { .. } => {
+                self.counts.undeliverable.fetch_add(1, Ordering::Relaxed);
+                Settlement::Answered
+            }
         };
-        lock(&self.ledger).finish(&key, state);
+        self.store.settle(&key, settlement);
         self.stats.record(CallRecord {
             request_id: call.request_id,
             tool: call.tool,
@@ -238,10 +350,12 @@ impl Inner {
         });
     }
 
-    /// Runs the skill under the concurrency bound; cancelled when its turn is interrupted or the grace
-    /// period ends, in which case it is answered `success:false` at once.
-    async fn execute(&self, call: &ToolCall) -> Invocation {
-        let token = self.call_token(call);
+    /// Runs the skill; cancelled when its turn is interrupted or the grace period ends, in which case it is
+    /// answered `success:false` at once.
+    async fn execute(&self, call: &ToolCall, token: CancellationToken) -> Invocation {
+        if self.abandon.is_cancelled() {
+            return self.abandoned(call, &token);
+        }
         let ctx = SkillContext::new(
             call.thread_id.clone(),
             call.turn_id.clone(),
@@ -250,27 +364,26 @@ impl Inner {
             call.tool.clone(),
             token.clone(),
         );
-        let invocation = tokio::select! {
+        tokio::select! {
             biased;
-            _ = self.abandon.cancelled() => {
-                token.cancel();
-                self.abandoned.fetch_add(1, Ordering::Relaxed);
-                Invocation {
-                    result: ToolResult::failure(format!(
-                        "skill {} was cancelled: the bridge shut down before it finished", call.tool
-                    )),
-                    outcome: Outcome::Cancelled,
-                }
-            }
-            invocation = async {
-                let _permit = self.permits.acquire().await;
-                self.catalog.invoke_detailed(&call.tool, call.arguments.clone(), ctx).await
-            } => invocation,
-        };
-        self.release_turn(call);
-        invocation
+            _ = self.abandon.cancelled() => self.abandoned(call, &token),
+            invocation = self.catalog.invoke_detailed(&call.tool, call.arguments.clone(), ctx) => invocation,
+        }
     }
 
+    fn abandoned(&self, call: &ToolCall, token: &CancellationToken) -> Invocation {
+        token.cancel();
+        self.counts.cancelled.fetch_add(1, Ordering::Relaxed);
+        Invocation {
+            result: ToolResult::failure(format!(
+                "skill {} was cancelled: the bridge shut down before it finished",
+                call.tool
+            )),
+            outcome: Outcome::Cancelled,
+        }
+    }
+
+    /// The call's cancellation token: a child of its turn's, so that interrupting the turn cancels it.
     fn call_token(&self, call: &ToolCall) -> CancellationToken {
         let Some(turn_id) = &call.turn_id else {
             return CancellationToken::new();
@@ -281,10 +394,10 @@ impl Inner {
             Some(turn) => turn,
             None => turns.entry(turn_id.clone()).or_insert_with(|| TurnTokens {
                 token: CancellationToken::new(),
-                running: 0,
+                calls: 0,
             }),
         };
-        turn.running += 1;
+        turn.calls += 1;
         turn.token.child_token()
     }
 
@@ -292,8 +405,8 @@ impl Inner {
         let Some(turn_id) = &call.turn_id else { return };
         let mut turns = lock(&self.turns);
         if let Some(turn) = turns.get_mut(turn_id) {
-            turn.running -= 1;
-            if turn.running == 0 {
+            turn.calls -= 1;
+            if turn.calls == 0 {
                 turns.remove(turn_id);
             }
         }
@@ -307,13 +420,19 @@ impl Inner {
             attempts += 1;
             let outcome = self.upstream.answer(call, result).await;
             self.stats.answer_attempted(outcome.label());
+            let ids = || (&call.request_id, &call.thread_id, call.turn_id.as_deref().unwrap_or("-"), &call.call_id);
             match &outcome {
                 AnswerOutcome::Delivered => {
                     tracing::debug!(request_id = %call.request_id, tool = %call.tool, "answered");
                     return (outcome, attempts);
                 }
                 AnswerOutcome::AlreadyAnswered { status } => {
-                    tracing::info!(request_id = %call.request_id, status, "already answered upstream");
+                    let (request_id, thread_id, turn_id, call_id) = ids();
+                    tracing::warn!(
+                        %request_id, %thread_id, turn_id, %call_id, status,
+                        "the upstream says this call was answered already (by another bridge, or lost in an upstream \
+                         restart); the result is kept in case it shows up pending again"
+                    );
                     return (outcome, attempts);
                 }
                 AnswerOutcome::Rejected { reason } => {

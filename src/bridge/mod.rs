@@ -38,15 +38,18 @@
 //! accepted call is answered once; the upstream's socket never waits for a skill.
 
 mod dispatcher;
-mod ledger;
+mod journal;
 mod run;
 mod send;
+mod store;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use dispatcher::RetryPolicy;
+pub use journal::JournalError;
 pub use run::ServeReport;
 pub use send::{SendTurn, TurnEnd, TurnReply};
 
@@ -77,6 +80,9 @@ pub enum BridgeError {
     /// The admin endpoint could not start.
     #[error(transparent)]
     Admin(#[from] AdminError),
+    /// The journal could not be opened.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
     /// The upstream could not open its sessions, or refused a request.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
@@ -115,6 +121,7 @@ pub struct BridgeBuilder {
     prompt: Option<String>,
     admin_addr: Option<SocketAddr>,
     admin_token: Option<AdminToken>,
+    journal: Option<PathBuf>,
 }
 
 impl BridgeBuilder {
@@ -171,7 +178,16 @@ impl BridgeBuilder {
         self
     }
 
-    /// Checks the settings and builds the bridge; nothing connects until it [starts](Bridge::start).
+    /// Records each call's result in a journal file before it is answered, so that after a crash and a restart
+    /// with the same file a call that had completed is answered with its recorded result instead of running
+    /// again. Without one, a crash re-runs the skills of calls that were in flight.
+    pub fn journal(mut self, path: impl Into<PathBuf>) -> Self {
+        self.journal = Some(path.into());
+        self
+    }
+
+    /// Checks the settings, opens the journal, and builds the bridge; nothing connects until it
+    /// [starts](Bridge::start).
     pub fn build(self) -> Result<Bridge, BridgeError> {
         let upstream = self.upstream.ok_or(BridgeError::NoUpstream)?;
         if self.concurrency == 0 {
@@ -189,7 +205,9 @@ impl BridgeBuilder {
             retry: self.retry,
             ..DispatchConfig::default()
         };
-        let dispatcher = Dispatcher::new(catalog.clone(), Arc::clone(&upstream), config, Arc::clone(&stats));
+        let journal = self.journal.as_deref().map(journal::Journal::open).transpose()?;
+        let store = store::CallStore::new(config.ledger_capacity, journal);
+        let dispatcher = Dispatcher::new(catalog.clone(), Arc::clone(&upstream), config, store, Arc::clone(&stats));
         let feed = Feed::new(Arc::new(dispatcher.clone()), Arc::clone(&health), Arc::clone(&turns));
         Ok(Bridge {
             inner: Arc::new(Inner {
@@ -255,6 +273,7 @@ impl Bridge {
             prompt: None,
             admin_addr: None,
             admin_token: None,
+            journal: None,
         }
     }
 

@@ -27,12 +27,28 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct ServeReport {
     /// The sessions served at the end.
     pub sessions: Vec<ServedSession>,
-    /// Calls still running when the grace period ended (answered `success:false`).
+    /// Calls taken since start.
+    pub taken: usize,
+    /// Calls answered.
+    pub answered: usize,
+    /// Calls still running or waiting when the grace period ended (answered `success:false`).
     pub cancelled: usize,
-    /// `true` when some answers could not be delivered in time; those calls stay pending upstream.
+    /// Calls seen while shutting down: not taken, they stay pending upstream for the next bridge.
+    pub left_pending: usize,
+    /// Calls whose answer could not be delivered (the upstream refused it or stayed unreachable).
+    pub undeliverable: usize,
+    /// `true` when some answers were still being delivered when the bridge gave up waiting; those calls stay
+    /// pending upstream.
     pub answers_abandoned: bool,
     /// The sessions deleted on exit.
     pub deleted: Vec<String>,
+}
+
+impl ServeReport {
+    /// `true` when every call taken was answered (or settled by the upstream).
+    pub fn all_answered(&self) -> bool {
+        self.undeliverable == 0 && !self.answers_abandoned
+    }
 }
 
 /// Where a bridge is in its life.
@@ -239,28 +255,11 @@ impl Bridge {
         if let Some(prompts) = running.prompts {
             prompts.abort();
         }
-        let (cancelled, answers_abandoned) = match tokio::time::timeout(
-            inner.grace + ANSWER_DEADLINE_AFTER_GRACE,
-            dispatcher.shutdown(inner.grace),
-        )
-        .await
-        {
-            Ok(report) => (report.cancelled, false),
-            Err(_) => {
-                let unanswered = dispatcher.in_flight().max(0) as usize;
-                tracing::error!(
-                    unanswered,
-                    "answers could not be delivered in time; those calls stay pending upstream"
-                );
-                (unanswered, true)
-            }
+        let deadline = inner.grace + ANSWER_DEADLINE_AFTER_GRACE;
+        let (calls, answers_abandoned) = match tokio::time::timeout(deadline, dispatcher.shutdown(inner.grace)).await {
+            Ok(calls) => (calls, false),
+            Err(_) => (dispatcher.counts(), true),
         };
-        if cancelled > 0 {
-            tracing::warn!(
-                cancelled,
-                "calls still running after the grace period were answered success:false"
-            );
-        }
         if tokio::time::timeout(STOP_TIMEOUT, running.feed).await.is_err() {
             tracing::warn!("the upstream feed did not stop in time");
         }
@@ -273,12 +272,26 @@ impl Bridge {
                 _ => {}
             }
         }
-        tracing::info!("stopped");
-        ServeReport {
+        let report = ServeReport {
             sessions: inner.health.sessions(),
-            cancelled,
+            taken: calls.taken,
+            answered: calls.answered,
+            cancelled: calls.cancelled,
+            left_pending: calls.left_pending,
+            undeliverable: calls.undeliverable,
             answers_abandoned,
             deleted,
+        };
+        let summary = format!(
+            "stopped: {} calls taken, {} answered, {} cancelled at the end of the grace period, {} left pending \
+             for the next bridge, {} undeliverable",
+            report.taken, report.answered, report.cancelled, report.left_pending, report.undeliverable
+        );
+        if report.all_answered() {
+            tracing::info!("{summary}");
+        } else {
+            tracing::error!(answers_abandoned, "{summary}");
         }
+        report
     }
 }

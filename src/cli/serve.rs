@@ -136,8 +136,10 @@ impl ServeArgs {
             let signal = signals.recv().await;
             tracing::info!(signal, "received");
         };
-        if bridge.run(shutdown).await?.answers_abandoned {
+        let report = bridge.run(shutdown).await?;
+        if !report.all_answered() {
             eprintln!("skillbridge serve: some answers could not be delivered before exit; those calls stay pending");
+            return Ok(ExitCode::FAILURE);
         }
         Ok(ExitCode::SUCCESS)
     }

@@ -230,6 +230,10 @@ table! {
         #[arg(long, env = "SKILLBRIDGE_GRACE", value_name = "DURATION", value_parser = parse_duration, help_heading = "Dispatch")]
         #[serde(with = "duration_text")]
         pub grace: Option<Duration>,
+        /// Record each call's result in this file before answering it, so that after a crash a restarted serve
+        /// answers completed calls from it instead of running them again.
+        #[arg(long, env = "SKILLBRIDGE_JOURNAL", value_name = "FILE", help_heading = "Dispatch")]
+        pub journal: Option<PathBuf>,
         /// Delete the sessions this bridge created when it exits (attached ones are left alone).
         #[arg(long, env = "SKILLBRIDGE_DELETE_ON_EXIT", num_args = 0, default_missing_value = "true",
               value_parser = parse_bool, help_heading = "Sessions")]
@@ -663,6 +667,9 @@ impl ServeSettings {
         };
         if let Some(prompt) = &serve.prompt {
             bridge = bridge.prompt(prompt.clone());
+        }
+        if let Some(journal) = &serve.journal {
+            bridge = bridge.journal(journal);
         }
         if let Some(addr) = admin_addr {
             bridge = bridge.admin_addr(addr);

@@ -65,6 +65,14 @@ struct Histogram {
 }
 
 impl Histogram {
+    fn snapshot(&self) -> HistogramSnapshot {
+        HistogramSnapshot {
+            buckets: self.buckets.to_vec(),
+            count: self.count,
+            sum: self.sum,
+        }
+    }
+
     fn observe(&mut self, seconds: f64) {
         for (bucket, bound) in self.buckets.iter_mut().zip(DURATION_BUCKETS) {
             if seconds <= bound {
@@ -110,6 +118,8 @@ pub struct BridgeStats {
     skills: Mutex<BTreeMap<String, SkillStats>>,
     answer_attempts: Mutex<BTreeMap<&'static str, u64>>,
     journal: Mutex<VecDeque<CallRecord>>,
+    /// How long calls waited for a worker before they ran.
+    queue_waits: Mutex<Histogram>,
     in_flight: AtomicI64,
     duplicates: AtomicU64,
 }
@@ -122,6 +132,10 @@ impl BridgeStats {
 
     pub(crate) fn call_started(&self) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn call_dequeued(&self, waited: Duration) {
+        lock(&self.queue_waits).observe(waited.as_secs_f64());
     }
 
     pub(crate) fn call_finished(&self) {
@@ -193,16 +207,13 @@ impl BridgeStats {
     pub fn durations(&self) -> Vec<(String, HistogramSnapshot)> {
         lock(&self.skills)
             .iter()
-            .map(|(tool, skill)| {
-                let h = &skill.durations;
-                let snapshot = HistogramSnapshot {
-                    buckets: h.buckets.to_vec(),
-                    count: h.count,
-                    sum: h.sum,
-                };
-                (tool.clone(), snapshot)
-            })
+            .map(|(tool, skill)| (tool.clone(), skill.durations.snapshot()))
             .collect()
+    }
+
+    /// How long calls waited for a worker (the skill's own duration is in [`durations`](Self::durations)).
+    pub fn queue_waits(&self) -> HistogramSnapshot {
+        lock(&self.queue_waits).snapshot()
     }
 
     /// Answer attempts by label.

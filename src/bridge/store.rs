@@ -1,21 +1,26 @@
-//! [`CallLedger`]: which tool calls this bridge has taken, bounded in memory, so a call that arrives twice
-//! (by the stream and by pending-call listing, or twice on one path) runs once.
+//! [`CallStore`]: what the bridge knows about the calls it has taken — have we seen this call, what became of
+//! it — so that a call that arrives twice (by the stream and by pending-call listing, or twice on one path) runs
+//! once, and a result that could not be delivered is re-sent instead of the skill running again.
 //!
-//! A call whose answer could not be delivered keeps its result here, so a later sighting re-sends that
-//! result instead of running the skill again.
+//! In memory ([`CallLedger`], bounded) by default; with a [`Journal`] on disk as well, a result is recorded
+//! before its answer is sent, so that after a crash a call still pending upstream gets that result instead of a
+//! second run.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use super::journal::Journal;
 use crate::ToolResult;
 use crate::upstream::ToolCall;
+use crate::util::lock;
 
-/// The identity of a call. Request ids restart when an app-server restarts, so the thread and the
-/// model's call id are part of the key.
+/// The identity of a call: request ids repeat when an upstream restarts (they are JSON-RPC ids numbered from 0
+/// by each app-server process), so the thread, the turn and the model's call id are part of it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct CallKey {
     request_id: String,
     thread_id: String,
+    turn_id: Option<String>,
     call_id: String,
 }
 
@@ -24,8 +29,68 @@ impl CallKey {
         Self {
             request_id: call.request_id.clone(),
             thread_id: call.thread_id.clone(),
+            turn_id: call.turn_id.clone(),
             call_id: call.call_id.clone(),
         }
+    }
+
+    /// One string for the journal: the parts joined by a separator no id contains.
+    pub(crate) fn encoded(&self) -> String {
+        let turn = self.turn_id.as_deref().unwrap_or_default();
+        format!("{}\u{1f}{}\u{1f}{turn}\u{1f}{}", self.thread_id, self.request_id, self.call_id)
+    }
+}
+
+/// How delivering a result ended, as the store keeps it.
+pub(crate) enum Settlement {
+    /// Answered, or settled by the upstream: forget the result.
+    Answered,
+    /// Not delivered: re-send this result when the call shows up pending again.
+    Undelivered(Arc<ToolResult>),
+}
+
+/// The store of call states: memory, and a journal when configured.
+pub(crate) struct CallStore {
+    memory: Mutex<CallLedger>,
+    journal: Option<Journal>,
+}
+
+impl CallStore {
+    pub(crate) fn new(capacity: usize, journal: Option<Journal>) -> Self {
+        Self {
+            memory: Mutex::new(CallLedger::new(capacity)),
+            journal,
+        }
+    }
+
+    /// Takes `key` if it is new (recording it in flight) and says what to do with it. A call this process has
+    /// not seen may still have a result in the journal, from before a crash: that result is re-delivered.
+    pub(crate) fn admit(&self, key: &CallKey) -> Admission {
+        let admission = lock(&self.memory).admit(key);
+        let (Admission::New, Some(journal)) = (&admission, &self.journal) else {
+            return admission;
+        };
+        match journal.lookup(key) {
+            Some(result) => Admission::Redeliver(Arc::new(result)),
+            None => admission,
+        }
+    }
+
+    /// The call ran: its result is kept (on disk, with a journal) before the answer goes out.
+    pub(crate) async fn complete(&self, key: &CallKey, result: &ToolResult) {
+        if let Some(journal) = &self.journal {
+            journal.completed(key, result).await;
+        }
+    }
+
+    /// How delivering ended. (The journal keeps the result either way: should the call show up pending again
+    /// after a restart, its answer was lost, and the same result goes out again.)
+    pub(crate) fn settle(&self, key: &CallKey, settlement: Settlement) {
+        let state = match settlement {
+            Settlement::Answered => CallState::Settled,
+            Settlement::Undelivered(result) => CallState::Undelivered(result),
+        };
+        lock(&self.memory).finish(key, state);
     }
 }
 
@@ -127,6 +192,7 @@ mod tests {
         CallKey {
             request_id: id.into(),
             thread_id: "t".into(),
+            turn_id: Some("u".into()),
             call_id: format!("call_{id}"),
         }
     }
@@ -141,14 +207,19 @@ mod tests {
     }
 
     #[test]
-    fn same_request_id_on_another_thread_is_another_call() {
+    fn the_same_request_id_on_another_thread_or_turn_is_another_call() {
         let mut ledger = CallLedger::new(8);
-        let other = CallKey {
-            thread_id: "u".into(),
+        let other_thread = CallKey {
+            thread_id: "other".into(),
+            ..key("1")
+        };
+        let other_turn = CallKey {
+            turn_id: Some("next".into()),
             ..key("1")
         };
         assert!(matches!(ledger.admit(&key("1")), Admission::New));
-        assert!(matches!(ledger.admit(&other), Admission::New));
+        assert!(matches!(ledger.admit(&other_thread), Admission::New));
+        assert!(matches!(ledger.admit(&other_turn), Admission::New));
     }
 
     #[test]
