@@ -27,7 +27,12 @@ pub fn render(stats: &BridgeStats, health: &BridgeHealth) -> String {
         "How long skills ran, by skill (waiting for a worker not included).",
     );
     for (tool, h) in stats.durations() {
-        histogram(&mut out, "skillbridge_call_duration_seconds", &format!("skill=\"{}\",", escape(&tool)), &h);
+        histogram(
+            &mut out,
+            "skillbridge_call_duration_seconds",
+            &format!("skill=\"{}\",", escape(&tool)),
+            &h,
+        );
     }
     family(
         &mut out,

@@ -335,6 +335,11 @@ impl Inner {
                 self.counts.undeliverable.fetch_add(1, Ordering::Relaxed);
                 Settlement::Answered
             }
+            // Should the same call show up pending after all, it gets this result.
+            AnswerOutcome::Lost { .. } => {
+                self.counts.undeliverable.fetch_add(1, Ordering::Relaxed);
+                Settlement::Undelivered(Arc::clone(&result))
+            }
         };
         self.store.settle(&key, settlement);
         self.stats.record(CallRecord {
@@ -420,7 +425,14 @@ impl Inner {
             attempts += 1;
             let outcome = self.upstream.answer(call, result).await;
             self.stats.answer_attempted(outcome.label());
-            let ids = || (&call.request_id, &call.thread_id, call.turn_id.as_deref().unwrap_or("-"), &call.call_id);
+            let ids = || {
+                (
+                    &call.request_id,
+                    &call.thread_id,
+                    call.turn_id.as_deref().unwrap_or("-"),
+                    &call.call_id,
+                )
+            };
             match &outcome {
                 AnswerOutcome::Delivered => {
                     tracing::debug!(request_id = %call.request_id, tool = %call.tool, "answered");
@@ -432,6 +444,14 @@ impl Inner {
                         %request_id, %thread_id, turn_id, %call_id, status,
                         "the upstream says this call was answered already (by another bridge, or lost in an upstream \
                          restart); the result is kept in case it shows up pending again"
+                    );
+                    return (outcome, attempts);
+                }
+                AnswerOutcome::Lost { reason } => {
+                    let (request_id, thread_id, turn_id, call_id) = ids();
+                    tracing::warn!(
+                        %request_id, %thread_id, turn_id, %call_id, tool = %call.tool, %reason,
+                        "call lost in an upstream restart: its result is dropped, never delivered to another call"
                     );
                     return (outcome, attempts);
                 }

@@ -45,10 +45,20 @@ struct Write {
     done: oneshot::Sender<()>,
 }
 
-/// The results of calls, on disk.
+/// The results of calls, on disk. Dropping it waits for the writes under way and closes the file.
 pub(crate) struct Journal {
     db: Arc<Database>,
-    writes: mpsc::Sender<Write>,
+    writes: Option<mpsc::Sender<Write>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        drop(self.writes.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
 }
 
 impl Journal {
@@ -62,12 +72,16 @@ impl Journal {
         let removed = prune(&db).map_err(error)?;
         tracing::info!(path = %path.display(), removed, "journal opened");
         let (writes, pending) = mpsc::channel();
-        let writer = Arc::clone(&db);
-        std::thread::Builder::new()
+        let writer_db = Arc::clone(&db);
+        let writer = std::thread::Builder::new()
             .name("skillbridge-journal".into())
-            .spawn(move || write_loop(&writer, &pending))
+            .spawn(move || write_loop(&writer_db, &pending))
             .map_err(|e| error(redb::Error::Io(e)))?;
-        Ok(Self { db, writes })
+        Ok(Self {
+            db,
+            writes: Some(writes),
+            writer: Some(writer),
+        })
     }
 
     /// The recorded result of `key`, if it completed within the retention time.
@@ -95,7 +109,12 @@ impl Journal {
     pub(crate) async fn completed(&self, key: &CallKey, result: &ToolResult) {
         let (done, written) = oneshot::channel();
         let value = encode(unix_ms(std::time::SystemTime::now()), result);
-        if self.writes.send(Write { key: key.encoded(), value, done }).is_ok() {
+        let write = Write {
+            key: key.encoded(),
+            value,
+            done,
+        };
+        if self.writes.as_ref().is_some_and(|writes| writes.send(write).is_ok()) {
             let _ = written.await;
         }
     }
@@ -194,11 +213,22 @@ mod tests {
             assert_eq!(journal.lookup(&key("2")), None);
         }
         let reopened = Journal::open(&path).unwrap();
-        assert_eq!(reopened.lookup(&key("1")), Some(ToolResult::text("done")), "after a restart");
+        assert_eq!(
+            reopened.lookup(&key("1")),
+            Some(ToolResult::text("done")),
+            "after a restart"
+        );
 
         let expired = encode(0, &ToolResult::text("old"));
-        commit(&reopened.db, &[Write { key: key("old").encoded(), value: expired, done: oneshot::channel().0 }])
-            .unwrap();
+        commit(
+            &reopened.db,
+            &[Write {
+                key: key("old").encoded(),
+                value: expired,
+                done: oneshot::channel().0,
+            }],
+        )
+        .unwrap();
         assert_eq!(prune(&reopened.db).unwrap(), 1);
         assert_eq!(reopened.lookup(&key("old")), None);
         assert_eq!(reopened.lookup(&key("1")), Some(ToolResult::text("done")));

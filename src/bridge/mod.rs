@@ -207,7 +207,13 @@ impl BridgeBuilder {
         };
         let journal = self.journal.as_deref().map(journal::Journal::open).transpose()?;
         let store = store::CallStore::new(config.ledger_capacity, journal);
-        let dispatcher = Dispatcher::new(catalog.clone(), Arc::clone(&upstream), config, store, Arc::clone(&stats));
+        let dispatcher = Dispatcher::new(
+            catalog.clone(),
+            Arc::clone(&upstream),
+            config,
+            store,
+            Arc::clone(&stats),
+        );
         let feed = Feed::new(Arc::new(dispatcher.clone()), Arc::clone(&health), Arc::clone(&turns));
         Ok(Bridge {
             inner: Arc::new(Inner {

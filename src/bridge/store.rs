@@ -37,7 +37,10 @@ impl CallKey {
     /// One string for the journal: the parts joined by a separator no id contains.
     pub(crate) fn encoded(&self) -> String {
         let turn = self.turn_id.as_deref().unwrap_or_default();
-        format!("{}\u{1f}{}\u{1f}{turn}\u{1f}{}", self.thread_id, self.request_id, self.call_id)
+        format!(
+            "{}\u{1f}{}\u{1f}{turn}\u{1f}{}",
+            self.thread_id, self.request_id, self.call_id
+        )
     }
 }
 

@@ -1,6 +1,7 @@
 //! [`BridgeHealth`]: what readiness depends on (the upstream connection and the served sessions), shared
 //! between the upstream glue that updates it and the admin endpoint that reports it.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
@@ -37,6 +38,8 @@ pub trait LinkStatus: Send + Sync + 'static {
 pub struct BridgeHealth {
     link: RwLock<Option<Arc<dyn LinkStatus>>>,
     sessions: Mutex<Vec<ServedSession>>,
+    /// Sessions the upstream lost, with why, until they are replaced.
+    lost: Mutex<BTreeMap<String, String>>,
 }
 
 impl fmt::Debug for BridgeHealth {
@@ -102,14 +105,30 @@ impl BridgeHealth {
         self.lock_sessions().clone()
     }
 
-    /// Ready means connected with at least one session; otherwise the reasons why not.
-    pub fn readiness(&self) -> Result<(), Vec<&'static str>> {
+    /// The upstream lost a served session (codex-manager restarted without it): not ready until it is replaced
+    /// ([`replace_session`](Self::replace_session)) or, for one that cannot be, for good.
+    pub fn session_lost(&self, id: &str, reason: impl Into<String>) {
+        self.lock_sessions().retain(|s| s.id != id);
+        crate::util::lock(&self.lost).insert(id.to_owned(), reason.into());
+    }
+
+    /// A lost session was replaced by a new one.
+    pub fn replace_session(&self, lost: &str, session: ServedSession) {
+        crate::util::lock(&self.lost).remove(lost);
+        self.add_session(session);
+    }
+
+    /// Ready means connected with at least one session and none lost; otherwise the reasons why not.
+    pub fn readiness(&self) -> Result<(), Vec<String>> {
         let mut reasons = Vec::new();
         if !self.connected() {
-            reasons.push("upstream not connected");
+            reasons.push("upstream not connected".to_owned());
         }
         if self.lock_sessions().is_empty() {
-            reasons.push("no session served yet");
+            reasons.push("no session served yet".to_owned());
+        }
+        for (id, reason) in crate::util::lock(&self.lost).iter() {
+            reasons.push(format!("session {id} was lost: {reason}"));
         }
         if reasons.is_empty() { Ok(()) } else { Err(reasons) }
     }
@@ -137,7 +156,10 @@ mod tests {
         let health = BridgeHealth::new();
         assert_eq!(
             health.readiness(),
-            Err(vec!["upstream not connected", "no session served yet"])
+            Err(vec![
+                "upstream not connected".to_owned(),
+                "no session served yet".to_owned()
+            ])
         );
         let link = Arc::new(Link(AtomicBool::new(true)));
         health.attach_link(link.clone());
@@ -148,7 +170,31 @@ mod tests {
         });
         assert_eq!(health.readiness(), Ok(()));
         link.0.store(false, Ordering::Relaxed);
-        assert_eq!(health.readiness(), Err(vec!["upstream not connected"]));
+        assert_eq!(health.readiness(), Err(vec!["upstream not connected".to_owned()]));
+    }
+
+    #[test]
+    fn a_lost_session_keeps_the_bridge_unready_until_it_is_replaced() {
+        let health = BridgeHealth::new();
+        health.attach_link(Arc::new(Link(AtomicBool::new(true))));
+        let session = |id: &str| ServedSession {
+            id: id.into(),
+            upstream: "codex-manager",
+            created: true,
+        };
+        health.add_session(session("old"));
+        health.add_session(session("kept"));
+        health.session_lost("old", "codex-manager no longer has it (404)");
+        assert_eq!(
+            health.readiness(),
+            Err(vec![
+                "session old was lost: codex-manager no longer has it (404)".to_owned()
+            ])
+        );
+        health.replace_session("old", session("new"));
+        assert_eq!(health.readiness(), Ok(()));
+        let ids: Vec<String> = health.sessions().into_iter().map(|s| s.id).collect();
+        assert_eq!(ids, ["kept", "new"]);
     }
 
     #[test]

@@ -140,16 +140,23 @@ pub enum AnswerOutcome {
         /// What went wrong, with the upstream's body when there is one.
         reason: String,
     },
+    /// The call is gone upstream (lost in an upstream restart); the result was not delivered, and never to
+    /// another call that took its request id.
+    Lost {
+        /// What shows it.
+        reason: String,
+    },
 }
 
 impl AnswerOutcome {
-    /// A short label for logs and metrics: `delivered`, `already_answered`, `retry`, `rejected`.
+    /// A short label for logs and metrics: `delivered`, `already_answered`, `retry`, `rejected`, `lost`.
     pub fn label(&self) -> &'static str {
         match self {
             Self::Delivered => "delivered",
             Self::AlreadyAnswered { .. } => "already_answered",
             Self::Retry { .. } => "retry",
             Self::Rejected { .. } => "rejected",
+            Self::Lost { .. } => "lost",
         }
     }
 }

@@ -14,7 +14,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::manager::{CodexManager, PendingToolCall};
+use super::calls::Calls;
+use super::sessions::Sessions;
+use crate::manager::{CodexManager, ManagerError, PendingToolCall};
 use crate::stream::{AppServerSignal, Frame, HandlerContext, Router, StreamClient, StreamOptions, StreamStats};
 use crate::telemetry::{CallSource, LinkStatus};
 use crate::upstream::app_server::protocol::{ItemCompletedNotification, Turn, TurnCompletedNotification};
@@ -32,6 +34,13 @@ pub(super) enum SessionScope {
 }
 
 impl SessionScope {
+    /// `new` is served instead of `lost` (`None`: nothing replaces it).
+    fn replace(&mut self, lost: &str, new: Option<&str>) {
+        let (Self::Only(ids) | Self::All(ids)) = self;
+        ids.remove(lost);
+        ids.extend(new.map(str::to_owned));
+    }
+
     fn serves(&self, thread_id: &str) -> bool {
         match self {
             Self::Only(ids) => ids.contains(thread_id),
@@ -55,7 +64,7 @@ fn tool_call_from_signal(signal: AppServerSignal) -> Result<ToolCall, InvalidToo
 }
 
 /// A tool call from a pending-call row, by the same rules as a signal's.
-fn tool_call_from_row(row: PendingToolCall) -> Result<ToolCall, InvalidToolCall> {
+pub(super) fn tool_call_from_row(row: PendingToolCall) -> Result<ToolCall, InvalidToolCall> {
     let params = ToolCallParams {
         thread_id: Some(row.thread_id),
         turn_id: row.turn_id,
@@ -71,26 +80,40 @@ fn tool_call_from_row(row: PendingToolCall) -> Result<ToolCall, InvalidToolCall>
 pub(super) struct CodexManagerFeed {
     client: CodexManager,
     feed: Feed,
-    scope: SessionScope,
+    calls: Arc<Calls>,
+    sessions: Arc<Sessions>,
+    scope: Arc<Mutex<SessionScope>>,
     poll_interval: Duration,
     stream_options: StreamOptions,
     known_threads: Arc<Mutex<BTreeSet<String>>>,
     poll_now: Arc<Notify>,
+    /// Fired when the stream's thread filter must change (a lost session was replaced).
+    resubscribe: Notify,
 }
 
 impl CodexManagerFeed {
-    pub(super) fn new(client: CodexManager, feed: Feed, scope: SessionScope, poll_interval: Duration) -> Self {
+    pub(super) fn new(
+        client: CodexManager,
+        feed: Feed,
+        calls: Arc<Calls>,
+        sessions: Arc<Sessions>,
+        scope: SessionScope,
+        poll_interval: Duration,
+    ) -> Self {
         let known = match &scope {
             SessionScope::Only(ids) | SessionScope::All(ids) => ids.clone(),
         };
         Self {
             client,
             feed,
-            scope,
+            calls,
+            sessions,
+            scope: Arc::new(Mutex::new(scope)),
             poll_interval,
             stream_options: StreamOptions::default(),
             known_threads: Arc::new(Mutex::new(known)),
             poll_now: Arc::new(Notify::new()),
+            resubscribe: Notify::new(),
         }
     }
 
@@ -101,11 +124,17 @@ impl CodexManagerFeed {
 
     fn router(&self) -> Router {
         let mut router = Router::new();
-        let (feed, scope, known) = (self.feed.clone(), self.scope.clone(), Arc::clone(&self.known_threads));
+        let (feed, scope, known) = (
+            self.feed.clone(),
+            Arc::clone(&self.scope),
+            Arc::clone(&self.known_threads),
+        );
+        let calls = Arc::clone(&self.calls);
         router.on_app_server_request("item.tool.call", move |signal: AppServerSignal, _ctx: HandlerContext| {
             let outcome = match tool_call_from_signal(signal) {
-                Ok(call) if scope.serves(&call.thread_id) => {
+                Ok(call) if lock(&scope).serves(&call.thread_id) => {
                     lock(&known).insert(call.thread_id.clone());
+                    calls.seen(&call, calls.generation());
                     feed.submit(call, CallSource::Stream);
                     Ok(())
                 }
@@ -144,9 +173,11 @@ impl CodexManagerFeed {
                 async move { read }
             },
         );
-        let (feed, poll_now) = (self.feed.clone(), Arc::clone(&self.poll_now));
+        let (feed, poll_now, calls) = (self.feed.clone(), Arc::clone(&self.poll_now), Arc::clone(&self.calls));
         router.on_control(move |frame: Frame, _ctx: HandlerContext| {
             if let Frame::Ready { .. } = frame {
+                // Calls taken before this connection are answered only once the listing shows them again.
+                calls.new_generation();
                 poll_now.notify_one();
                 feed.link_up();
             }
@@ -159,16 +190,32 @@ impl CodexManagerFeed {
     pub(super) async fn run(self, stop: CancellationToken) {
         let router = self.router();
         let stream = StreamClient::new(self.client.config().clone());
-        let mut options = self.stream_options.clone();
-        options.thread_id = self.scope.stream_filter();
-        options.stop = stop.clone();
         self.feed.health().attach_link(stream.stats());
         let streaming = async {
-            if let Err(error) = stream.run(router, options).await {
-                tracing::error!(%error, "codex-manager stream ended");
+            // One run per thread filter: a replaced session needs the stream subscribed to its new thread.
+            loop {
+                let mut options = self.stream_options.clone();
+                options.thread_id = lock(&self.scope).stream_filter();
+                options.stop = stop.child_token();
+                let this_filter = options.stop.clone();
+                let run = stream.run(router.clone(), options);
+                tokio::pin!(run);
+                tokio::select! {
+                    ended = &mut run => {
+                        if let Err(error) = ended {
+                            tracing::error!(%error, "codex-manager stream ended");
+                        }
+                        return;
+                    }
+                    _ = self.resubscribe.notified() => {
+                        this_filter.cancel();
+                        let _ = run.await;
+                    }
+                }
             }
         };
-        tokio::join!(streaming, self.poll_loop(stop));
+        let polling = self.poll_loop(stop.clone());
+        tokio::join!(streaming, polling);
     }
 
     async fn poll_loop(&self, stop: CancellationToken) {
@@ -191,18 +238,71 @@ impl CodexManagerFeed {
     async fn poll_once(&self) {
         let threads: Vec<String> = lock(&self.known_threads).iter().cloned().collect();
         for thread in threads {
+            let generation = self.calls.generation();
             match self.client.list_tool_calls(&thread).await {
                 Ok(rows) => {
+                    let mut pending = Vec::new();
                     for row in rows.into_iter().filter(|r| r.status == "pending") {
                         match tool_call_from_row(row) {
-                            Ok(call) => {
-                                self.feed.submit(call, CallSource::Poll);
-                            }
+                            Ok(call) => pending.push(call),
                             Err(reason) => tracing::warn!(thread_id = %thread, %reason, "unusable pending call row"),
                         }
                     }
+                    self.calls.listed(&thread, generation, pending.iter().cloned());
+                    // Rows listed before a newer connection came up are listed again after it.
+                    if generation != self.calls.generation() {
+                        continue;
+                    }
+                    for call in pending {
+                        self.calls.seen(&call, generation);
+                        self.feed.submit(call, CallSource::Poll);
+                    }
+                }
+                Err(error) if matches!(error.status().map(|s| s.as_u16()), Some(404 | 410)) => {
+                    self.session_lost(&thread, &error).await;
                 }
                 Err(error) => tracing::warn!(%error, thread_id = %thread, "listing pending tool calls failed"),
+            }
+        }
+    }
+
+    /// codex-manager no longer has `thread` (it restarted without its sessions): not ready until a session created
+    /// here is created again; an attached one is reported lost for good.
+    async fn session_lost(&self, thread: &str, error: &ManagerError) {
+        let status = error.status().map_or(0, |s| s.as_u16());
+        let reason = format!("codex-manager no longer has it ({status})");
+        tracing::error!(session = thread, "session lost: {reason}");
+        self.feed.health().session_lost(thread, reason);
+        match self.sessions.replace_lost(thread).await {
+            Ok(Some(replacement)) => {
+                tracing::info!(lost = thread, session = %replacement.id, "created a new session in place of the lost one");
+                let new_thread = replacement.id.clone();
+                let filter_changed = {
+                    let mut scope = lock(&self.scope);
+                    let before = scope.stream_filter();
+                    scope.replace(thread, Some(&new_thread));
+                    before != scope.stream_filter()
+                };
+                {
+                    let mut known = lock(&self.known_threads);
+                    known.remove(thread);
+                    known.insert(new_thread);
+                }
+                self.feed.health().replace_session(thread, replacement);
+                if filter_changed {
+                    self.resubscribe.notify_one();
+                }
+            }
+            Ok(None) => {
+                tracing::error!(
+                    session = thread,
+                    "an attached session was lost; it cannot be created again"
+                );
+                lock(&self.scope).replace(thread, None);
+                lock(&self.known_threads).remove(thread);
+            }
+            Err(error) => {
+                tracing::error!(session = thread, %error, "could not create a session in place of the lost one; retrying at the next listing")
             }
         }
     }

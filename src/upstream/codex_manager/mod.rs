@@ -2,10 +2,11 @@
 //! to), tool calls from the websocket stream and from pending-call listing (`feed.rs`), answers to
 //! `POST /api/tool-calls/:requestId/response`, turns through `POST /api/sessions/:id/messages`.
 
+mod calls;
 mod feed;
+mod sessions;
 
-use std::collections::BTreeSet;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -16,13 +17,14 @@ use crate::manager::{CodexManager, CreateSession, ManagerError, SendMessage};
 use crate::skill::{Catalog, ToolFlavor, ToolResult};
 use crate::stream::StreamOptions;
 use crate::telemetry::ServedSession;
-use crate::util::lock;
-
-/// How the upstream is named in sessions, logs and metrics.
-const NAME: &str = "codex-manager";
+use sessions::{NAME, Sessions};
 
 /// The default interval of pending-call listing.
 const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long one answer may take before it counts as failed and is retried: far shorter than the client's request
+/// timeout, so that a hung answer does not hold a worker.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves tool calls of codex-manager sessions.
 ///
@@ -51,20 +53,14 @@ pub struct CodexManagerUpstream {
     poll_interval: Duration,
     delete_on_exit: bool,
     stream_options: StreamOptions,
-    state: Mutex<SessionState>,
-}
-
-#[derive(Default)]
-struct SessionState {
-    created: Vec<String>,
-    served: BTreeSet<String>,
+    sessions: Arc<Sessions>,
+    calls: Arc<calls::Calls>,
 }
 
 impl CodexManagerUpstream {
     /// Serves through `client`: one new session, pending calls listed every 5 s, sessions kept on exit.
     pub fn new(client: CodexManager) -> Self {
         Self {
-            client,
             create: None,
             attach: Vec::new(),
             all_sessions: false,
@@ -72,7 +68,9 @@ impl CodexManagerUpstream {
             poll_interval: DEFAULT_POLL_INTERVAL,
             delete_on_exit: false,
             stream_options: StreamOptions::default(),
-            state: Mutex::new(SessionState::default()),
+            sessions: Arc::new(Sessions::new(client.clone())),
+            calls: Arc::default(),
+            client,
         }
     }
 
@@ -146,18 +144,15 @@ impl CodexManagerUpstream {
         if create > 0 && tools.is_empty() {
             tracing::warn!("no skills are registered: the created sessions have no dynamic tools");
         }
+        let mut template = self.template.clone();
+        template.dynamic_tools = tools;
+        self.sessions.set_template(template);
         let mut sessions = Vec::new();
         for _ in 0..create {
-            let mut request = self.template.clone();
-            request.dynamic_tools = tools.clone();
-            match self.client.create_session(&request).await {
-                Ok(created) => {
-                    tracing::info!(session = %created.session_id, tools = tools.len(), "created session");
-                    lock(&self.state).created.push(created.session_id.clone());
-                    sessions.push(session(created.thread_id, true));
-                }
+            match self.sessions.create().await {
+                Ok(session) => sessions.push(session),
                 Err(error) => {
-                    self.delete_created().await;
+                    self.sessions.delete_created().await;
                     return Err(self.unreachable_or(error, |source| UpstreamError::Refused {
                         action: "create a session",
                         source,
@@ -167,7 +162,7 @@ impl CodexManagerUpstream {
         }
         for id in &self.attach {
             if let Err(error) = self.client.get_session(id).await {
-                self.delete_created().await;
+                self.sessions.delete_created().await;
                 return Err(self.unreachable_or(error, |error| UpstreamError::Attach {
                     id: id.clone(),
                     reason: match error.status().map(|s| s.as_u16()) {
@@ -181,37 +176,50 @@ impl CodexManagerUpstream {
                 session = %id,
                 "attached to an existing session (its tool catalog was fixed when it was created)"
             );
-            sessions.push(session(id.clone(), false));
+            sessions.push(self.sessions.attached(id));
         }
-        lock(&self.state).served.extend(sessions.iter().map(|s| s.id.clone()));
         Ok(sessions)
-    }
-
-    async fn delete_created(&self) -> Vec<String> {
-        let ids = std::mem::take(&mut lock(&self.state).created);
-        let mut deleted = Vec::new();
-        for id in ids {
-            match self.client.delete_session(&id).await {
-                Ok(_) => {
-                    tracing::info!(session = %id, "deleted session");
-                    deleted.push(id);
-                }
-                Err(error) if matches!(error.status().map(|s| s.as_u16()), Some(404 | 410)) => {
-                    tracing::info!(session = %id, "session was already gone");
-                    deleted.push(id);
-                }
-                Err(error) => tracing::error!(session = %id, %error, "could not delete session"),
-            }
-        }
-        deleted
     }
 }
 
-fn session(id: String, created: bool) -> ServedSession {
-    ServedSession {
-        id,
-        upstream: NAME,
-        created,
+impl CodexManagerUpstream {
+    /// `None` when `call` may be answered; otherwise why not (see [`calls`]): a call from before a reconnect is
+    /// answered only while the current pending-call listing shows it under its request id.
+    async fn check_identity(&self, call: &ToolCall) -> Option<AnswerOutcome> {
+        let lost = |what: &str| {
+            Some(AnswerOutcome::Lost {
+                reason: format!(
+                    "request {} {what} since codex-manager reconnected (it restarts its request ids at 0)",
+                    call.request_id
+                ),
+            })
+        };
+        match self.calls.standing(call) {
+            calls::Standing::Current => None,
+            calls::Standing::Replaced => lost("stands for another call"),
+            calls::Standing::Earlier => {
+                let pending = match self.calls.listed_pending(call) {
+                    Some(pending) => pending,
+                    None => {
+                        let generation = self.calls.generation();
+                        match self.client.list_tool_calls(&call.thread_id).await {
+                            Ok(rows) => {
+                                let rows = rows.into_iter().filter_map(|row| feed::tool_call_from_row(row).ok());
+                                self.calls.listed(&call.thread_id, generation, rows);
+                                self.calls.listed_pending(call).unwrap_or(false)
+                            }
+                            Err(error) => return Some(classify(&error)),
+                        }
+                    }
+                };
+                if pending {
+                    self.calls.seen(call, self.calls.generation());
+                    None
+                } else {
+                    lost("is no longer pending")
+                }
+            }
+        }
     }
 }
 
@@ -225,14 +233,21 @@ impl Upstream for CodexManagerUpstream {
     }
 
     fn run<'a>(&'a self, feed: Feed, stop: CancellationToken) -> BoxFuture<'a, Result<(), UpstreamError>> {
-        let served = lock(&self.state).served.clone();
+        let served = self.sessions.served();
         let scope = if self.all_sessions {
             feed::SessionScope::All(served)
         } else {
             feed::SessionScope::Only(served)
         };
-        let feeder = feed::CodexManagerFeed::new(self.client.clone(), feed, scope, self.poll_interval)
-            .stream_options(self.stream_options.clone());
+        let feeder = feed::CodexManagerFeed::new(
+            self.client.clone(),
+            feed,
+            Arc::clone(&self.calls),
+            Arc::clone(&self.sessions),
+            scope,
+            self.poll_interval,
+        )
+        .stream_options(self.stream_options.clone());
         Box::pin(async move {
             feeder.run(stop).await;
             Ok(())
@@ -241,9 +256,17 @@ impl Upstream for CodexManagerUpstream {
 
     fn answer<'a>(&'a self, call: &'a ToolCall, result: &'a ToolResult) -> BoxFuture<'a, AnswerOutcome> {
         Box::pin(async move {
-            match self.client.respond_tool_call(&call.request_id, result).await {
-                Ok(_) => AnswerOutcome::Delivered,
-                Err(error) => classify(&error),
+            if let Some(refused) = self.check_identity(call).await {
+                return refused;
+            }
+            let answered =
+                tokio::time::timeout(ANSWER_TIMEOUT, self.client.respond_tool_call(&call.request_id, result));
+            match answered.await {
+                Ok(Ok(_)) => AnswerOutcome::Delivered,
+                Ok(Err(error)) => classify(&error),
+                Err(_) => AnswerOutcome::Retry {
+                    reason: format!("codex-manager did not take the answer within {ANSWER_TIMEOUT:?}"),
+                },
             }
         })
     }
@@ -280,7 +303,7 @@ impl Upstream for CodexManagerUpstream {
     fn close(&self) -> BoxFuture<'_, Vec<String>> {
         Box::pin(async move {
             if self.delete_on_exit {
-                self.delete_created().await
+                self.sessions.delete_created().await
             } else {
                 Vec::new()
             }

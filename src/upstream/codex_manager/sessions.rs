@@ -1,0 +1,116 @@
+//! [`Sessions`]: the sessions a codex-manager upstream serves — those it created (which it may delete on exit,
+//! and re-creates when codex-manager loses them) and those it attached to — shared by the upstream and its feed.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use crate::manager::{CodexManager, CreateSession, ManagerError};
+use crate::telemetry::ServedSession;
+use crate::util::lock;
+
+/// How the upstream is named in sessions, logs and metrics.
+pub(super) const NAME: &str = "codex-manager";
+
+pub(super) struct Sessions {
+    client: CodexManager,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// How to create a session, tools included (set when the upstream opens).
+    template: CreateSession,
+    /// Session id and thread id of each session created here.
+    created: Vec<(String, String)>,
+    /// Thread ids of every session served.
+    served: BTreeSet<String>,
+}
+
+impl Sessions {
+    pub(super) fn new(client: CodexManager) -> Self {
+        Self {
+            client,
+            state: Mutex::default(),
+        }
+    }
+
+    /// How sessions are created from now on (`dynamicTools` included).
+    pub(super) fn set_template(&self, template: CreateSession) {
+        lock(&self.state).template = template;
+    }
+
+    /// Creates a session with the template and serves it.
+    pub(super) async fn create(&self) -> Result<ServedSession, ManagerError> {
+        let template = lock(&self.state).template.clone();
+        let created = self.client.create_session(&template).await?;
+        let tools = template.dynamic_tools.len();
+        tracing::info!(session = %created.session_id, tools, "created session");
+        let mut state = lock(&self.state);
+        state.created.push((created.session_id, created.thread_id.clone()));
+        state.served.insert(created.thread_id.clone());
+        Ok(session(created.thread_id, true))
+    }
+
+    /// Serves an existing session too.
+    pub(super) fn attached(&self, thread_id: &str) -> ServedSession {
+        lock(&self.state).served.insert(thread_id.to_owned());
+        session(thread_id.to_owned(), false)
+    }
+
+    /// The threads served.
+    pub(super) fn served(&self) -> BTreeSet<String> {
+        lock(&self.state).served.clone()
+    }
+
+    /// codex-manager lost `thread` (it restarted without it): a session created here is created again and its
+    /// replacement returned; an attached one cannot be, and is no longer served (`None`).
+    pub(super) async fn replace_lost(&self, thread: &str) -> Result<Option<ServedSession>, ManagerError> {
+        let lost = {
+            let mut state = lock(&self.state);
+            state.served.remove(thread);
+            let position = state.created.iter().position(|(_, created)| created == thread);
+            position.map(|at| state.created.remove(at))
+        };
+        let Some(lost) = lost else {
+            return Ok(None);
+        };
+        match self.create().await {
+            Ok(session) => Ok(Some(session)),
+            Err(error) => {
+                // Still ours to re-create: the next listing finds it missing again and retries.
+                let mut state = lock(&self.state);
+                state.served.insert(thread.to_owned());
+                state.created.push(lost);
+                Err(error)
+            }
+        }
+    }
+
+    /// Deletes the sessions created here; returns the ones that are gone.
+    pub(super) async fn delete_created(&self) -> Vec<String> {
+        let created = std::mem::take(&mut lock(&self.state).created);
+        let mut deleted = Vec::new();
+        for (id, _) in created {
+            match self.client.delete_session(&id).await {
+                Ok(_) => {
+                    tracing::info!(session = %id, "deleted session");
+                    deleted.push(id);
+                }
+                Err(error) if matches!(error.status().map(|s| s.as_u16()), Some(404 | 410)) => {
+                    tracing::info!(session = %id, "session was already gone");
+                    deleted.push(id);
+                }
+                Err(error) => tracing::error!(session = %id, %error, "could not delete session"),
+            }
+        }
+        deleted
+    }
+}
+
+fn session(id: String, created: bool) -> ServedSession {
+    ServedSession {
+        id,
+        upstream: NAME,
+        created,
+    }
+}
