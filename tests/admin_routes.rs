@@ -255,6 +255,56 @@ async fn a_token_guards_every_route_but_health_and_readiness() {
     assert!(!format!("{:?}", AdminToken::new(TOKEN).unwrap()).contains(TOKEN));
 }
 
+/// The status of `GET /metrics` with this `Authorization` value.
+async fn with_authorization(router: &axum::Router, authorization: &str) -> StatusCode {
+    let request = Request::builder()
+        .uri("/metrics")
+        .header(header::AUTHORIZATION, authorization)
+        .body(Body::empty())
+        .unwrap();
+    router.clone().oneshot(request).await.unwrap().status()
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_matched_in_any_case_and_the_token_exactly() {
+    let admin = admin(Some(TOKEN));
+    for accepted in [
+        format!("Bearer {TOKEN}"),
+        format!("bearer {TOKEN}"),
+        format!("BEARER {TOKEN}"),
+        format!("bEaReR {TOKEN}"),
+        format!("  Bearer   {TOKEN}  "),
+        format!("Bearer\t{TOKEN}"),
+    ] {
+        assert_eq!(
+            with_authorization(&admin.router, &accepted).await,
+            StatusCode::OK,
+            "{accepted:?}"
+        );
+    }
+    for refused in [
+        format!("Bearer {TOKEN}x"),
+        format!("Bearer {}", &TOKEN[1..]),
+        format!("Bearer {}", TOKEN.to_uppercase()),
+        format!("Bearer {TOKEN} {TOKEN}"),
+        "bearer not-the-token".to_owned(),
+        format!("Basic {TOKEN}"),
+        format!("Token {TOKEN}"),
+        format!("Bearer{TOKEN}"),
+        format!("Bearers {TOKEN}"),
+        TOKEN.to_owned(),
+        "Bearer".to_owned(),
+        "Bearer   ".to_owned(),
+        String::new(),
+    ] {
+        assert_eq!(
+            with_authorization(&admin.router, &refused).await,
+            StatusCode::UNAUTHORIZED,
+            "{refused:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn metrics_sessions_and_calls() {
     let admin = admin(None);

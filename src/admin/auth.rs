@@ -1,4 +1,8 @@
 //! The admin token: a bearer token compared in constant time. Its value is never logged or shown.
+//!
+//! The request carries it as `Authorization: Bearer <token>`; the scheme is matched in any case (`bearer`,
+//! `BEARER`: RFC 9110 §11.1 makes auth schemes case-insensitive), with any spaces or tabs around the value and
+//! between scheme and token.
 
 use std::fmt;
 
@@ -41,13 +45,22 @@ impl fmt::Debug for AdminToken {
     }
 }
 
+/// The credentials of an `Authorization` value with the `Bearer` scheme (in any case), without the whitespace
+/// around them; `None` for another scheme or no credentials.
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let is_space = |c: char| c == ' ' || c == '\t';
+    let (scheme, credentials) = value.trim_matches(is_space).split_once(is_space)?;
+    let credentials = credentials.trim_start_matches(is_space);
+    (scheme.eq_ignore_ascii_case("Bearer") && !credentials.is_empty()).then_some(credentials)
+}
+
 /// Middleware: lets the request through when it carries the token.
 pub(super) async fn require_token(State(token): State<AdminToken>, request: Request, next: Next) -> Response {
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(bearer_credentials);
     match presented {
         Some(p) if token.matches(p) => next.run(request).await,
         _ => (

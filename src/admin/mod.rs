@@ -10,11 +10,27 @@
 //! | `GET /calls?limit=N` | recent calls, newest first (default 50, at most 1000) |
 //! | `POST /skills/{name}/invoke` | runs a skill with the JSON body as arguments; needs the admin token |
 //!
-//! With an admin token set, every route but `/healthz` and `/readyz` requires `Authorization: Bearer <token>`;
-//! without one, `invoke` is refused. Requests are traced, time out after 30 s, and bodies are limited to 1 MiB.
+//! With an admin token set, every route but `/healthz` and `/readyz` requires `Authorization: Bearer <token>`
+//! (the scheme in any case, as RFC 9110 has it; the token compared in constant time); without one, `invoke` is
+//! refused. Requests are traced.
+//!
+//! The endpoint's limits, so that a client on this machine cannot starve it (or the process) of descriptors:
+//!
+//! | limit | value | what |
+//! |---|---|---|
+//! | [`MAX_CONNECTIONS`] | 128 | open connections [`bind`]'s server holds; a new one beyond them is admitted by closing the connection that has waited longest for a request (one that has not sent a whole request yet, or sits idle between requests), or once a request in flight finishes |
+//! | [`HEADER_READ_TIMEOUT`] | 5 s | a new connection's request headers must be in this long after it was accepted, and a later request's this long after its first byte |
+//! | [`KEEP_ALIVE_TIMEOUT`] | 10 s | an idle keep-alive connection is closed when no next request has started this long after its response |
+//! | `REQUEST_TIMEOUT` | 30 s | a request (its body and its handler) gets 408 after this long |
+//! | `BODY_LIMIT` | 1 MiB | a request body larger than this gets 413 |
+//!
+//! When `accept` fails (no descriptors left, say), the server logs a warning once for the burst, backs off
+//! (50 ms, doubling up to 1 s) and goes on; it logs again once accepting works. The last two limits are the
+//! router's, so they also hold where [`router`] is mounted in another server; the first three are [`bind`]'s.
 
 mod auth;
 mod metrics;
+mod serve;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +57,24 @@ const DEFAULT_CALLS_LIMIT: usize = 50;
 const MAX_CALLS_LIMIT: usize = 1000;
 const BODY_LIMIT: usize = 1024 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The most connections [`bind`]'s server holds open: plenty for probes, scrapers and an operator, and a small
+/// share of a 1024-descriptor limit, so that the rest of the process (the upstream's sockets) keeps its own.
+pub const MAX_CONNECTIONS: usize = 128;
+
+/// Connections the kernel completes for the endpoint before it accepts them (they hold none of the process's
+/// descriptors): room for a burst, so that a probe arriving during a flood is queued rather than dropped and
+/// retried a second later. (`TcpListener::bind` would give 128.)
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// How long a connection may take to send a request's headers: from being accepted for its first request, from
+/// the request's first byte for later ones. A client that connects and sends nothing, or trickles its headers, is
+/// closed after this.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a kept-alive connection may sit idle after a response before its next request starts; then it is
+/// closed. Long enough for a scraper polling every few seconds to reuse its connection.
+pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the admin endpoint would not start.
 #[derive(Debug, thiserror::Error)]
@@ -122,20 +156,28 @@ pub fn check_exposure(addr: SocketAddr, has_token: bool) -> Result<(), AdminErro
 
 /// Binds `addr` (refusing a non-loopback address without a token) and serves until `shutdown` completes.
 /// Returns the bound address (useful with port 0) and the server future.
+///
+/// The server holds at most [`MAX_CONNECTIONS`] connections and closes those that send nothing in time (see the
+/// module docs). When `shutdown` completes it stops accepting, closes idle connections, lets requests in flight
+/// finish, and then its future returns.
 pub async fn bind(
     addr: SocketAddr,
     state: AdminState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, impl std::future::Future<Output = std::io::Result<()>>), AdminError> {
     check_exposure(addr, state.token.is_some())?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| AdminError::Bind { addr, source })?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| AdminError::Bind { addr, source })?;
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(shutdown);
-    Ok((local, async move { server.await }))
+    let listen = || {
+        let socket = match addr {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        }?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        let listener = socket.listen(LISTEN_BACKLOG)?;
+        Ok((listener.local_addr()?, listener))
+    };
+    let (local, listener) = listen().map_err(|source| AdminError::Bind { addr, source })?;
+    Ok((local, serve::serve(listener, router(state), shutdown)))
 }
 
 fn error_body(message: impl Into<String>) -> Json<Value> {
