@@ -191,3 +191,48 @@ async fn a_burst_over_http_reports_latency() {
     assert!(report["calls_per_sec"].as_f64().unwrap() > 0.0);
     assert!(report["elapsed_ms"].is_u64());
 }
+
+#[tokio::test]
+async fn restart_and_misdeliveries_are_controlled_over_http() {
+    let process = spawn(&["--check-answer-identity"]).await;
+    let base = &process.base;
+    let post = |path: &str, body: Value| call(reqwest::Method::POST, format!("{base}{path}"), None, Some(body));
+    let (_, created) = post("/_double/sessions", json!({})).await;
+    let thread = created["sessionId"].as_str().unwrap().to_owned();
+    let injected = json!({"threadId": thread, "tool": "echo", "arguments": {"text": "old"}});
+    let (_, old) = post("/_double/tool-calls", injected).await;
+    assert_eq!(old, json!({"requestId": "0", "callId": "call_0"}));
+
+    let (status, report) = post("/_double/restart", json!({})).await;
+    assert_eq!(status, 200, "the restart request's own connection is spared");
+    assert_eq!(report["callsForgotten"], 1);
+    assert_eq!(report["sessionsLost"], 0);
+    let (_, new) = post(
+        "/_double/tool-calls",
+        json!({"threadId": thread, "tool": "echo", "arguments": {"text": "new"}}),
+    )
+    .await;
+    assert_eq!(new, json!({"requestId": "0", "callId": "call_1"}));
+    let stale = json!({"text": r#"{"call_id":"call_0","text":"old"}"#});
+    assert_eq!(post("/api/tool-calls/0/response", stale).await.0, 200);
+    let (_, misdelivered) = call(reqwest::Method::GET, format!("{base}/_double/misdelivered"), None, None).await;
+    assert_eq!(
+        misdelivered,
+        json!({"data": [{"requestId": "0", "expectedCallId": "call_1", "answerText": r#"{"call_id":"call_0","text":"old"}"#}]})
+    );
+
+    let (status, report) = post("/_double/restart", json!({"loseSessions": true})).await;
+    assert_eq!(status, 200);
+    assert_eq!(report["sessionsLost"], 1);
+    let (status, body) = call(
+        reqwest::Method::GET,
+        format!("{base}/api/sessions/{thread}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (404, json!({"status": "not_found", "sessionId": thread}))
+    );
+}

@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `POST /_double/sessions` | `{tools?}` → `{sessionId}` |
 //! | `GET /_double/sessions` | `{data:[{id, tools, deleted, messages, active_turn}]}` |
-//! | `POST /_double/tool-calls` | `{threadId, tool, arguments}` → `{requestId}` |
+//! | `POST /_double/tool-calls` | `{threadId, tool, arguments}` → `{requestId, callId}` |
 //! | `GET /_double/pending?threadId=` | `{data:[pending row]}` |
 //! | `POST /_double/drop-sockets` | → `{dropped}` |
 //! | `GET /_double/sockets` | → `{count}` |
@@ -20,6 +20,8 @@
 //! | `GET /_double/ws-received` | `{data:[text frames clients sent]}` |
 //! | `GET /_double/responses/{requestId}` | `{data:[response bodies]}` |
 //! | `POST /_double/turn-script` | `{threadId, toolCalls:[{tool, arguments}], finalMessage?, parallel?}`; `{answers}` in the message is replaced by the answers' texts |
+//! | `POST /_double/restart` | `{loseSessions?}` → `{socketsClosed, connectionsCut, callsForgotten, turnsInterrupted, sessionsLost}`: restart as codex-manager does (connections cut but this one, pending calls forgotten, request ids from 0 again; sessions kept unless `loseSessions`) |
+//! | `GET /_double/misdelivered` | `{data:[{requestId, expectedCallId, answerText}]}`: with `--check-answer-identity`, accepted answers that do not name their call |
 //! | `POST /_double/burst` | `{threadId, tool, arguments, count, outstanding, timeoutMs?}` → `{count, answered, elapsed_ms, calls_per_sec, latency_us:{p50,p99,max}, timed_out}` |
 
 use std::io::Write;
@@ -46,6 +48,10 @@ struct Args {
     /// Do not record requests (keeps memory flat during long benchmarks).
     #[arg(long)]
     no_record: bool,
+    /// Put each call's id in its arguments (`"call_id"`) and record every accepted answer whose text
+    /// lacks it (`GET /_double/misdelivered`).
+    #[arg(long)]
+    check_answer_identity: bool,
 }
 
 #[tokio::main]
@@ -56,7 +62,8 @@ async fn main() -> ExitCode {
     let mut builder = CodexManagerDouble::builder()
         .bind(SocketAddr::new(ip, args.port))
         .allow_non_loopback(explicit)
-        .record_requests(!args.no_record);
+        .record_requests(!args.no_record)
+        .check_answer_identity(args.check_answer_identity);
     if let Some(token) = args.bearer {
         builder = builder.require_bearer(token);
     }

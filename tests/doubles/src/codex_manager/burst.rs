@@ -119,13 +119,13 @@ pub(crate) async fn run(state: &State, spec: &BurstSpec) -> BurstReport {
     let mut timed_out = false;
     while latencies.len() < spec.count {
         while issued < spec.count && unanswered.len() < outstanding {
-            let id = state.inject_tool_call(&spec.thread_id, None, &spec.tool, &spec.arguments, Some(tx.clone()));
-            unanswered.insert(id);
+            let call = state.inject_tool_call(&spec.thread_id, None, &spec.tool, &spec.arguments, Some(tx.clone()));
+            unanswered.insert(call.call_id);
             issued += 1;
         }
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some(answer)) => {
-                if unanswered.remove(&answer.request_id) {
+                if unanswered.remove(&*answer.call_id) {
                     latencies.push(answer.latency.as_micros().min(u128::from(u64::MAX)) as u64);
                 }
             }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State as Extract};
+use axum::extract::{ConnectInfo, Path, Query, State as Extract};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::burst::{self, BurstSpec};
+use super::conn::ConnectionId;
 use super::rest::{json_response, parse_body};
 use super::state::State;
 use super::turns::TurnScript;
@@ -39,6 +40,8 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/_double/responses/{request_id}", get(responses))
         .route("/_double/turn-script", post(turn_script))
         .route("/_double/burst", post(burst))
+        .route("/_double/restart", post(restart))
+        .route("/_double/misdelivered", get(misdelivered))
 }
 
 /// Reads a JSON body into `T`; `Err` is the 400 body saying what is wrong.
@@ -90,8 +93,8 @@ struct Inject {
 
 async fn inject(Extract(state): Extract<Shared>, bytes: Bytes) -> Response {
     let request: Inject = read_body!(bytes);
-    let id = state.inject_tool_call(&request.thread_id, None, &request.tool, &request.arguments, None);
-    ok(json!({"requestId": id}))
+    let issued = state.inject_tool_call(&request.thread_id, None, &request.tool, &request.arguments, None);
+    ok(json!({"requestId": issued.request_id, "callId": issued.call_id}))
 }
 
 #[derive(Deserialize)]
@@ -228,4 +231,28 @@ async fn burst(Extract(state): Extract<Shared>, bytes: Bytes) -> Response {
     let spec: BurstSpec = read_body!(bytes);
     let report = burst::run(&state, &spec).await;
     ok(serde_json::to_value(report).expect("a report serializes"))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Restart {
+    #[serde(default)]
+    lose_sessions: bool,
+}
+
+/// Restarts the server as [`CodexManagerDouble::restart`](super::CodexManagerDouble::restart) does (with
+/// `loseSessions`, as `restart_and_lose_sessions`). Every connection is cut but this request's own, so it
+/// gets its answer.
+async fn restart(
+    Extract(state): Extract<Shared>,
+    ConnectInfo(connection): ConnectInfo<ConnectionId>,
+    bytes: Bytes,
+) -> Response {
+    let request: Restart = read_body!(bytes);
+    let report = state.restart(request.lose_sessions, Some(connection));
+    ok(serde_json::to_value(report).expect("a report serializes"))
+}
+
+async fn misdelivered(Extract(state): Extract<Shared>) -> Response {
+    ok(json!({"data": state.misdelivered()}))
 }

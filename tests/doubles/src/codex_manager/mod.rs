@@ -1,7 +1,12 @@
 //! A codex-manager stand-in for tests and benchmarks: an in-process axum server that answers the
 //! REST routes and the websocket stream skillbridge uses, with bodies and frames built from the
 //! captured fixtures in `tests/fixtures/codex-manager/`, plus controls to inject tool calls,
-//! script turns, break sockets, fail or delay responses, and inspect what it received.
+//! script turns, break sockets, fail or delay responses, restart the server the way codex-manager
+//! restarts, check that answers reach the calls they were meant for, and inspect what it received.
+//!
+//! Ids behave as on the real server: request ids are app-server's JSON-RPC ids, numbered from 0 by
+//! each server process, so a [`restart`](CodexManagerDouble::restart) numbers them from 0 again; call
+//! ids (`call_<n>`) are the model's, and never repeat, not across turns, sessions or restarts.
 //!
 //! Routes (under `/api`, as on the real server): `POST /sessions`, `GET|DELETE /sessions/:id`,
 //! `POST /sessions/:id/messages`, `POST /sessions/:id/interrupt`, `GET /sessions/:id/tool-calls`,
@@ -30,6 +35,7 @@
 
 mod burst;
 mod clock;
+mod conn;
 mod control;
 mod fixtures;
 mod hub;
@@ -45,17 +51,17 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use burst::{BurstReport, BurstSpec, DEFAULT_BURST_TIMEOUT, LatencyMicros};
-pub use state::{RecordedRequest, SessionSnapshot};
+pub use state::{CALL_ID_ARGUMENT, IssuedCall, Misdelivery, RecordedRequest, RestartReport, SessionSnapshot};
 pub use turns::{AnswersToText, FinalMessage, IncomingMessage, TurnScript, answer_text};
 pub use validate::MAX_DYNAMIC_TOOLS;
 
+use conn::{ConnectionId, KillableListener};
 use state::{Config, State};
 use turns::MessageHook;
 use validate::CreateSession;
@@ -88,6 +94,7 @@ pub struct CodexManagerDoubleBuilder {
     record: bool,
     default_turn: Option<TurnScript>,
     on_message: Option<MessageHook>,
+    check_identity: bool,
 }
 
 impl fmt::Debug for CodexManagerDoubleBuilder {
@@ -99,6 +106,7 @@ impl fmt::Debug for CodexManagerDoubleBuilder {
             .field("record", &self.record)
             .field("default_turn", &self.default_turn)
             .field("on_message", &self.on_message.as_ref().map(|_| ".."))
+            .field("check_identity", &self.check_identity)
             .finish()
     }
 }
@@ -112,6 +120,7 @@ impl Default for CodexManagerDoubleBuilder {
             record: true,
             default_turn: None,
             on_message: None,
+            check_identity: false,
         }
     }
 }
@@ -172,6 +181,40 @@ impl CodexManagerDoubleBuilder {
         self
     }
 
+    /// Checks that every answer the double accepts belongs to the call pending under its request id.
+    ///
+    /// The answer body does not name its call, so the call id travels through the skill: every tool call
+    /// the double issues ([`inject_tool_call`](CodexManagerDouble::inject_tool_call), scripted turns,
+    /// bursts) carries its call id in its arguments, under the key [`CALL_ID_ARGUMENT`] (`"call_id"`,
+    /// merged into object arguments, overwriting a `call_id` already there; `null` arguments become
+    /// `{"call_id": ..}`; any other JSON is left alone and its answer not checked). An accepted answer
+    /// whose text ([`answer_text`], or the whole body as JSON when that is empty) does not contain that
+    /// call id as a whole word (`call_1` is not found in `call_12`) is recorded in
+    /// [`misdelivered`](CodexManagerDouble::misdelivered) and still answered 200, as the real server
+    /// would. So the skill under test must echo its arguments (or at least `call_id`) in every answer,
+    /// failures included; then `assert!(double.misdelivered().is_empty())` proves no answer went to the
+    /// wrong call, e.g. to a new call holding an old call's request id after a restart.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use skillbridge_doubles::CodexManagerDouble;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let double = CodexManagerDouble::builder().check_answer_identity(true).start().await?;
+    /// let thread = double.create_session(vec![]);
+    /// double.inject_tool_call(&thread, "echo", json!({"text": "hi"}));
+    /// let row = &double.pending(&thread)[0];
+    /// assert_eq!(row["arguments"], json!({"text": "hi", "call_id": row["callId"]}));
+    /// double.shutdown().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn check_answer_identity(mut self, check: bool) -> Self {
+        self.check_identity = check;
+        self
+    }
+
     /// Binds and starts serving on the current tokio runtime.
     pub async fn start(self) -> Result<CodexManagerDouble, DoubleError> {
         let requested = self.addr;
@@ -191,6 +234,7 @@ impl CodexManagerDoubleBuilder {
             record: self.record,
             default_turn: self.default_turn,
             on_message: self.on_message,
+            check_identity: self.check_identity,
         };
         let shutdown = CancellationToken::new();
         let state = Arc::new(State::new(config, shutdown.clone()));
@@ -198,14 +242,10 @@ impl CodexManagerDoubleBuilder {
             .merge(rest::router(Arc::clone(&state)))
             .with_state(Arc::clone(&state));
         let stop = shutdown.clone();
-        // Small frames go out at once instead of waiting on Nagle's algorithm and delayed ACKs.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::warn!(%err, "cannot set TCP_NODELAY");
-            }
-        });
+        let listener = KillableListener::new(listener, Arc::clone(&state.connections));
+        let service = app.into_make_service_with_connect_info::<ConnectionId>();
         let task = tokio::spawn(async move {
-            if let Err(err) = axum::serve(listener, app)
+            if let Err(err) = axum::serve(listener, service)
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await
             {
@@ -302,7 +342,43 @@ impl CodexManagerDouble {
     /// `0`) and `tool_call_requested`. Returns the request id in string form. The thread need not
     /// be a known session; the turn is the thread's turn in progress, else a fresh id.
     pub fn inject_tool_call(&self, thread_id: &str, tool: &str, arguments: Value) -> String {
+        self.inject_call(thread_id, tool, arguments).request_id
+    }
+
+    /// [`inject_tool_call`](Self::inject_tool_call), returning the call id too.
+    pub fn inject_call(&self, thread_id: &str, tool: &str, arguments: Value) -> IssuedCall {
         self.state.inject_tool_call(thread_id, None, tool, &arguments, None)
+    }
+
+    /// Restarts the server the way codex-manager restarts, keeping its sessions (it re-attaches their
+    /// threads):
+    ///
+    /// - every TCP connection is cut: websockets close without a close handshake (clients reconnect
+    ///   and get a new `ready`; events published meanwhile are lost), requests in flight get no
+    ///   response, idle keep-alive connections close (a pooled client's next request may fail);
+    /// - pending calls are forgotten, and so are answers in flight (never accepted);
+    /// - request ids start at 0 again: answering an old call's request id gets 404 `not_found`,
+    ///   unless a new call now holds that id, which then takes the answer (the hazard
+    ///   [`check_answer_identity`](CodexManagerDoubleBuilder::check_answer_identity) exposes);
+    /// - turns in progress end `interrupted`, without an event, and their scripts stop.
+    ///
+    /// Sessions, their threads, finished turns and transcripts stay; call ids keep counting. Test
+    /// settings (failures, delay, pong, queued scripts, recordings) are kept. Over HTTP:
+    /// `POST /_double/restart`.
+    pub fn restart(&self) -> RestartReport {
+        self.state.restart(false, None)
+    }
+
+    /// [`restart`](Self::restart), losing every session as well: the session routes then answer 404
+    /// `not_found` and the tool-call listing of a lost session is empty, as for a session never created.
+    pub fn restart_and_lose_sessions(&self) -> RestartReport {
+        self.state.restart(true, None)
+    }
+
+    /// Every answer accepted for a call whose id its text lacks, oldest first; always empty unless
+    /// [`check_answer_identity`](CodexManagerDoubleBuilder::check_answer_identity) is on.
+    pub fn misdelivered(&self) -> Vec<Misdelivery> {
+        self.state.misdelivered()
     }
 
     /// Closes every websocket now, without a close handshake, and returns how many there were.
@@ -374,7 +450,8 @@ impl CodexManagerDouble {
         self.state.hub.wait_for(n, timeout).await
     }
 
-    /// Waits until the call got a 200 answer; returns the response body, or `None` on timeout.
+    /// Waits until the call got a 200 answer; returns the response body, or `None` on timeout. After a
+    /// restart a request id means the newest call issued under it.
     pub async fn wait_answered(&self, request_id: &str, timeout: Duration) -> Option<Value> {
         self.state.wait_answers(timeout, || self.state.answer(request_id)).await
     }

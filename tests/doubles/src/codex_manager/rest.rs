@@ -289,8 +289,8 @@ async fn respond(Extract(state): Extract<Shared>, Path(request_id): Path<String>
     let begin = state.begin_response(&request_id);
     // Recorded after the claim, so a test that sees the body knows the call is in flight.
     record(recorded);
-    let thread_id = match begin {
-        Begin::Started(thread_id) => thread_id,
+    let claimed = match begin {
+        Begin::Started(claimed) => claimed,
         Begin::NotFound => {
             return json_response(
                 StatusCode::NOT_FOUND,
@@ -309,6 +309,7 @@ async fn respond(Extract(state): Extract<Shared>, Path(request_id): Path<String>
     let claim = Claim {
         state: &state,
         request_id: &request_id,
+        call_id: &claimed.call_id,
         settled: false,
     };
     let delay = state.delay();
@@ -317,23 +318,32 @@ async fn respond(Extract(state): Extract<Shared>, Path(request_id): Path<String>
     }
     if state.take_failure() {
         drop(claim);
-        let body = json!({
-            "status": "error",
-            "requestId": request_id,
-            "message": "failed to deliver the tool-call response to app-server",
-        });
-        return json_response(StatusCode::INTERNAL_SERVER_ERROR, &body);
+        return delivery_failed(&request_id);
     }
     claim.settle();
-    state.complete_response(&request_id, &thread_id, body.unwrap_or(Value::Null), success);
-    let ok = json!({"status": "ok", "requestId": request_id, "threadId": &*thread_id});
+    if !state.complete_response(&request_id, &claimed, body.unwrap_or(Value::Null), success) {
+        // A restart came while the answer was in flight: the process it was for is gone.
+        return delivery_failed(&request_id);
+    }
+    let ok = json!({"status": "ok", "requestId": request_id, "threadId": &*claimed.thread_id});
     json_response(StatusCode::OK, &ok)
+}
+
+/// codex-manager's 500 when it could not hand an answer to app-server.
+fn delivery_failed(request_id: &str) -> Response {
+    let body = json!({
+        "status": "error",
+        "requestId": request_id,
+        "message": "failed to deliver the tool-call response to app-server",
+    });
+    json_response(StatusCode::INTERNAL_SERVER_ERROR, &body)
 }
 
 /// A call claimed by `begin_response`; released (left pending) unless settled.
 struct Claim<'a> {
     state: &'a State,
     request_id: &'a str,
+    call_id: &'a str,
     settled: bool,
 }
 
@@ -346,7 +356,7 @@ impl Claim<'_> {
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
         if !self.settled {
-            self.state.abandon_response(self.request_id);
+            self.state.abandon_response(self.request_id, self.call_id);
         }
     }
 }

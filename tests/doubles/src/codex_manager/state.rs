@@ -1,6 +1,7 @@
 //! The double's shared state: sessions, pending tool calls and their answers, what was received,
 //! and the injected faults. Each area has its own short-lived lock, never held across an await.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -14,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::clock;
+use super::conn::{ConnectionId, Connections};
 use super::fixtures::{self, CallView, SessionRef, SessionView, TurnView};
 use super::hub::Hub;
 use super::turns::{MessageHook, TurnScript};
@@ -173,16 +175,21 @@ impl Session {
 
 /// A tool call's answer, reported to whoever injected it (a scripted turn or a burst).
 pub(crate) struct Answer {
-    pub request_id: String,
+    /// The call's id: unique, unlike request ids, which restart at 0 with the server.
+    pub call_id: Arc<str>,
     pub body: Value,
     /// From emitting the signal frame to accepting the answer.
     pub latency: Duration,
 }
 
 struct PendingCall {
-    seq: u64,
+    /// Issue order (the call counter, which a restart does not reset).
+    order: u64,
+    call_id: Arc<str>,
     thread_id: Arc<str>,
     row: Value,
+    /// The arguments carry the call id, so the answer can be checked against it.
+    checked: bool,
     in_flight: bool,
     /// Its session was deleted: answers get 410, and waits for "all answered" skip it.
     orphaned: bool,
@@ -195,37 +202,52 @@ struct PendingCall {
 /// waits on a recent call, while a long benchmark's memory stays flat.
 pub(crate) const UNRECORDED_ANSWER_MEMORY: usize = 4096;
 
+/// The app-server side of the double: what a restart of the server forgets or renumbers.
 #[derive(Default)]
 struct Calls {
     pending: HashMap<String, PendingCall>,
     answers: Answers,
+    /// The next JSON-RPC request id; back to 0 on a restart, like a new app-server process's.
+    next_request_id: u64,
+    /// Bumped by every restart: a call issued by the process before it is lost.
+    generation: u64,
+    /// Accepted answers whose text does not name the call they were accepted for.
+    misdelivered: Vec<Misdelivery>,
 }
 
 /// Accepted answer bodies by request id: every one while recording, the newest
 /// [`UNRECORDED_ANSWER_MEMORY`] otherwise. A forgotten answer only matters to `wait_answered`; a second answer to
-/// the same call still gets 404, which comes from the call no longer being pending.
+/// the same call still gets 404, which comes from the call no longer being pending. A new call that reuses a
+/// request id (after a restart) forgets the old call's answer, so the id always means the newest call.
 #[derive(Default)]
 struct Answers {
-    bodies: HashMap<String, Value>,
-    /// Arrival order, kept only while bounded.
-    order: VecDeque<String>,
+    bodies: HashMap<String, (Arc<str>, Value)>,
+    /// Arrival order as `(request id, call id)`, kept only while bounded.
+    order: VecDeque<(String, Arc<str>)>,
 }
 
 impl Answers {
-    fn insert(&mut self, request_id: &str, body: Value, bounded: bool) {
+    fn insert(&mut self, request_id: &str, call_id: &Arc<str>, body: Value, bounded: bool) {
         if bounded {
             while self.order.len() >= UNRECORDED_ANSWER_MEMORY {
-                if let Some(oldest) = self.order.pop_front() {
+                if let Some((oldest, call)) = self.order.pop_front()
+                    && self.bodies.get(&oldest).is_some_and(|(kept, _)| *kept == call)
+                {
                     self.bodies.remove(&oldest);
                 }
             }
-            self.order.push_back(request_id.to_owned());
+            self.order.push_back((request_id.to_owned(), Arc::clone(call_id)));
         }
-        self.bodies.insert(request_id.to_owned(), body);
+        self.bodies.insert(request_id.to_owned(), (Arc::clone(call_id), body));
     }
 
     fn get(&self, request_id: &str) -> Option<&Value> {
-        self.bodies.get(request_id)
+        self.bodies.get(request_id).map(|(_, body)| body)
+    }
+
+    /// Forgets the answer kept under a request id that a new call now holds.
+    fn forget(&mut self, request_id: &str) {
+        self.bodies.remove(request_id);
     }
 
     #[cfg(test)]
@@ -240,7 +262,57 @@ pub(crate) enum Begin {
     SessionDeleted(Value),
     InFlight,
     /// The caller now owns the response and must `complete_response` or `abandon_response`.
-    Started(Arc<str>),
+    Started(Claimed),
+}
+
+/// A call claimed for answering: its thread, and its call id, which tells it apart from a later call that
+/// reuses the request id after a restart.
+pub(crate) struct Claimed {
+    pub thread_id: Arc<str>,
+    pub call_id: Arc<str>,
+}
+
+/// The ids of a tool call the double issued.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuedCall {
+    /// The JSON-RPC request id in string form (`"0"`, `"1"`, ..): what an answer is posted to. A restart
+    /// numbers them from 0 again.
+    pub request_id: String,
+    /// The model's call id (`call_<n>`), never reused: not across turns, sessions or restarts.
+    pub call_id: String,
+}
+
+/// An answer the double accepted (200) for a call whose id its text does not contain: with
+/// [`check_answer_identity`](super::CodexManagerDoubleBuilder::check_answer_identity), evidence that the
+/// answer was meant for another call (typically one taken before a restart whose request id a new call
+/// now holds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Misdelivery {
+    /// The request id the answer was posted to.
+    pub request_id: String,
+    /// The call id of the call pending under that request id, which accepted the answer.
+    pub expected_call_id: String,
+    /// The answer's text (see [`answer_text`](super::answer_text); the whole body as JSON when that is
+    /// empty).
+    pub answer_text: String,
+}
+
+/// What a [`restart`](super::CodexManagerDouble::restart) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestartReport {
+    /// Websockets closed.
+    pub sockets_closed: usize,
+    /// TCP connections cut (websockets, requests in flight, idle keep-alive connections).
+    pub connections_cut: usize,
+    /// Pending calls forgotten (answering one now gets 404, unless a new call holds its request id).
+    pub calls_forgotten: usize,
+    /// Turns in progress that ended (status `interrupted`, no event: no socket was connected).
+    pub turns_interrupted: usize,
+    /// Sessions forgotten (only with `lose_sessions`).
+    pub sessions_lost: usize,
 }
 
 /// Builder-level settings.
@@ -249,16 +321,51 @@ pub(crate) struct Config {
     pub record: bool,
     pub default_turn: Option<TurnScript>,
     pub on_message: Option<MessageHook>,
+    pub check_identity: bool,
+}
+
+/// The key under which, with answer identity checking on, a call's arguments carry its call id.
+pub const CALL_ID_ARGUMENT: &str = "call_id";
+
+/// The arguments with the call id merged in, and whether it was (objects and null take it; other JSON is
+/// left alone and its answer is not checked).
+fn with_call_id(arguments: &Value, call_id: &str) -> (Value, bool) {
+    match arguments {
+        Value::Object(map) => {
+            let mut map = map.clone();
+            map.insert(CALL_ID_ARGUMENT.into(), Value::from(call_id));
+            (Value::Object(map), true)
+        }
+        Value::Null => (serde_json::json!({ CALL_ID_ARGUMENT: call_id }), true),
+        other => (other.clone(), false),
+    }
+}
+
+/// Whether `text` contains `id` as a whole token: not preceded or followed by a letter, digit or `_`, so
+/// `call_1` is not found in `call_12`.
+pub(crate) fn contains_token(text: &str, id: &str) -> bool {
+    if id.is_empty() {
+        return false;
+    }
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(id).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + id.len()..].chars().next();
+        !before.is_some_and(word) && !after.is_some_and(word)
+    })
 }
 
 pub(crate) struct State {
     pub config: Config,
     pub hub: Arc<Hub>,
+    pub connections: Arc<Connections>,
     pub shutdown: CancellationToken,
     sessions: Mutex<HashMap<String, Session>>,
     scripts: Mutex<HashMap<String, VecDeque<TurnScript>>>,
+    /// Lock order: `calls` before `sessions` and before the hub's lock; never the other way round.
     calls: Mutex<Calls>,
-    next_request_id: AtomicU64,
+    /// Numbers call ids; unlike request ids, never reset.
+    next_call: AtomicU64,
     recorded: Mutex<Vec<RecordedRequest>>,
     respond_bodies: Mutex<HashMap<String, Vec<Value>>>,
     ws_received: Mutex<Vec<String>>,
@@ -274,11 +381,12 @@ impl State {
         State {
             config,
             hub: Hub::new(shutdown.clone()),
+            connections: Arc::default(),
             shutdown,
             sessions: Mutex::default(),
             scripts: Mutex::default(),
             calls: Mutex::default(),
-            next_request_id: AtomicU64::new(0),
+            next_call: AtomicU64::new(0),
             recorded: Mutex::default(),
             respond_bodies: Mutex::default(),
             ws_received: Mutex::default(),
@@ -389,7 +497,9 @@ impl State {
     // ---- tool calls ---------------------------------------------------------------------
 
     /// Issues a tool call: stores the pending row, then emits the `app_server.request.item.tool.call`
-    /// signal (numeric `requestId`) and `tool_call_requested` (the row). Returns the string id.
+    /// signal (numeric `requestId`) and `tool_call_requested` (the row). With answer identity checking on,
+    /// the arguments carry the call id under [`CALL_ID_ARGUMENT`]. A call issued while the server restarts
+    /// belongs to the old process and is lost (neither listed nor emitted).
     pub(crate) fn inject_tool_call(
         &self,
         thread_id: &str,
@@ -397,10 +507,22 @@ impl State {
         tool: &str,
         arguments: &Value,
         watcher: Option<mpsc::UnboundedSender<Answer>>,
-    ) -> String {
-        let seq = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+    ) -> IssuedCall {
+        let order = self.next_call.fetch_add(1, Ordering::Relaxed);
+        let call_id = format!("call_{order}");
+        let (seq, generation) = {
+            let mut calls = lock(&self.calls);
+            let seq = calls.next_request_id;
+            calls.next_request_id += 1;
+            (seq, calls.generation)
+        };
         let request_id = seq.to_string();
-        let call_id = format!("call_{seq}");
+        let (arguments, checked) = if self.config.check_identity {
+            let (merged, checked) = with_call_id(arguments, &call_id);
+            (Cow::Owned(merged), checked)
+        } else {
+            (Cow::Borrowed(arguments), false)
+        };
         let (session, active_turn, orphaned) = self.thread_info(thread_id);
         let turn_id = turn_id.map(str::to_owned).or(active_turn).unwrap_or_else(clock::new_id);
         let created_at = clock::iso_now();
@@ -411,7 +533,7 @@ impl State {
             turn_id: &turn_id,
             call_id: &call_id,
             tool,
-            arguments,
+            arguments: &arguments,
             session: session.as_ref(),
             created_at: &created_at,
         };
@@ -424,24 +546,33 @@ impl State {
         );
         let row = fixtures::pending_row(&call);
         let requested = fixtures::tool_call_requested_text(thread_id, &row);
-        let thread: Arc<str> = Arc::from(thread_id);
-        {
-            let mut calls = lock(&self.calls);
-            let pending = PendingCall {
-                seq,
-                thread_id: Arc::clone(&thread),
-                row,
-                in_flight: false,
-                orphaned,
-                emitted_at: Instant::now(),
-                watcher,
-            };
-            calls.pending.insert(request_id.clone(), pending);
+        let issued = IssuedCall {
+            request_id: request_id.clone(),
+            call_id: call_id.clone(),
+        };
+        let mut calls = lock(&self.calls);
+        if calls.generation != generation {
+            return issued;
         }
-        // The row is listed before its frames go out, so a client reacting to them finds it.
+        calls.answers.forget(&request_id);
+        let pending = PendingCall {
+            order,
+            call_id: Arc::from(call_id),
+            thread_id: Arc::from(thread_id),
+            row,
+            checked,
+            in_flight: false,
+            orphaned,
+            emitted_at: Instant::now(),
+            watcher,
+        };
+        calls.pending.insert(request_id, pending);
+        // The row is listed before its frames go out, so a client reacting to them finds it; both happen
+        // under the calls lock, so a restart cannot come between them.
         self.publish_text(Some(thread_id), signal);
         self.publish_text(Some(thread_id), requested);
-        request_id
+        drop(calls);
+        issued
     }
 
     /// The session a thread belongs to (if known), its turn in progress, and whether it was deleted.
@@ -460,59 +591,144 @@ impl State {
     pub(crate) fn pending_rows(&self, thread_id: &str) -> Vec<Value> {
         let calls = lock(&self.calls);
         let mut rows: Vec<_> = calls.pending.values().filter(|c| &*c.thread_id == thread_id).collect();
-        rows.sort_by_key(|c| c.seq);
+        rows.sort_by_key(|c| c.order);
         rows.into_iter().map(|c| c.row.clone()).collect()
     }
 
     /// Claims a pending call for answering.
     pub(crate) fn begin_response(&self, request_id: &str) -> Begin {
-        let thread = match lock(&self.calls).pending.get(request_id) {
+        let (thread_id, call_id) = match lock(&self.calls).pending.get(request_id) {
             None => return Begin::NotFound,
-            Some(call) => Arc::clone(&call.thread_id),
+            Some(call) => (Arc::clone(&call.thread_id), Arc::clone(&call.call_id)),
         };
-        if let Some(body) = self.deleted_body(&thread) {
+        if let Some(body) = self.deleted_body(&thread_id) {
             return Begin::SessionDeleted(body);
         }
         match lock(&self.calls).pending.get_mut(request_id) {
+            Some(call) if call.call_id != call_id => Begin::NotFound,
             None => Begin::NotFound,
             Some(call) if call.in_flight => Begin::InFlight,
             Some(call) => {
                 call.in_flight = true;
-                Begin::Started(thread)
+                Begin::Started(Claimed { thread_id, call_id })
             }
         }
     }
 
-    /// Releases a claimed call unanswered (an injected failure): it stays pending.
-    pub(crate) fn abandon_response(&self, request_id: &str) {
-        if let Some(call) = lock(&self.calls).pending.get_mut(request_id) {
+    /// Releases a claimed call unanswered (an injected failure): it stays pending. Does nothing if a restart
+    /// forgot it meanwhile.
+    pub(crate) fn abandon_response(&self, request_id: &str, call_id: &str) {
+        if let Some(call) = lock(&self.calls).pending.get_mut(request_id)
+            && &*call.call_id == call_id
+        {
             call.in_flight = false;
         }
     }
 
-    /// Accepts the answer to a claimed call: removes it, emits `tool_call_resolved`, and wakes
-    /// whoever waits for it.
-    pub(crate) fn complete_response(&self, request_id: &str, thread_id: &str, body: Value, success: bool) {
-        let call = {
-            let mut calls = lock(&self.calls);
-            let call = calls.pending.remove(request_id);
-            calls.answers.insert(request_id, body.clone(), !self.config.record);
-            call
-        };
-        self.publish_text(
-            Some(thread_id),
-            fixtures::tool_call_resolved_text(thread_id, request_id, success),
-        );
-        self.answered.send_modify(|n| *n += 1);
-        if let Some(call) = call
-            && let Some(watcher) = call.watcher
+    /// Accepts the answer to a claimed call: removes it, emits `tool_call_resolved`, checks the answer's
+    /// identity (when on), and wakes whoever waits for it. False when a restart forgot the call while its
+    /// answer was in flight: nothing is accepted then.
+    pub(crate) fn complete_response(&self, request_id: &str, claimed: &Claimed, body: Value, success: bool) -> bool {
+        let mut calls = lock(&self.calls);
+        if calls
+            .pending
+            .get(request_id)
+            .is_none_or(|call| call.call_id != claimed.call_id)
         {
+            return false;
+        }
+        let Some(call) = calls.pending.remove(request_id) else {
+            return false;
+        };
+        if call.checked {
+            let mut text = super::turns::answer_text(&body);
+            if text.is_empty() {
+                text = body.to_string();
+            }
+            if !contains_token(&text, &call.call_id) {
+                calls.misdelivered.push(Misdelivery {
+                    request_id: request_id.to_owned(),
+                    expected_call_id: call.call_id.to_string(),
+                    answer_text: text,
+                });
+            }
+        }
+        calls
+            .answers
+            .insert(request_id, &call.call_id, body.clone(), !self.config.record);
+        self.publish_text(
+            Some(&claimed.thread_id),
+            fixtures::tool_call_resolved_text(&claimed.thread_id, request_id, success),
+        );
+        drop(calls);
+        self.answered.send_modify(|n| *n += 1);
+        if let Some(watcher) = call.watcher {
             let latency = call.emitted_at.elapsed();
             let _ = watcher.send(Answer {
-                request_id: request_id.to_owned(),
+                call_id: call.call_id,
                 body,
                 latency,
             });
+        }
+        true
+    }
+
+    /// Every answer accepted for a call whose id its text does not contain, oldest first.
+    pub(crate) fn misdelivered(&self) -> Vec<Misdelivery> {
+        lock(&self.calls).misdelivered.clone()
+    }
+
+    /// Restarts the server as codex-manager restarts: every connection is cut but `keep` (websockets drop
+    /// without a close handshake, requests in flight get no response), pending calls and answers in flight
+    /// are forgotten, request ids start at 0 again, turns in progress end `interrupted` (their scripts stop);
+    /// sessions, their turns and transcripts stay, unless `lose_sessions`. Call ids keep counting. All of it
+    /// happens at once: no socket can join, and no call be issued, halfway through.
+    pub(crate) fn restart(&self, lose_sessions: bool, keep: Option<ConnectionId>) -> RestartReport {
+        let mut calls = lock(&self.calls);
+        let calls_forgotten = calls.pending.len();
+        // Dropping the rows drops their watchers: a burst waiting on them sees no answer.
+        calls.pending.clear();
+        calls.next_request_id = 0;
+        calls.generation += 1;
+        let now_ms = clock::unix_millis();
+        let mut cancels = Vec::new();
+        let sessions_lost = {
+            let mut sessions = self.sessions();
+            for session in sessions.values_mut() {
+                let Some((turn_id, cancel)) = session.active_turn.take() else {
+                    continue;
+                };
+                if let Some(turn) = session
+                    .turns
+                    .iter_mut()
+                    .find(|t| t.id == turn_id && t.status == "inProgress")
+                {
+                    turn.status = "interrupted";
+                    turn.completed_ms = Some(now_ms);
+                }
+                cancels.push(cancel);
+            }
+            if lose_sessions {
+                let lost = sessions.len();
+                sessions.clear();
+                lost
+            } else {
+                0
+            }
+        };
+        let sockets_closed = self.hub.drop_all();
+        let connections_cut = self.connections.kill_all_except(keep);
+        drop(calls);
+        for cancel in &cancels {
+            cancel.cancel();
+        }
+        self.answered.send_modify(|n| *n += 1);
+        RestartReport {
+            sockets_closed,
+            connections_cut,
+            calls_forgotten,
+            turns_interrupted: cancels.len(),
+            sessions_lost,
         }
     }
 
@@ -615,6 +831,7 @@ mod tests {
             record,
             default_turn: None,
             on_message: None,
+            check_identity: false,
         };
         State::new(config, CancellationToken::new())
     }
@@ -623,11 +840,13 @@ mod tests {
     fn answer_calls(state: &State, n: usize) -> Vec<String> {
         (0..n)
             .map(|i| {
-                let id = state.inject_tool_call("t", Some("u"), "echo", &Value::Null, None);
-                let Begin::Started(thread) = state.begin_response(&id) else {
+                let id = state
+                    .inject_tool_call("t", Some("u"), "echo", &Value::Null, None)
+                    .request_id;
+                let Begin::Started(claimed) = state.begin_response(&id) else {
                     panic!("call {id} not claimable")
                 };
-                state.complete_response(&id, &thread, serde_json::json!({ "n": i }), true);
+                assert!(state.complete_response(&id, &claimed, serde_json::json!({ "n": i }), true));
                 id
             })
             .collect()
@@ -657,11 +876,59 @@ mod tests {
         assert_eq!(lock(&state.calls).answers.len(), UNRECORDED_ANSWER_MEMORY + 10);
     }
 
+    #[test]
+    fn call_ids_are_found_only_as_whole_words() {
+        assert!(contains_token(r#"{"call_id":"call_1","text":"x"}"#, "call_1"));
+        assert!(contains_token("call_1", "call_1"));
+        assert!(contains_token("for call_12 and call_1.", "call_1"));
+        assert!(!contains_token("call_12", "call_1"));
+        assert!(!contains_token("xcall_1", "call_1"));
+        assert!(!contains_token("anything", ""));
+        assert!(contains_token("é call_1 é", "call_1"));
+    }
+
+    #[tokio::test]
+    async fn an_answer_claimed_before_a_restart_never_completes_the_call_after_it() {
+        let state = state(true);
+        let old = state.inject_tool_call("t", Some("u"), "echo", &Value::Null, None);
+        let Begin::Started(claimed) = state.begin_response(&old.request_id) else {
+            panic!("the call is claimable")
+        };
+        state.restart(false, None);
+        let new = state.inject_tool_call("t", Some("u"), "echo", &Value::Null, None);
+        assert_eq!(new.request_id, old.request_id);
+        assert_ne!(new.call_id, old.call_id);
+        // The old claim neither releases nor completes the new call that holds its request id.
+        state.abandon_response(&old.request_id, &claimed.call_id);
+        assert!(!state.complete_response(&old.request_id, &claimed, serde_json::json!({"text": "old"}), true));
+        assert_eq!(state.pending_rows("t").len(), 1);
+        assert_eq!(state.answer(&new.request_id), None);
+        let Begin::Started(fresh) = state.begin_response(&new.request_id) else {
+            panic!("the new call is claimable")
+        };
+        assert!(matches!(state.begin_response(&new.request_id), Begin::InFlight));
+        assert!(state.complete_response(&new.request_id, &fresh, serde_json::json!({"text": "new"}), true));
+        assert_eq!(state.answer(&new.request_id), Some(serde_json::json!({"text": "new"})));
+    }
+
+    #[tokio::test]
+    async fn a_new_call_under_an_old_request_id_forgets_the_old_answer() {
+        let state = state(false);
+        let ids = answer_calls(&state, 1);
+        assert!(state.answer(&ids[0]).is_some());
+        state.restart(false, None);
+        let again = state.inject_tool_call("t", Some("u"), "echo", &Value::Null, None);
+        assert_eq!(again.request_id, ids[0]);
+        assert_eq!(state.answer(&again.request_id), None, "the id now means the new call");
+    }
+
     #[tokio::test]
     async fn the_tool_call_signal_keeps_codex_managers_key_order() {
         let state = state(false);
         let mut socket = state.hub.join(None);
-        let id = state.inject_tool_call("t", Some("u"), "echo", &serde_json::json!({"text": "hi"}), None);
+        let id = state
+            .inject_tool_call("t", Some("u"), "echo", &serde_json::json!({"text": "hi"}), None)
+            .request_id;
         let signal = socket.frames.recv().await.unwrap();
         assert!(
             signal

@@ -226,17 +226,17 @@ async fn play(state: Arc<State>, thread_id: String, turn_id: String, script: Tur
         let mut answers = vec![Value::Null; script.tool_calls.len()];
         let mut slot_of = HashMap::new();
         for (index, (tool, arguments)) in script.tool_calls.iter().enumerate() {
-            let id = state.inject_tool_call(&thread_id, Some(&turn_id), tool, arguments, Some(tx.clone()));
-            slot_of.insert(id, index);
+            let issued = state.inject_tool_call(&thread_id, Some(&turn_id), tool, arguments, Some(tx.clone()));
+            slot_of.insert(issued.call_id, index);
             if !script.parallel {
                 let answer = rx.recv().await.expect("the turn holds a sender");
-                answers[slot_of[&answer.request_id]] = answer.body;
+                answers[slot_of[&*answer.call_id]] = answer.body;
             }
         }
         if script.parallel {
             for _ in 0..answers.len() {
                 let answer = rx.recv().await.expect("the turn holds a sender");
-                answers[slot_of[&answer.request_id]] = answer.body;
+                answers[slot_of[&*answer.call_id]] = answer.body;
             }
         }
         answers

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::script::{ModelScript, tool_outputs};
+use super::script::{ModelScript, turn_outputs};
 
 /// The model id the server lists and the CODEX_HOME configuration selects.
 pub const MODEL_ID: &str = "fake-model";
@@ -50,6 +50,10 @@ struct Shared {
     requests: Mutex<Vec<Value>>,
     recorded: watch::Sender<usize>,
     next_response: AtomicU64,
+    /// The next model turn: numbers the call ids, never reused.
+    next_turn: AtomicU64,
+    /// Every call id made, in order.
+    call_ids: Mutex<Vec<String>>,
 }
 
 /// [`ScriptedModel::wait_requests`] gave up.
@@ -91,6 +95,8 @@ impl ScriptedModel {
             requests: Mutex::new(Vec::new()),
             recorded: recorded_tx,
             next_response: AtomicU64::new(1),
+            next_turn: AtomicU64::new(0),
+            call_ids: Mutex::new(Vec::new()),
         });
         let app = Router::new()
             .route("/v1/responses", post(responses))
@@ -121,6 +127,12 @@ impl ScriptedModel {
         self.shared.requests.lock().expect("requests lock").clone()
     }
 
+    /// Every call id the model has made so far, in order: `call_<turn>_<index>` (see
+    /// [`ModelScript::call_id`]), never the same twice.
+    pub fn call_ids(&self) -> Vec<String> {
+        self.shared.call_ids.lock().expect("call ids lock").clone()
+    }
+
     /// Waits until at least `count` requests have arrived and returns all of them.
     pub async fn wait_requests(&self, count: usize, timeout: Duration) -> Result<Vec<Value>, WaitTimeout> {
         let mut recorded = self.recorded.clone();
@@ -144,7 +156,7 @@ impl Drop for ScriptedModel {
 async fn responses(State(shared): State<Arc<Shared>>, raw: Bytes) -> Response {
     let body: Value = serde_json::from_slice(&raw)
         .unwrap_or_else(|_| json!({"unparsed": String::from_utf8_lossy(&raw).into_owned()}));
-    let outputs = tool_outputs(&body);
+    let outputs = turn_outputs(&body);
     {
         let mut requests = shared.requests.lock().expect("requests lock");
         requests.push(body);
@@ -155,11 +167,20 @@ async fn responses(State(shared): State<Arc<Shared>>, raw: Bytes) -> Response {
     let script = &shared.script;
     let mut events = vec![json!({"type": "response.created", "response": {"id": response_id}})];
     if !script.calls.is_empty() && !script.all_answered(&outputs) {
-        for (index, call) in script.calls.iter().enumerate() {
+        let turn = shared.next_turn.fetch_add(1, Ordering::Relaxed);
+        let call_ids: Vec<String> = (0..script.calls.len())
+            .map(|index| ModelScript::call_id(turn, index))
+            .collect();
+        shared
+            .call_ids
+            .lock()
+            .expect("call ids lock")
+            .extend(call_ids.iter().cloned());
+        for ((index, call), call_id) in script.calls.iter().enumerate().zip(call_ids) {
             let item = json!({
                 "type": "function_call",
-                "id": format!("fc_{index}"),
-                "call_id": ModelScript::call_id(index),
+                "id": format!("fc_{turn}_{index}"),
+                "call_id": call_id,
                 "name": call.name,
                 "arguments": call.arguments.to_string(),
             });

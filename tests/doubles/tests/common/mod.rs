@@ -158,6 +158,21 @@ impl Ws {
         }
     }
 
+    /// Reads until the socket ends (within [`WAIT`]); returns the text frames that came first.
+    pub async fn frames_until_end(&mut self) -> Vec<String> {
+        let mut frames = Vec::new();
+        loop {
+            match tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("the socket ends within the wait")
+            {
+                None | Some(Err(_)) => return frames,
+                Some(Ok(Message::Text(text))) => frames.push(text.as_str().to_owned()),
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
     pub async fn send(&mut self, value: Value) {
         self.send_text(&value.to_string()).await;
     }

@@ -1,0 +1,167 @@
+//! The double's TCP connections, so a restart can cut them all as a restarting process does: requests in
+//! flight end without a response, idle keep-alive connections close, websockets drop.
+//!
+//! [`KillableListener`] wraps the bound listener; every stream it accepts is registered in [`Connections`]
+//! and fails every read and write (connection reset) once killed, which makes hyper drop it.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use axum::extract::connect_info::Connected;
+use axum::serve::{IncomingStream, Listener};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use super::state::lock;
+
+/// Every open connection's kill switch.
+#[derive(Default)]
+pub(crate) struct Connections {
+    next_id: AtomicU64,
+    live: Mutex<HashMap<u64, CancellationToken>>,
+}
+
+impl Connections {
+    fn register(&self) -> (u64, CancellationToken) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let token = CancellationToken::new();
+        lock(&self.live).insert(id, token.clone());
+        (id, token)
+    }
+
+    fn forget(&self, id: u64) {
+        lock(&self.live).remove(&id);
+    }
+
+    /// Cuts every open connection but `keep` (the one asking for the restart, so it gets its answer).
+    pub(crate) fn kill_all_except(&self, keep: Option<ConnectionId>) -> usize {
+        let mut live = lock(&self.live);
+        let doomed: Vec<u64> = live
+            .keys()
+            .copied()
+            .filter(|id| Some(ConnectionId(*id)) != keep)
+            .collect();
+        for id in &doomed {
+            if let Some(token) = live.remove(id) {
+                token.cancel();
+            }
+        }
+        doomed.len()
+    }
+}
+
+/// Which connection a request came on (an axum `ConnectInfo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConnectionId(u64);
+
+impl Connected<IncomingStream<'_, KillableListener>> for ConnectionId {
+    fn connect_info(stream: IncomingStream<'_, KillableListener>) -> Self {
+        ConnectionId(stream.io().id)
+    }
+}
+
+/// The double's listener: TCP with `TCP_NODELAY`, every stream registered in [`Connections`].
+pub(crate) struct KillableListener {
+    inner: TcpListener,
+    connections: Arc<Connections>,
+}
+
+impl KillableListener {
+    pub(crate) fn new(inner: TcpListener, connections: Arc<Connections>) -> Self {
+        KillableListener { inner, connections }
+    }
+}
+
+impl Listener for KillableListener {
+    type Io = KillableStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (tcp, addr) = Listener::accept(&mut self.inner).await;
+        // Small frames go out at once instead of waiting on Nagle's algorithm and delayed ACKs.
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::warn!(%err, "cannot set TCP_NODELAY");
+        }
+        let (id, token) = self.connections.register();
+        let stream = KillableStream {
+            tcp,
+            id,
+            killed: Box::pin(token.cancelled_owned()),
+            dead: false,
+            connections: Arc::clone(&self.connections),
+        };
+        (stream, addr)
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A TCP stream that fails with `ConnectionReset` once its connection is killed.
+pub(crate) struct KillableStream {
+    tcp: TcpStream,
+    id: u64,
+    killed: Pin<Box<WaitForCancellationFutureOwned>>,
+    dead: bool,
+    connections: Arc<Connections>,
+}
+
+impl KillableStream {
+    /// Whether the connection was killed; otherwise registers the task to be woken when it is.
+    fn is_killed(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.dead && self.killed.as_mut().poll(cx).is_ready() {
+            self.dead = true;
+        }
+        self.dead
+    }
+}
+
+fn reset() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionReset, "the codex-manager double restarted")
+}
+
+impl AsyncRead for KillableStream {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if self.is_killed(cx) {
+            return Poll::Ready(Err(reset()));
+        }
+        Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for KillableStream {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if self.is_killed(cx) {
+            return Poll::Ready(Err(reset()));
+        }
+        Pin::new(&mut self.tcp).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.is_killed(cx) {
+            return Poll::Ready(Err(reset()));
+        }
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.is_killed(cx) {
+            return Poll::Ready(Err(reset()));
+        }
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+impl Drop for KillableStream {
+    fn drop(&mut self) {
+        self.connections.forget(self.id);
+    }
+}
