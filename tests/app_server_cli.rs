@@ -149,7 +149,7 @@ async fn serve_answers_the_models_call_and_reports_ready_and_counted() {
     let requests = rig.model.wait_requests(2, WAIT).await.unwrap();
     assert_eq!(
         tool_outputs(&requests[1]),
-        vec![("call_0".to_owned(), "HELLO BRIDGE".to_owned())],
+        vec![("call_0_0".to_owned(), "HELLO BRIDGE".to_owned())],
         "the skill's output reached the model"
     );
     let admin = serving.admin_addr().await.unwrap();
@@ -227,7 +227,7 @@ async fn with_restart_a_killed_child_is_replaced_with_fresh_threads() {
     let requests = rig.model.wait_requests(2, WAIT).await.unwrap();
     assert_eq!(
         tool_outputs(&requests[1]),
-        vec![("call_0".to_owned(), "BACK AGAIN".to_owned())]
+        vec![("call_0_0".to_owned(), "BACK AGAIN".to_owned())]
     );
 
     let report = serving.run(async {}).await;

@@ -196,7 +196,7 @@ async fn a_tool_call_reaches_the_handler_and_its_output_reaches_the_model() {
 
     let call = next(&mut rig.events.calls, "tool call").await;
     assert_eq!(call.tool, "uppercase");
-    assert_eq!(call.call_id, "call_0");
+    assert_eq!(call.call_id, "call_0_0");
     assert_eq!(call.arguments, json!({"text": "hello bridge"}));
     assert_eq!(call.request_id, "0", "Codex numbers its requests from 0");
     assert_eq!(call.turn_id.as_deref(), Some(outcome.turn_id.as_str()));
@@ -207,7 +207,7 @@ async fn a_tool_call_reaches_the_handler_and_its_output_reaches_the_model() {
     let requests = rig.model.requests();
     assert_eq!(
         outputs_seen_by_model(&requests),
-        vec![("call_0".to_owned(), "HELLO BRIDGE".to_owned())]
+        vec![("call_0_0".to_owned(), "HELLO BRIDGE".to_owned())]
     );
 }
 
@@ -235,7 +235,7 @@ async fn a_failed_answer_reaches_the_model() {
     // Codex forwards only the text: the failure must be explained in it.
     assert_eq!(
         outputs_seen_by_model(&rig.model.requests()),
-        vec![("call_0".to_owned(), "no such city: Atlantis".to_owned())]
+        vec![("call_0_0".to_owned(), "no such city: Atlantis".to_owned())]
     );
 }
 

@@ -166,7 +166,7 @@ async fn a_skill_called_by_the_model_gets_its_arguments_and_its_output_reaches_t
     assert_eq!(outcome.reply.as_deref(), Some("Tool said: Zugspitze (2962 m): -4.0 C"));
     assert_eq!(
         rig.outputs_seen_by_model(),
-        vec![("call_0".to_owned(), "Zugspitze (2962 m): -4.0 C".to_owned())]
+        vec![("call_0_0".to_owned(), "Zugspitze (2962 m): -4.0 C".to_owned())]
     );
 }
 

@@ -110,8 +110,8 @@ async fn send_prints_the_reply_quoting_both_skills_and_the_model_saw_every_skill
         .find(|outputs| !outputs.is_empty())
         .expect("the tool outputs reached the model");
     assert_eq!(outputs.len(), 2, "both calls of one response answered: {outputs:?}");
-    assert_eq!(outputs[0], ("call_0".to_owned(), "HELLO BRIDGE".to_owned()));
-    assert_eq!(outputs[1].0, "call_1");
+    assert_eq!(outputs[0], ("call_0_0".to_owned(), "HELLO BRIDGE".to_owned()));
+    assert_eq!(outputs[1].0, "call_0_1");
     let counts: Value = serde_json::from_str(&outputs[1].1).unwrap();
     assert_eq!(
         counts,
