@@ -192,7 +192,8 @@ async fn connects_with_thread_and_auth_then_subscribes_and_dispatches() {
         ctx,
         HandlerContext {
             thread_id: Some("t1".into()),
-            reconnect_count: 0
+            reconnect_count: 0,
+            connection: 1,
         }
     );
     let (update, _) = next_frame(&mut frames).await;
@@ -264,7 +265,7 @@ async fn pings_on_the_interval_and_reconnects_when_a_pong_is_missing() {
             other => panic!("unexpected {other:?}"),
         }
     };
-    assert_eq!(ctx.reconnect_count, 1);
+    assert_eq!((ctx.reconnect_count, ctx.connection), (1, 2));
     let report = finish(&stop, run).await;
     assert_eq!((report.connects, report.reconnects, report.pong_timeouts), (2, 1, 1));
 }

@@ -63,6 +63,7 @@ fn ctx() -> HandlerContext {
     HandlerContext {
         thread_id: Some("t1".into()),
         reconnect_count: 0,
+        connection: 1,
     }
 }
 
@@ -278,6 +279,7 @@ async fn handlers_receive_the_context() {
     let ctx = HandlerContext {
         thread_id: Some("thread-9".into()),
         reconnect_count: 3,
+        connection: 4,
     };
     router.dispatch(&plain_event("x"), &ctx).await;
     assert_eq!(seen.lock().unwrap().clone(), Some(ctx));

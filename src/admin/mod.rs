@@ -258,6 +258,7 @@ async fn invoke_skill(State(state): State<AdminState>, Path(name): Path<String>,
     state.stats.skill_ran(&name, outcome, duration);
     state.stats.record(CallRecord {
         request_id: String::new(),
+        call_id: String::new(),
         tool: name,
         session: String::new(),
         source: CallSource::Admin,

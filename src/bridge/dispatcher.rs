@@ -344,6 +344,7 @@ impl Inner {
         self.store.settle(&key, settlement);
         self.stats.record(CallRecord {
             request_id: call.request_id,
+            call_id: call.call_id,
             tool: call.tool,
             session: call.thread_id,
             source,

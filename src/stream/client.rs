@@ -148,12 +148,11 @@ impl StreamClient {
                     tracing::warn!(%error, "stream connection failed; retrying");
                     self.stats.set_last_error(error.to_string());
                 }
-                Ok(connection) => {
+                Ok(socket) => {
                     if connections > 0 {
                         self.stats.add(Counter::Reconnects, 1);
                     }
-                    self.stats.add(Counter::Connects, 1);
-                    self.stats.set_connected(true);
+                    let number = self.stats.connection_opened();
                     tracing::debug!(url = %url, reconnects = connections, "stream connected");
                     let driver = ConnectionDriver {
                         options,
@@ -161,9 +160,10 @@ impl StreamClient {
                         dispatch: queue,
                         router,
                         reconnect_count: connections,
+                        connection: number,
                     };
                     connections += 1;
-                    let outcome = driver.drive(connection).await;
+                    let outcome = driver.drive(socket).await;
                     self.stats.set_connected(false);
                     if outcome.healthy {
                         failures = 0;

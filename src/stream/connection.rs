@@ -83,6 +83,8 @@ pub(crate) struct ConnectionDriver<'a> {
     /// Decides which events are worth building (see [`Router::handles_event`]).
     pub(crate) router: &'a Router,
     pub(crate) reconnect_count: u64,
+    /// [`HandlerContext::connection`].
+    pub(crate) connection: u64,
 }
 
 enum SendFailure {
@@ -198,6 +200,7 @@ impl ConnectionDriver<'_> {
         let ctx = HandlerContext {
             thread_id: self.options.thread_id.clone(),
             reconnect_count: self.reconnect_count,
+            connection: self.connection,
         };
         match self.dispatch.try_send(Dispatch { item, ctx }) {
             Ok(()) => None,
@@ -279,6 +282,7 @@ mod tests {
             dispatch: &queue,
             router,
             reconnect_count: 0,
+            connection: 1,
         };
         let outcome = driver.drive(Connection::new(to_server, from_server)).await;
         assert!(matches!(outcome.end, ConnectionEnd::Closed(_)), "{:?}", outcome.end);

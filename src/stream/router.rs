@@ -24,6 +24,10 @@ pub struct HandlerContext {
     pub thread_id: Option<String>,
     /// How many times the stream had reconnected when the frame arrived (0 on the first connection).
     pub reconnect_count: u64,
+    /// Which connection of the [`StreamClient`](super::StreamClient) the frame arrived on, counted over the
+    /// client's life and across its runs (1 for the first). Frames are handled after they are read, so this can
+    /// lag [`StreamStats::connects`](super::StreamStats::connects).
+    pub connection: u64,
 }
 
 /// What a handler's future may resolve to: `()` for infallible handlers, or `Result<(), E>` for any displayable

@@ -23,7 +23,6 @@ pub struct StreamStats {
 /// Which counter to bump.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Counter {
-    Connects,
     Reconnects,
     ConnectFailures,
     Frames,
@@ -109,7 +108,6 @@ impl StreamStats {
 
     pub(crate) fn add(&self, counter: Counter, n: u64) {
         let cell = match counter {
-            Counter::Connects => &self.connects,
             Counter::Reconnects => &self.reconnects,
             Counter::ConnectFailures => &self.connect_failures,
             Counter::Frames => &self.frames,
@@ -120,6 +118,13 @@ impl StreamStats {
             Counter::PongTimeouts => &self.pong_timeouts,
         };
         cell.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A connection is up: counts it and marks the stream connected; returns its number (1 for the first).
+    pub(crate) fn connection_opened(&self) -> u64 {
+        let number = self.connects.fetch_add(1, Ordering::Relaxed) + 1;
+        self.set_connected(true);
+        number
     }
 
     pub(crate) fn set_connected(&self, connected: bool) {

@@ -39,6 +39,8 @@ pub enum CallSource {
 pub struct CallRecord {
     /// Upstream request id.
     pub request_id: String,
+    /// The model's id of the call (unique within its turn; empty for the admin endpoint's calls).
+    pub call_id: String,
     /// Tool name.
     pub tool: String,
     /// Thread (session) id.
@@ -51,7 +53,7 @@ pub struct CallRecord {
     pub duration_ms: f64,
     /// Skill outcome label (`success`, `skill_error`, `timed_out`, ..).
     pub outcome: &'static str,
-    /// Last answer attempt's label (`delivered`, `already_answered`, `retry`, `rejected`).
+    /// Last answer attempt's label (`delivered`, `already_answered`, `retry`, `rejected`, `lost`).
     pub submit_status: &'static str,
     /// How many answer attempts were made.
     pub attempts: u32,
@@ -293,6 +295,7 @@ mod tests {
         for i in 0..(JOURNAL_CAPACITY + 5) {
             stats.record(CallRecord {
                 request_id: i.to_string(),
+                call_id: format!("call_{i}"),
                 tool: "echo".into(),
                 session: "t".into(),
                 source: CallSource::Stream,

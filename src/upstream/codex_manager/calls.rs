@@ -2,21 +2,25 @@
 //!
 //! codex-manager addresses an answer by request id alone, and the request ids restart at 0 when codex-manager
 //! restarts (its sessions survive). A call taken on an earlier connection may therefore share its request id with
-//! a new call by the time it is answered. So every connection (every `ready` frame) is a new *generation*: a call
-//! seen in the current generation is answered directly; a call from an earlier one is answered only once the
-//! pending-call listing of the current generation shows its request id with the same thread, turn and call id.
-//! Otherwise its result is dropped: it is never delivered to another call. The listing is taken once per
-//! generation and thread (the feed's listing after the `ready` frame usually is that one), not once per call.
+//! a new call by the time it is answered. So each call is tagged with the stream connection it was seen on: a call
+//! seen on the connection that is up now is answered directly; any other (an earlier connection, or none is up)
+//! is answered only while a pending-call listing taken on the current connection, or just now, shows its request
+//! id with the same thread, turn and call id. Otherwise its result is dropped: it is never delivered to another
+//! call. A restart always cuts the stream, so it always starts a new connection. The listing is taken once per
+//! connection and thread (the feed's listing after the `ready` frame usually is that one), not once per call.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::stream::StreamStats;
 use crate::upstream::ToolCall;
 use crate::util::lock;
 
 /// Request ids remembered, at most: more than the calls a bridge holds at once.
 const REMEMBERED: usize = 65_536;
+
+/// The connection number of calls seen while no connection was up: never the current one.
+pub(super) const NO_CONNECTION: u64 = 0;
 
 /// What identifies a call besides its request id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,20 +43,20 @@ impl Identity {
 /// Whether a call may be answered now.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Standing {
-    /// Seen on the current connection: answer it.
+    /// Seen on the connection that is up: answer it.
     Current,
-    /// Seen on an earlier connection: answer it only if the current listing of `thread` shows it.
+    /// Seen on another connection: answer it only if a current listing of its thread shows it.
     Earlier,
     /// Its request id now stands for another call: drop the result.
     Replaced,
 }
 
-/// Generations and the calls seen in them; one per codex-manager upstream, shared with its feed.
+/// The calls seen and the listings taken, by connection; one per codex-manager upstream, shared with its feed.
 #[derive(Default)]
 pub(super) struct Calls {
-    generation: AtomicU64,
+    link: OnceLock<Arc<StreamStats>>,
     seen: Mutex<Seen>,
-    /// The current generation's pending rows of each thread listed in it.
+    /// The pending rows of each thread, as last listed, with the connection they were listed on.
     listed: Mutex<HashMap<String, Listing>>,
 }
 
@@ -63,24 +67,28 @@ struct Seen {
 }
 
 struct Listing {
-    generation: u64,
+    connection: u64,
     pending: HashMap<String, Identity>,
 }
 
 impl Calls {
-    /// A new connection is up (a `ready` frame): calls seen before it are from an earlier generation.
-    pub(super) fn new_generation(&self) -> u64 {
-        self.generation.fetch_add(1, Ordering::SeqCst) + 1
+    /// Follows the stream whose connections tag the calls.
+    pub(super) fn attach_link(&self, link: Arc<StreamStats>) {
+        let _ = self.link.set(link);
     }
 
-    pub(super) fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
+    /// The connection that is up, or [`NO_CONNECTION`].
+    pub(super) fn connection(&self) -> u64 {
+        match self.link.get() {
+            Some(link) if link.connected() => link.connects(),
+            _ => NO_CONNECTION,
+        }
     }
 
-    /// Notes a call handed to the bridge in `generation`.
-    pub(super) fn seen(&self, call: &ToolCall, generation: u64) {
+    /// Notes a call handed to the bridge, seen on `connection`.
+    pub(super) fn seen(&self, call: &ToolCall, connection: u64) {
         let mut seen = lock(&self.seen);
-        let entry = (Identity::of(call), generation);
+        let entry = (Identity::of(call), connection);
         if seen.by_request.insert(call.request_id.clone(), entry).is_none() {
             seen.order.push_back(call.request_id.clone());
             if seen.order.len() > REMEMBERED
@@ -93,36 +101,47 @@ impl Calls {
 
     /// Whether `call` may be answered now.
     pub(super) fn standing(&self, call: &ToolCall) -> Standing {
+        let current = self.connection();
         let seen = lock(&self.seen);
         match seen.by_request.get(&call.request_id) {
             Some((identity, _)) if *identity != Identity::of(call) => Standing::Replaced,
-            Some((_, generation)) if *generation == self.generation() => Standing::Current,
+            Some((_, connection)) if *connection == current && current != NO_CONNECTION => Standing::Current,
             // Forgotten (the bridge held more calls than remembered) counts as earlier: it is checked.
             _ => Standing::Earlier,
         }
     }
 
-    /// Records the pending rows of `thread` as listed in `generation` (ignored if a newer one started since).
-    pub(super) fn listed(&self, thread: &str, generation: u64, pending: impl IntoIterator<Item = ToolCall>) {
-        if generation != self.generation() {
-            return;
-        }
+    /// Records the pending rows of `thread` as listed on `connection`.
+    pub(super) fn listed(&self, thread: &str, connection: u64, pending: impl IntoIterator<Item = ToolCall>) {
         let pending = pending
             .into_iter()
             .map(|call| (call.request_id.clone(), Identity::of(&call)))
             .collect();
-        lock(&self.listed).insert(thread.to_owned(), Listing { generation, pending });
+        lock(&self.listed).insert(thread.to_owned(), Listing { connection, pending });
     }
 
-    /// Whether the current generation's listing of the call's thread shows it pending under its request id;
-    /// `None` when the thread was not listed in this generation yet.
+    /// Whether the listing of the call's thread taken on the current connection shows it pending under its request
+    /// id; `None` when there is no such listing (none was taken on this connection, or no connection is up).
     pub(super) fn listed_pending(&self, call: &ToolCall) -> Option<bool> {
+        let current = self.connection();
+        if current == NO_CONNECTION {
+            return None;
+        }
         let listed = lock(&self.listed);
-        let listing = listed
-            .get(&call.thread_id)
-            .filter(|l| l.generation == self.generation())?;
-        Some(listing.pending.get(&call.request_id) == Some(&Identity::of(call)))
+        let listing = listed.get(&call.thread_id).filter(|l| l.connection == current)?;
+        Some(shows(listing, call))
     }
+}
+
+/// Whether `pending` (a listing just taken) shows `call` under its request id.
+pub(super) fn shows_pending(pending: &[ToolCall], call: &ToolCall) -> bool {
+    pending
+        .iter()
+        .any(|row| row.request_id == call.request_id && Identity::of(row) == Identity::of(call))
+}
+
+fn shows(listing: &Listing, call: &ToolCall) -> bool {
+    listing.pending.get(&call.request_id) == Some(&Identity::of(call))
 }
 
 #[cfg(test)]
@@ -142,19 +161,37 @@ mod tests {
         }
     }
 
+    fn connect(link: &StreamStats) -> u64 {
+        link.connection_opened()
+    }
+
     #[test]
-    fn a_call_from_before_a_reconnect_is_checked_and_a_reused_request_id_is_refused() {
+    fn a_call_from_another_connection_is_checked_and_a_reused_request_id_is_refused() {
+        let link = Arc::new(StreamStats::default());
         let calls = Calls::default();
-        let first = calls.new_generation();
+        calls.attach_link(Arc::clone(&link));
+        let first = connect(&link);
         calls.seen(&call("0", "call_a"), first);
         assert_eq!(calls.standing(&call("0", "call_a")), Standing::Current);
 
-        let second = calls.new_generation();
+        link.set_connected(false);
+        assert_eq!(
+            calls.standing(&call("0", "call_a")),
+            Standing::Earlier,
+            "while disconnected"
+        );
+        assert_eq!(
+            calls.listed_pending(&call("0", "call_a")),
+            None,
+            "no listing counts while disconnected"
+        );
+
+        let second = connect(&link);
         assert_eq!(calls.standing(&call("0", "call_a")), Standing::Earlier);
         assert_eq!(
             calls.listed_pending(&call("0", "call_a")),
             None,
-            "not listed in this generation yet"
+            "not listed on this connection yet"
         );
         calls.listed("t", second, [call("0", "call_a")]);
         assert_eq!(
@@ -164,14 +201,26 @@ mod tests {
         );
 
         // codex-manager restarted: request id 0 now stands for a new call.
-        let third = calls.new_generation();
+        link.set_connected(false);
+        let third = connect(&link);
         calls.listed("t", third, [call("0", "call_b")]);
         assert_eq!(calls.listed_pending(&call("0", "call_a")), Some(false));
         calls.seen(&call("0", "call_b"), third);
         assert_eq!(calls.standing(&call("0", "call_a")), Standing::Replaced);
         assert_eq!(calls.standing(&call("0", "call_b")), Standing::Current);
-        // A listing taken before the generation changed does not count for the new one.
+        // A listing taken on an earlier connection does not count for this one.
         calls.listed("t", second, [call("0", "call_a")]);
-        assert_eq!(calls.listed_pending(&call("0", "call_a")), Some(false));
+        assert_eq!(calls.listed_pending(&call("0", "call_a")), None);
+
+        assert!(shows_pending(&[call("0", "call_b")], &call("0", "call_b")));
+        assert!(!shows_pending(&[call("0", "call_b")], &call("0", "call_a")));
+    }
+
+    #[test]
+    fn calls_seen_without_a_connection_are_never_current() {
+        let calls = Calls::default();
+        calls.seen(&call("0", "call_a"), calls.connection());
+        assert_eq!(calls.connection(), NO_CONNECTION);
+        assert_eq!(calls.standing(&call("0", "call_a")), Standing::Earlier);
     }
 }

@@ -89,6 +89,8 @@ pub(super) struct CodexManagerFeed {
     poll_now: Arc<Notify>,
     /// Fired when the stream's thread filter must change (a lost session was replaced).
     resubscribe: Notify,
+    /// Sessions codex-manager lost that were not replaced yet.
+    lost: Mutex<BTreeSet<String>>,
 }
 
 impl CodexManagerFeed {
@@ -114,6 +116,7 @@ impl CodexManagerFeed {
             known_threads: Arc::new(Mutex::new(known)),
             poll_now: Arc::new(Notify::new()),
             resubscribe: Notify::new(),
+            lost: Mutex::default(),
         }
     }
 
@@ -130,11 +133,11 @@ impl CodexManagerFeed {
             Arc::clone(&self.known_threads),
         );
         let calls = Arc::clone(&self.calls);
-        router.on_app_server_request("item.tool.call", move |signal: AppServerSignal, _ctx: HandlerContext| {
+        router.on_app_server_request("item.tool.call", move |signal: AppServerSignal, ctx: HandlerContext| {
             let outcome = match tool_call_from_signal(signal) {
                 Ok(call) if lock(&scope).serves(&call.thread_id) => {
                     lock(&known).insert(call.thread_id.clone());
-                    calls.seen(&call, calls.generation());
+                    calls.seen(&call, ctx.connection);
                     feed.submit(call, CallSource::Stream);
                     Ok(())
                 }
@@ -173,11 +176,9 @@ impl CodexManagerFeed {
                 async move { read }
             },
         );
-        let (feed, poll_now, calls) = (self.feed.clone(), Arc::clone(&self.poll_now), Arc::clone(&self.calls));
+        let (feed, poll_now) = (self.feed.clone(), Arc::clone(&self.poll_now));
         router.on_control(move |frame: Frame, _ctx: HandlerContext| {
             if let Frame::Ready { .. } = frame {
-                // Calls taken before this connection are answered only once the listing shows them again.
-                calls.new_generation();
                 poll_now.notify_one();
                 feed.link_up();
             }
@@ -191,6 +192,7 @@ impl CodexManagerFeed {
         let router = self.router();
         let stream = StreamClient::new(self.client.config().clone());
         self.feed.health().attach_link(stream.stats());
+        self.calls.attach_link(stream.stats());
         let streaming = async {
             // One run per thread filter: a replaced session needs the stream subscribed to its new thread.
             loop {
@@ -227,10 +229,11 @@ impl CodexManagerFeed {
                 _ = tick.tick() => false,
                 _ = self.poll_now.notified() => true,
             };
-            self.poll_once().await;
             if reconnected {
-                self.reread_awaited_turns().await;
+                self.check_sessions().await;
             }
+            self.replace_lost_sessions().await;
+            self.poll_once().await;
         }
     }
 
@@ -238,7 +241,7 @@ impl CodexManagerFeed {
     async fn poll_once(&self) {
         let threads: Vec<String> = lock(&self.known_threads).iter().cloned().collect();
         for thread in threads {
-            let generation = self.calls.generation();
+            let connection = self.calls.connection();
             match self.client.list_tool_calls(&thread).await {
                 Ok(rows) => {
                     let mut pending = Vec::new();
@@ -248,71 +251,32 @@ impl CodexManagerFeed {
                             Err(reason) => tracing::warn!(thread_id = %thread, %reason, "unusable pending call row"),
                         }
                     }
-                    self.calls.listed(&thread, generation, pending.iter().cloned());
-                    // Rows listed before a newer connection came up are listed again after it.
-                    if generation != self.calls.generation() {
+                    // Rows listed while the connection changed may predate a restart; the listing after the new
+                    // connection's `ready` frame lists them again.
+                    if connection != self.calls.connection() {
                         continue;
                     }
+                    self.calls.listed(&thread, connection, pending.iter().cloned());
                     for call in pending {
-                        self.calls.seen(&call, generation);
+                        self.calls.seen(&call, connection);
                         self.feed.submit(call, CallSource::Poll);
                     }
                 }
-                Err(error) if matches!(error.status().map(|s| s.as_u16()), Some(404 | 410)) => {
-                    self.session_lost(&thread, &error).await;
-                }
+                Err(error) if is_gone(&error) => self.session_lost(&thread, &error),
                 Err(error) => tracing::warn!(%error, thread_id = %thread, "listing pending tool calls failed"),
             }
         }
     }
 
-    /// codex-manager no longer has `thread` (it restarted without its sessions): not ready until a session created
-    /// here is created again; an attached one is reported lost for good.
-    async fn session_lost(&self, thread: &str, error: &ManagerError) {
-        let status = error.status().map_or(0, |s| s.as_u16());
-        let reason = format!("codex-manager no longer has it ({status})");
-        tracing::error!(session = thread, "session lost: {reason}");
-        self.feed.health().session_lost(thread, reason);
-        match self.sessions.replace_lost(thread).await {
-            Ok(Some(replacement)) => {
-                tracing::info!(lost = thread, session = %replacement.id, "created a new session in place of the lost one");
-                let new_thread = replacement.id.clone();
-                let filter_changed = {
-                    let mut scope = lock(&self.scope);
-                    let before = scope.stream_filter();
-                    scope.replace(thread, Some(&new_thread));
-                    before != scope.stream_filter()
-                };
-                {
-                    let mut known = lock(&self.known_threads);
-                    known.remove(thread);
-                    known.insert(new_thread);
-                }
-                self.feed.health().replace_session(thread, replacement);
-                if filter_changed {
-                    self.resubscribe.notify_one();
-                }
-            }
-            Ok(None) => {
-                tracing::error!(
-                    session = thread,
-                    "an attached session was lost; it cannot be created again"
-                );
-                lock(&self.scope).replace(thread, None);
-                lock(&self.known_threads).remove(thread);
-            }
-            Err(error) => {
-                tracing::error!(session = thread, %error, "could not create a session in place of the lost one; retrying at the next listing")
-            }
-        }
-    }
-
-    /// Reads the turns of sessions somebody waits on a turn of: their end may have been published while the
-    /// socket was down.
-    async fn reread_awaited_turns(&self) {
-        for thread in self.feed.turns().awaited_threads() {
+    /// After a reconnect: reads every served session, since codex-manager may have restarted without them, and
+    /// the turns of those somebody waits on (their end may have been published while the socket was down).
+    async fn check_sessions(&self) {
+        let awaited = self.feed.turns().awaited_threads();
+        let mut threads = lock(&self.known_threads).clone();
+        threads.extend(awaited.iter().cloned());
+        for thread in threads {
             match self.client.get_session(&thread).await {
-                Ok(detail) => {
+                Ok(detail) if awaited.contains(&thread) => {
                     let turns = detail.pointer("/thread/turns").cloned().unwrap_or_default();
                     match serde_json::from_value::<Vec<Turn>>(turns) {
                         Ok(turns) => turns
@@ -321,10 +285,63 @@ impl CodexManagerFeed {
                         Err(error) => tracing::warn!(%error, session = %thread, "unreadable turns in the session"),
                     }
                 }
-                Err(error) => tracing::debug!(%error, session = %thread, "could not re-read the session's turns"),
+                Ok(_) => {}
+                Err(error) if is_gone(&error) => self.session_lost(&thread, &error),
+                Err(error) => tracing::debug!(%error, session = %thread, "could not read the session"),
             }
         }
     }
+
+    /// codex-manager no longer has `thread` (it restarted without its sessions): the bridge is not ready until a
+    /// session created here is created again ([`replace_lost_sessions`](Self::replace_lost_sessions)); an
+    /// attached one stays reported lost.
+    fn session_lost(&self, thread: &str, error: &ManagerError) {
+        let status = error.status().map_or(0, |s| s.as_u16());
+        let reason = format!("codex-manager no longer has it ({status})");
+        tracing::error!(session = thread, "session lost: {reason}");
+        self.feed.health().session_lost(thread, reason);
+        lock(&self.known_threads).remove(thread);
+        lock(&self.lost).insert(thread.to_owned());
+    }
+
+    /// Creates a session in place of each lost one that was created here; one that fails is tried again at the
+    /// next poll.
+    async fn replace_lost_sessions(&self) {
+        let lost: Vec<String> = lock(&self.lost).iter().cloned().collect();
+        for thread in lost {
+            match self.sessions.replace_lost(&thread).await {
+                Ok(Some(replacement)) => {
+                    tracing::info!(lost = %thread, session = %replacement.id, "created a new session in place of the lost one");
+                    let new_thread = replacement.id.clone();
+                    let filter_changed = {
+                        let mut scope = lock(&self.scope);
+                        let before = scope.stream_filter();
+                        scope.replace(&thread, Some(&new_thread));
+                        before != scope.stream_filter()
+                    };
+                    lock(&self.known_threads).insert(new_thread);
+                    self.feed.health().replace_session(&thread, replacement);
+                    if filter_changed {
+                        self.resubscribe.notify_one();
+                    }
+                }
+                Ok(None) => {
+                    tracing::error!(session = %thread, "an attached session was lost; it cannot be created again");
+                    lock(&self.scope).replace(&thread, None);
+                }
+                Err(error) => {
+                    tracing::error!(session = %thread, %error, "could not create a session in place of the lost one; retrying at the next poll");
+                    continue;
+                }
+            }
+            lock(&self.lost).remove(&thread);
+        }
+    }
+}
+
+/// codex-manager answers 404 or 410 for a session it does not have (any more).
+fn is_gone(error: &ManagerError) -> bool {
+    matches!(error.status().map(|s| s.as_u16()), Some(404 | 410))
 }
 
 impl LinkStatus for StreamStats {

@@ -22,8 +22,8 @@ use sessions::{NAME, Sessions};
 /// The default interval of pending-call listing.
 const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 
-/// How long one answer may take before it counts as failed and is retried: far shorter than the client's request
-/// timeout, so that a hung answer does not hold a worker.
+/// How long one answer (with its identity check) may take before it counts as failed and is retried: far shorter
+/// than the client's request timeout, so that a hung answer does not hold a worker.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves tool calls of codex-manager sessions.
@@ -183,8 +183,8 @@ impl CodexManagerUpstream {
 }
 
 impl CodexManagerUpstream {
-    /// `None` when `call` may be answered; otherwise why not (see [`calls`]): a call from before a reconnect is
-    /// answered only while the current pending-call listing shows it under its request id.
+    /// `None` when `call` may be answered; otherwise why not (see [`calls`]): a call not seen on the current
+    /// stream connection is answered only while a current pending-call listing shows it under its request id.
     async fn check_identity(&self, call: &ToolCall) -> Option<AnswerOutcome> {
         let lost = |what: &str| {
             Some(AnswerOutcome::Lost {
@@ -195,30 +195,35 @@ impl CodexManagerUpstream {
             })
         };
         match self.calls.standing(call) {
-            calls::Standing::Current => None,
-            calls::Standing::Replaced => lost("stands for another call"),
-            calls::Standing::Earlier => {
-                let pending = match self.calls.listed_pending(call) {
-                    Some(pending) => pending,
-                    None => {
-                        let generation = self.calls.generation();
-                        match self.client.list_tool_calls(&call.thread_id).await {
-                            Ok(rows) => {
-                                let rows = rows.into_iter().filter_map(|row| feed::tool_call_from_row(row).ok());
-                                self.calls.listed(&call.thread_id, generation, rows);
-                                self.calls.listed_pending(call).unwrap_or(false)
-                            }
-                            Err(error) => return Some(classify(&error)),
-                        }
-                    }
+            calls::Standing::Current => return None,
+            calls::Standing::Replaced => return lost("stands for another call"),
+            calls::Standing::Earlier => {}
+        }
+        let pending = match self.calls.listed_pending(call) {
+            Some(pending) => pending,
+            None => {
+                let connection = self.calls.connection();
+                let rows = match self.client.list_tool_calls(&call.thread_id).await {
+                    Ok(rows) => rows,
+                    Err(error) => return Some(classify(&error)),
                 };
-                if pending {
-                    self.calls.seen(call, self.calls.generation());
-                    None
-                } else {
-                    lost("is no longer pending")
+                let pending: Vec<ToolCall> = rows
+                    .into_iter()
+                    .filter(|row| row.status == "pending")
+                    .filter_map(|row| feed::tool_call_from_row(row).ok())
+                    .collect();
+                let shown = calls::shows_pending(&pending, call);
+                if connection != calls::NO_CONNECTION && connection == self.calls.connection() {
+                    self.calls.listed(&call.thread_id, connection, pending);
                 }
+                shown
             }
+        };
+        if pending {
+            self.calls.seen(call, self.calls.connection());
+            None
+        } else {
+            lost("is no longer pending")
         }
     }
 }
@@ -255,19 +260,21 @@ impl Upstream for CodexManagerUpstream {
     }
 
     fn answer<'a>(&'a self, call: &'a ToolCall, result: &'a ToolResult) -> BoxFuture<'a, AnswerOutcome> {
-        Box::pin(async move {
+        let answer = async move {
             if let Some(refused) = self.check_identity(call).await {
                 return refused;
             }
-            let answered =
-                tokio::time::timeout(ANSWER_TIMEOUT, self.client.respond_tool_call(&call.request_id, result));
-            match answered.await {
-                Ok(Ok(_)) => AnswerOutcome::Delivered,
-                Ok(Err(error)) => classify(&error),
-                Err(_) => AnswerOutcome::Retry {
-                    reason: format!("codex-manager did not take the answer within {ANSWER_TIMEOUT:?}"),
-                },
+            match self.client.respond_tool_call(&call.request_id, result).await {
+                Ok(_) => AnswerOutcome::Delivered,
+                Err(error) => classify(&error),
             }
+        };
+        Box::pin(async move {
+            tokio::time::timeout(ANSWER_TIMEOUT, answer)
+                .await
+                .unwrap_or_else(|_| AnswerOutcome::Retry {
+                    reason: format!("codex-manager did not take the answer within {ANSWER_TIMEOUT:?}"),
+                })
         })
     }
 

@@ -393,6 +393,12 @@ impl CodexManagerDouble {
         self.state.fail_next(n);
     }
 
+    /// The next `n` session creations that would succeed get 500 instead (no session is created).
+    /// Replaces any count left over.
+    pub fn fail_next_session_creations(&self, n: usize) {
+        self.state.fail_next_creates(n);
+    }
+
     /// Delays every REST response by `delay` (zero: no delay). A tool-call response is delayed
     /// while its call is in flight, so a second response for it meanwhile gets 409.
     pub fn set_response_delay(&self, delay: Duration) {

@@ -167,6 +167,10 @@ async fn create_session(Extract(state): Extract<Shared>, body: Bytes) -> Respons
         Err(error) => return bad_request(&error),
     };
     match validate::create_session(body.as_ref()) {
+        Ok(_) if state.take_create_failure() => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"status": "error", "message": "injected failure"}),
+        ),
         Ok(settings) => json_response(StatusCode::OK, &state.create_session(settings).1),
         Err(error) => json_response(StatusCode::BAD_REQUEST, &error),
     }

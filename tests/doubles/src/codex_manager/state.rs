@@ -370,6 +370,7 @@ pub(crate) struct State {
     respond_bodies: Mutex<HashMap<String, Vec<Value>>>,
     ws_received: Mutex<Vec<String>>,
     fail_next: AtomicUsize,
+    fail_next_creates: AtomicUsize,
     delay_micros: AtomicU64,
     pong_enabled: AtomicBool,
     /// Bumped whenever a call leaves the pending set (answered or orphaned).
@@ -391,6 +392,7 @@ impl State {
             respond_bodies: Mutex::default(),
             ws_received: Mutex::default(),
             fail_next: AtomicUsize::new(0),
+            fail_next_creates: AtomicUsize::new(0),
             delay_micros: AtomicU64::new(0),
             pong_enabled: AtomicBool::new(true),
             answered: watch::channel(0).0,
@@ -766,6 +768,17 @@ impl State {
     /// Consumes one injected failure, if any are left.
     pub(crate) fn take_failure(&self) -> bool {
         self.fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    pub(crate) fn fail_next_creates(&self, n: usize) {
+        self.fail_next_creates.store(n, Ordering::SeqCst);
+    }
+
+    /// Consumes one injected session-creation failure, if any are left.
+    pub(crate) fn take_create_failure(&self) -> bool {
+        self.fail_next_creates
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
     }
