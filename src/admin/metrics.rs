@@ -68,11 +68,34 @@ pub fn render(stats: &BridgeStats, health: &BridgeHealth) -> String {
         "Upstream reconnects since start.",
         health.reconnects(),
     );
+    let by_kind = health.malformed_frames_by_kind();
+    if by_kind.is_empty() {
+        counter(
+            &mut out,
+            "skillbridge_malformed_frames_total",
+            "Malformed upstream frames skipped.",
+            health.malformed_frames(),
+        );
+    } else {
+        family(
+            &mut out,
+            "skillbridge_malformed_frames_total",
+            "counter",
+            "Malformed upstream frames skipped, by kind.",
+        );
+        for (kind, n) in by_kind {
+            let _ = writeln!(
+                out,
+                "skillbridge_malformed_frames_total{{kind=\"{}\"}} {n}",
+                escape(kind)
+            );
+        }
+    }
     counter(
         &mut out,
-        "skillbridge_malformed_frames_total",
-        "Malformed upstream frames skipped.",
-        health.malformed_frames(),
+        "skillbridge_unreadable_calls_total",
+        "Tool calls found but unreadable (each counted once); they stay unanswered.",
+        health.unreadable_calls(),
     );
     gauge(
         &mut out,

@@ -33,7 +33,9 @@ use tokio::sync::oneshot;
 use super::config::ManagerConfig;
 use super::error::ManagerError;
 use super::hooks::{AsyncMiddleware, CallResponse, Hook, HookError, HookOutcome, Middleware, RequestCall};
-use super::types::{CreateSession, CreatedSession, MessageAccepted, PendingToolCall, RespondAck, SendMessage};
+use super::types::{
+    CreateSession, CreatedSession, MessageAccepted, PendingCalls, PendingToolCall, RespondAck, SendMessage,
+};
 use crate::BoxFuture;
 use crate::skill::ToolResult;
 
@@ -189,6 +191,13 @@ impl CodexManager {
     pub fn list_tool_calls(&self, session_id: &str) -> Result<Vec<PendingToolCall>, ManagerError> {
         let (client, id) = (self.client.clone(), session_id.to_owned());
         self.run(async move { client.list_tool_calls(&id).await })
+    }
+
+    /// `sessions.tool_calls.list`, with the rows that could not be read (see
+    /// [`CodexManager::list_pending_calls`](super::CodexManager::list_pending_calls)).
+    pub fn list_pending_calls(&self, session_id: &str) -> Result<PendingCalls, ManagerError> {
+        let (client, id) = (self.client.clone(), session_id.to_owned());
+        self.run(async move { client.list_pending_calls(&id).await })
     }
 
     /// `tool_calls.respond`; 404 and 409 mean "already answered" (see

@@ -1,23 +1,28 @@
 //! [`CodexManager`]: the async codex-manager REST client, its builder, and the request pipeline
 //! (before hooks → send → decode → after / on_error hooks).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Method};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
 
-use super::config::{ManagerConfig, ManagerConfigBuilder};
+use super::config::{ManagerConfig, ManagerConfigBuilder, redact_url};
 use super::error::ManagerError;
 use super::hooks::{
     AsyncMiddleware, CallResponse, Hook, HookOutcome, HookSet, Middleware, RequestCall, async_middleware_hooks,
     middleware_hooks,
 };
-use super::types::{CreateSession, CreatedSession, MessageAccepted, PendingToolCall, RespondAck, SendMessage};
+use super::types::{
+    CreateSession, CreatedSession, MessageAccepted, PendingCalls, PendingToolCall, RespondAck, SendMessage,
+    UnreadableRow,
+};
 use crate::BoxFuture;
 use crate::skill::ToolResult;
 
@@ -294,10 +299,32 @@ impl CodexManager {
 
     /// `sessions.tool_calls.list`: `GET /sessions/:id/tool-calls`, the calls still waiting for an answer.
     ///
-    /// A row that does not parse is logged (warn) and left out, so one odd row cannot hide the others.
+    /// A row that cannot be read is logged (warn) and left out, so one odd row cannot hide the others;
+    /// [`list_pending_calls`](Self::list_pending_calls) returns those rows instead.
     pub async fn list_tool_calls(&self, session_id: &str) -> Result<Vec<PendingToolCall>, ManagerError> {
+        let listing = self.list_pending_calls(session_id).await?;
+        for row in &listing.unreadable {
+            tracing::warn!(
+                session = %session_id,
+                request_id = %row.request_id.as_deref().unwrap_or("?"),
+                reason = %row.reason,
+                "skipping unreadable pending tool call"
+            );
+        }
+        Ok(listing.calls)
+    }
+
+    /// `sessions.tool_calls.list`, with the rows that could not be read: the calls still waiting for an answer in
+    /// [`PendingCalls::calls`], and in [`PendingCalls::unreadable`] each row that is not a [`PendingToolCall`] or
+    /// nests deeper than JSON is read to (128 levels, which `arguments` nested 126 levels deep reach with their copy
+    /// under `details`), with its request id when readable and the reason. Nothing is logged.
+    ///
+    /// A body with such a row cannot be read whole, so it is then read row by row: `after` hooks see it without
+    /// the rows that could not be read.
+    pub async fn list_pending_calls(&self, session_id: &str) -> Result<PendingCalls, ManagerError> {
         let route = format!("/sessions/{}/tool-calls", crate::util::percent_encode(session_id));
-        self.execute("sessions.tool_calls.list", Method::GET, route, NO_BODY, pending_rows)
+        let op = "sessions.tool_calls.list";
+        self.execute_read(op, Method::GET, route, NO_BODY, Read::Rows, pending_calls)
             .await
     }
 
@@ -340,8 +367,25 @@ impl CodexManager {
         body: Option<&B>,
         decode: impl FnOnce(&Value) -> Result<T, String>,
     ) -> Result<T, ManagerError> {
+        self.execute_read(operation, method, route, body, Read::Whole, |body, _| decode(body))
+            .await
+    }
+
+    /// [`execute`](Self::execute), reading the body as `read` says; `decode` also gets the rows that could not be
+    /// read (none unless `read` is [`Read::Rows`]).
+    async fn execute_read<T, B: Serialize + ?Sized>(
+        &self,
+        operation: &str,
+        method: Method,
+        route: String,
+        body: Option<&B>,
+        read: Read,
+        decode: impl FnOnce(&Value, Vec<UnreadableRow>) -> Result<T, String>,
+    ) -> Result<T, ManagerError> {
         if self.hooks.len() == 0 {
-            return self.execute_unhooked(operation, method, &route, body, decode).await;
+            return self
+                .execute_unhooked(operation, method, &route, body, read, decode)
+                .await;
         }
         let json_body = body.map(|body| to_body(operation, body)).transpose()?;
         let headers = match json_body {
@@ -362,7 +406,7 @@ impl CodexManager {
             };
             return Err(self.fail(&call, &route, error).await);
         }
-        tracing::debug!(operation, method = %call.method, route = %route, "codex-manager request");
+        tracing::debug!(operation, method = %call.method, route = %redact_url(&route), "codex-manager request");
         let started = Instant::now();
         let body = call.json_body.as_ref().map(|body| body.to_string().into_bytes());
         let sent = self
@@ -372,14 +416,15 @@ impl CodexManager {
                 call.url.as_str(),
                 call.headers.clone(),
                 body,
+                read,
             )
             .await;
-        let response = match sent {
-            Ok(response) => response,
+        let (response, unreadable) = match sent {
+            Ok(sent) => sent,
             Err(error) => return Err(self.fail(&call, &route, error).await),
         };
         log_response(operation, &route, &response, started);
-        match decode(&response.body) {
+        match decode(&response.body, unreadable) {
             Ok(value) => {
                 self.hooks.run_after(&call, &response).await;
                 Ok(value)
@@ -402,29 +447,30 @@ impl CodexManager {
         method: Method,
         route: &str,
         body: Option<&B>,
-        decode: impl FnOnce(&Value) -> Result<T, String>,
+        read: Read,
+        decode: impl FnOnce(&Value, Vec<UnreadableRow>) -> Result<T, String>,
     ) -> Result<T, ManagerError> {
         let body = body.map(|body| serialize_body(operation, body)).transpose()?;
         let headers = match body {
             Some(_) => self.shared.json_headers.clone(),
             None => self.shared.headers.clone(),
         };
-        tracing::debug!(operation, method = %method, route = %route, "codex-manager request");
+        tracing::debug!(operation, method = %method, route = %redact_url(route), "codex-manager request");
         let started = Instant::now();
         let sent = match self.shared.route_url(route) {
-            Some(url) => self.send(operation, method, url, headers, body).await,
+            Some(url) => self.send(operation, method, url, headers, body, read).await,
             None => {
                 let url = self.shared.config.url(route);
-                self.send(operation, method, url.as_str(), headers, body).await
+                self.send(operation, method, url.as_str(), headers, body, read).await
             }
         };
         let failed = |error: ManagerError| {
-            tracing::debug!(operation, route, error = %error, "codex-manager call failed");
+            tracing::debug!(operation, route = %redact_url(route), error = %error, "codex-manager call failed");
             error
         };
-        let response = sent.map_err(failed)?;
+        let (response, unreadable) = sent.map_err(failed)?;
         log_response(operation, route, &response, started);
-        decode(&response.body).map_err(|message| {
+        decode(&response.body, unreadable).map_err(|message| {
             failed(ManagerError::Decode {
                 operation: operation.to_owned(),
                 message,
@@ -433,11 +479,13 @@ impl CodexManager {
     }
 
     async fn fail(&self, call: &RequestCall, route: &str, error: ManagerError) -> ManagerError {
-        tracing::debug!(operation = %call.operation, route, error = %error, "codex-manager call failed");
+        tracing::debug!(operation = %call.operation, route = %redact_url(route), error = %error, "codex-manager call failed");
         self.hooks.run_on_error(call, &error).await;
         error
     }
 
+    /// Sends one request and reads a 2xx body as `read` says: the body as JSON and the rows that could not be
+    /// read. Any other status is [`ManagerError::Status`].
     async fn send(
         &self,
         operation: &str,
@@ -445,7 +493,8 @@ impl CodexManager {
         url: impl reqwest::IntoUrl,
         headers: HeaderMap,
         body: Option<Vec<u8>>,
-    ) -> Result<CallResponse, ManagerError> {
+        read: Read,
+    ) -> Result<(CallResponse, Vec<UnreadableRow>), ManagerError> {
         let transport = |source| ManagerError::Transport {
             operation: operation.to_owned(),
             source,
@@ -458,28 +507,48 @@ impl CodexManager {
         let status = response.status();
         let headers = std::mem::take(response.headers_mut());
         let bytes = response.bytes().await.map_err(transport)?;
-        let parsed = parse_body(&bytes);
         if !status.is_success() {
             return Err(ManagerError::Status {
                 operation: operation.to_owned(),
                 status,
-                body: parsed.unwrap_or_else(Value::String),
+                body: parse_body(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into())),
             });
         }
-        match parsed {
-            Ok(body) => Ok(CallResponse { status, headers, body }),
-            Err(text) => Err(ManagerError::Decode {
+        let read = match parse_body(&bytes) {
+            Ok(body) => Ok((body, Vec::new())),
+            Err(error) => match read {
+                Read::Rows => read_rows(&bytes).ok_or(error),
+                Read::Whole => Err(error),
+            },
+        };
+        match read {
+            Ok((body, unreadable)) => Ok((CallResponse { status, headers, body }, unreadable)),
+            Err(error) => Err(ManagerError::Decode {
                 operation: operation.to_owned(),
-                message: format!("{status} body is not JSON: {}", excerpt(&text)),
+                message: format!(
+                    "{status} body {}: {}",
+                    unreadable_json(&error),
+                    excerpt(&String::from_utf8_lossy(&bytes))
+                ),
             }),
         }
     }
 }
 
+/// How a 2xx body is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Read {
+    /// As one JSON value.
+    Whole,
+    /// As one JSON value, or when it nests too deep for that, as an object whose `data` rows are read one by one
+    /// ([`read_rows`]).
+    Rows,
+}
+
 fn log_response(operation: &str, route: &str, response: &CallResponse, started: Instant) {
     tracing::debug!(
         operation,
-        route = %route,
+        route = %redact_url(route),
         status = response.status.as_u16(),
         elapsed_ms = elapsed_ms(started.elapsed()),
         "codex-manager response"
@@ -664,29 +733,133 @@ fn decode<T: DeserializeOwned>(body: &Value) -> Result<T, String> {
     T::deserialize(body).map_err(|e| format!("{e} in {}", excerpt(&body.to_string())))
 }
 
-fn pending_rows(body: &Value) -> Result<Vec<PendingToolCall>, String> {
+/// The calls of a listing body `{"data": [..]}`, and its rows that are not pending calls added to those that could
+/// not be read at all.
+fn pending_calls(body: &Value, mut unreadable: Vec<UnreadableRow>) -> Result<PendingCalls, String> {
     let rows = body
         .get("data")
         .and_then(Value::as_array)
         .ok_or_else(|| format!("expected {{\"data\": [..]}}, got {}", excerpt(&body.to_string())))?;
-    Ok(rows
-        .iter()
-        .filter_map(|row| match PendingToolCall::deserialize(row) {
-            Ok(call) => Some(call),
-            Err(e) => {
-                tracing::warn!(error = %e, row = %excerpt(&row.to_string()), "skipping unreadable pending tool call");
-                None
-            }
-        })
-        .collect())
+    let mut calls = Vec::with_capacity(rows.len());
+    for row in rows {
+        match serde_path_to_error::deserialize::<_, PendingToolCall>(row) {
+            Ok(call) => calls.push(call),
+            Err(error) => unreadable.push(UnreadableRow {
+                request_id: row.get("requestId").and_then(crate::util::request_id_string),
+                reason: error.to_string(),
+            }),
+        }
+    }
+    Ok(PendingCalls { calls, unreadable })
 }
 
-/// Empty → `Null`; JSON → its value; anything else → `Err(text)`.
-fn parse_body(bytes: &[u8]) -> Result<Value, String> {
+/// The deepest a pending-call row may nest: serde_json reads JSON to a depth of 128, exclusive.
+const MAX_ROW_DEPTH: usize = 127;
+
+/// A listing body that could not be read whole, read row by row: an object whose `data` array is split into raw
+/// rows (which takes no recursion, so any depth), each row then read on its own as far as serde_json's limit goes.
+/// Returns the body with the rows that could be read, and the others; `None` when it is not such an object, or
+/// something besides a row cannot be read.
+fn read_rows(bytes: &[u8]) -> Option<(Value, Vec<UnreadableRow>)> {
+    let top: BTreeMap<String, &RawValue> = serde_json::from_slice(bytes).ok()?;
+    let mut body = Map::new();
+    let mut unreadable = Vec::new();
+    for (key, raw) in top {
+        let value = if key == "data" {
+            let rows: Vec<&RawValue> = serde_json::from_str(raw.get()).ok()?;
+            let mut readable = Vec::with_capacity(rows.len());
+            for row in rows {
+                match serde_json::from_str::<Value>(row.get()) {
+                    Ok(row) => readable.push(row),
+                    Err(error) => unreadable.push(unreadable_row(row.get(), &error)),
+                }
+            }
+            Value::Array(readable)
+        } else {
+            serde_json::from_str(raw.get()).ok()?
+        };
+        body.insert(key, value);
+    }
+    Some((Value::Object(body), unreadable))
+}
+
+/// What can be said about a row that serde_json could not read: its request id, when that field alone reads, and
+/// how deep it nests, naming the deepest field (`arguments` rather than `details`, which holds a copy of them one
+/// level down).
+fn unreadable_row(row: &str, error: &serde_json::Error) -> UnreadableRow {
+    let fields = serde_json::from_str::<BTreeMap<String, &RawValue>>(row).unwrap_or_default();
+    let request_id = fields
+        .get("requestId")
+        .and_then(|id| serde_json::from_str::<Value>(id.get()).ok())
+        .and_then(|id| crate::util::request_id_string(&id));
+    let depth = nesting(row);
+    let reason = if depth <= MAX_ROW_DEPTH {
+        error.to_string()
+    } else {
+        let depths: Vec<(usize, &str)> = fields.iter().map(|(k, v)| (nesting(v.get()), k.as_str())).collect();
+        let deepest = depths.iter().max().copied();
+        let arguments = depths.iter().find(|(_, k)| *k == "arguments").copied();
+        match (deepest, arguments) {
+            (Some((most, _)), Some((d, _))) if d + 1 >= most => format!(
+                "`arguments` nests {d} levels deep (the row {depth}): rows are read to a depth of {MAX_ROW_DEPTH}"
+            ),
+            (Some((d, field)), _) => format!(
+                "`{field}` nests {d} levels deep (the row {depth}): rows are read to a depth of {MAX_ROW_DEPTH}"
+            ),
+            (None, _) => format!("the row nests {depth} levels deep: rows are read to a depth of {MAX_ROW_DEPTH}"),
+        }
+    };
+    UnreadableRow { request_id, reason }
+}
+
+/// How deep a JSON text nests: 0 for a scalar, 1 for `[]` or `{"a": 1}`. Scanned rather than parsed, so it measures
+/// any depth without recursion.
+fn nesting(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for byte in text.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Empty → `Null`; JSON → its value.
+fn parse_body(bytes: &[u8]) -> Result<Value, serde_json::Error> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
-    serde_json::from_slice(bytes).map_err(|_| String::from_utf8_lossy(bytes).into_owned())
+    serde_json::from_slice(bytes)
+}
+
+/// Why a body could not be read, for an error message.
+fn unreadable_json(error: &serde_json::Error) -> String {
+    if is_too_deep(error) {
+        format!("nests deeper than the 128 levels JSON is read to ({error})")
+    } else {
+        format!("is not JSON ({error})")
+    }
+}
+
+/// `true` when serde_json gave up at its recursion limit.
+pub(crate) fn is_too_deep(error: &serde_json::Error) -> bool {
+    error.is_syntax() && error.to_string().starts_with("recursion limit exceeded")
 }
 
 fn excerpt(text: &str) -> String {
@@ -713,10 +886,70 @@ mod tests {
     }
 
     #[test]
-    fn bodies_parse_as_json_null_or_text() {
-        assert_eq!(parse_body(b""), Ok(Value::Null));
-        assert_eq!(parse_body(b"{\"a\":1}"), Ok(json!({"a": 1})));
-        assert_eq!(parse_body(b"Bad Gateway"), Err("Bad Gateway".to_owned()));
+    fn bodies_parse_as_json_or_null() {
+        assert_eq!(parse_body(b"").unwrap(), Value::Null);
+        assert_eq!(parse_body(b"{\"a\":1}").unwrap(), json!({"a": 1}));
+        assert!(parse_body(b"Bad Gateway").is_err());
+    }
+
+    /// `depth` nested arrays around `1`.
+    fn nested(depth: usize) -> String {
+        format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
+    }
+
+    /// A pending row whose arguments (and their copy in `details`) nest `depth` levels.
+    fn row(id: u32, depth: usize) -> String {
+        let arguments = format!(r#"{{"a":{}}}"#, nested(depth - 1));
+        format!(
+            r#"{{"requestId":{id},"threadId":"t","callId":"c","tool":"echo","arguments":{arguments},"details":{{"arguments":{arguments}}},"status":"pending"}}"#
+        )
+    }
+
+    #[test]
+    fn nesting_is_measured_without_recursion_and_ignores_brackets_in_strings() {
+        assert_eq!(nesting("1"), 0);
+        assert_eq!(nesting(r#"{"a":[1,{"b":[]}]}"#), 4);
+        assert_eq!(nesting(r#"{"a":"[[[\"{{"}"#), 1);
+        assert_eq!(nesting(&nested(100_000)), 100_000);
+    }
+
+    #[test]
+    fn a_body_too_deep_to_read_whole_is_read_row_by_row() {
+        // The row nests one level more than its arguments (the object), `details` one more again.
+        let fits = row(1, MAX_ROW_DEPTH - 2);
+        let too_deep = row(2, MAX_ROW_DEPTH - 1);
+        let far_too_deep = row(3, 100_000);
+        let body = format!(
+            r#"{{"data":[{fits},{too_deep},{{"requestId":"4","tool":5}},{far_too_deep},{}],"next":null}}"#,
+            row(5, 1)
+        );
+        let whole = parse_body(body.as_bytes()).unwrap_err();
+        assert!(is_too_deep(&whole), "{whole}");
+        assert!(unreadable_json(&whole).starts_with("nests deeper than the 128 levels"));
+
+        let (json, unreadable) = read_rows(body.as_bytes()).unwrap();
+        assert_eq!(json["next"], Value::Null);
+        let listing = pending_calls(&json, unreadable).unwrap();
+        let ids: Vec<&str> = listing.calls.iter().map(|c| c.request_id.as_str()).collect();
+        assert_eq!(ids, ["1", "5"]);
+        let unreadable: Vec<(Option<&str>, &str)> = (listing.unreadable.iter())
+            .map(|row| (row.request_id.as_deref(), row.reason.as_str()))
+            .collect();
+        assert_eq!(
+            unreadable,
+            [
+                (
+                    Some("2"),
+                    "`arguments` nests 126 levels deep (the row 128): rows are read to a depth of 127"
+                ),
+                (
+                    Some("3"),
+                    "`arguments` nests 100000 levels deep (the row 100002): rows are read to a depth of 127"
+                ),
+                (Some("4"), "tool: invalid type: integer `5`, expected a string"),
+            ]
+        );
+        assert!(read_rows(b"[1]").is_none() && read_rows(b"{\"data\":[1,}").is_none());
     }
 
     #[test]

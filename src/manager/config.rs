@@ -2,7 +2,9 @@
 //! environment, or from a codex-manager CLI profile.
 
 use secrecy::{ExposeSecret, SecretString};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -45,9 +47,14 @@ pub enum ConfigError {
         /// The profiles the file has, comma-separated.
         known: String,
     },
-    /// The base URL is not an http(s) URL.
-    #[error("base URL {0:?} must start with http:// or https://")]
-    BaseUrl(String),
+    /// The base URL is unusable: not http(s), credentials in it, or a query or fragment.
+    #[error("base URL {url} {reason}")]
+    BaseUrl {
+        /// The URL, [redacted](redact_url): without its credentials.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A header name or value is not valid HTTP.
     #[error("header {0:?} is not a valid HTTP header")]
     Header(String),
@@ -68,13 +75,31 @@ pub struct Auth {
 }
 
 /// Where codex-manager is and how to talk to it. `Debug` never shows secrets.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ManagerConfig {
     base_url: String,
     api_prefix: String,
     timeout: Duration,
     auth: Auth,
     extra_headers: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for ManagerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let headers: BTreeMap<&str, &str> = (self.extra_headers.iter())
+            .map(|(name, value)| {
+                let shown = if is_secret_header(name) { "<redacted>" } else { value };
+                (name.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("ManagerConfig")
+            .field("base_url", &redact_url(&self.base_url))
+            .field("api_prefix", &self.api_prefix)
+            .field("timeout", &self.timeout)
+            .field("auth", &self.auth)
+            .field("extra_headers", &headers)
+            .finish()
+    }
 }
 
 impl Default for ManagerConfig {
@@ -173,10 +198,90 @@ impl ManagerConfig {
     }
 }
 
-/// `true` for headers whose values must never be logged.
+/// `true` for headers whose values must never be logged: `authorization`, `proxy-authorization`, `cookie`, and any
+/// name with `token`, `secret`, `key`, `pass`, `auth`, `sig` or `credential` in it (`x-codex-rbac-token`,
+/// `x-api-key`, ..). The same test picks the query parameters [`redact_url`] hides.
 pub fn is_secret_header(name: &str) -> bool {
+    const SECRET_WORDS: [&str; 9] = [
+        "token",
+        "secret",
+        "key",
+        "pass",
+        "pwd",
+        "auth",
+        "cookie",
+        "sig",
+        "credential",
+    ];
     let name = name.to_ascii_lowercase();
-    name == "authorization" || name.contains("token") || name.contains("secret") || name == "cookie"
+    SECRET_WORDS.iter().any(|word| name.contains(word))
+}
+
+/// A URL as it may be logged or shown in an error: credentials (`user:password@`) and the values of query
+/// parameters with secret-looking names ([`is_secret_header`]) replaced by `<redacted>`. Works on anything
+/// URL-like, a route with a query (`/sessions?token=..`) or text that does not parse as a URL, and borrows when there
+/// is nothing to hide.
+///
+/// ```
+/// use skillbridge::manager::redact_url;
+///
+/// assert_eq!(redact_url("http://bridge:hunter2@cm.internal:3001/api"), "http://<redacted>@cm.internal:3001/api");
+/// assert_eq!(
+///     redact_url("ws://127.0.0.1:3001/api/stream?threadId=t1&access_token=abc#x"),
+///     "ws://127.0.0.1:3001/api/stream?threadId=t1&access_token=<redacted>#x"
+/// );
+/// assert_eq!(redact_url("http://127.0.0.1:3001"), "http://127.0.0.1:3001");
+/// ```
+pub fn redact_url(url: &str) -> Cow<'_, str> {
+    const REDACTED: &str = "<redacted>";
+    // Where the authority starts: after the scheme, or at the start of text without one (`user:pw@host/..`), but
+    // not in a bare route (`/sessions?..`).
+    let authority_start = match url.find("://") {
+        Some(i) => Some(i + 3),
+        None if url.starts_with('/') => None,
+        None => Some(0),
+    };
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut rest_start = 0;
+    if let Some(start) = authority_start {
+        let authority_end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
+        rest_start = authority_end;
+        if let Some(at) = url[start..authority_end].rfind('@') {
+            out.push_str(&url[..start]);
+            out.push_str(REDACTED);
+            copied = start + at;
+        }
+    }
+    // The query and the fragment (where OAuth puts `access_token=`), as `name=value` pairs.
+    let hash = url[rest_start..].find('#').map(|i| rest_start + i);
+    let query_end = hash.unwrap_or(url.len());
+    let parts = [
+        url[rest_start..query_end]
+            .find('?')
+            .map(|i| (rest_start + i + 1, query_end)),
+        hash.map(|hash| (hash + 1, url.len())),
+    ];
+    for (start, end) in parts.into_iter().flatten() {
+        let mut pair_start = start;
+        for pair in url[start..end].split('&') {
+            if let Some((name, value)) = pair.split_once('=')
+                && !value.is_empty()
+                && is_secret_header(name)
+            {
+                let value_start = pair_start + name.len() + 1;
+                out.push_str(&url[copied..value_start]);
+                out.push_str(REDACTED);
+                copied = value_start + value.len();
+            }
+            pair_start += pair.len() + 1;
+        }
+    }
+    if copied == 0 && out.is_empty() {
+        return Cow::Borrowed(url);
+    }
+    out.push_str(&url[copied..]);
+    Cow::Owned(out)
 }
 
 /// Builds a [`ManagerConfig`]; later calls override earlier ones.
@@ -305,11 +410,13 @@ impl ManagerConfigBuilder {
     }
 
     /// Checks the URL and headers and returns the configuration.
+    ///
+    /// A base URL with credentials in it (`http://user:password@host`) is refused: codex-manager authenticates with
+    /// a bearer token ([`bearer_token`](Self::bearer_token), `CODEX_MANAGER_BEARER_TOKEN`) or RBAC headers, and a
+    /// URL is too easily logged or shown. So is a base URL with a query or fragment, which routes cannot follow.
     pub fn build(self) -> Result<ManagerConfig, ConfigError> {
         let config = self.config;
-        if !(config.base_url.starts_with("http://") || config.base_url.starts_with("https://")) {
-            return Err(ConfigError::BaseUrl(config.base_url));
-        }
+        check_base_url(&config.base_url)?;
         for (name, value) in &config.extra_headers {
             if HeaderName::try_from(name.as_str()).is_err() || HeaderValue::try_from(value.as_str()).is_err() {
                 return Err(ConfigError::Header(name.clone()));
@@ -339,6 +446,30 @@ impl ManagerConfigBuilder {
         }
         Ok(config)
     }
+}
+
+/// Refuses a base URL that is not http(s), carries credentials, or has a query or fragment.
+fn check_base_url(url: &str) -> Result<(), ConfigError> {
+    let refuse = |reason| {
+        Err(ConfigError::BaseUrl {
+            url: redact_url(url).into_owned(),
+            reason,
+        })
+    };
+    let Some(rest) = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://")) else {
+        return refuse("must start with http:// or https://");
+    };
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    if authority.contains('@') {
+        return refuse(
+            "must not carry credentials (user:password@): codex-manager takes a bearer token \
+             (CODEX_MANAGER_BEARER_TOKEN, --manager-token, or a profile's auth.bearer)",
+        );
+    }
+    if rest.contains(['?', '#']) {
+        return refuse("must not have a query or fragment (routes are appended to it)");
+    }
+    Ok(())
 }
 
 /// The codex-manager CLI profile file: `$XDG_CONFIG_HOME/codex-manager/cli/config.json`,
@@ -405,6 +536,81 @@ mod tests {
         assert!(headers["authorization"].is_sensitive());
         assert_eq!(headers["x-codex-rbac-role"], "operator");
         assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn urls_lose_credentials_and_secret_query_values() {
+        let cases = [
+            ("http://127.0.0.1:3001", "http://127.0.0.1:3001"),
+            ("http://u:p@h:1/api", "http://<redacted>@h:1/api"),
+            ("https://only-user@h", "https://<redacted>@h"),
+            ("http://a@b@h/x@y", "http://<redacted>@h/x@y"),
+            ("u:p@h:1/x", "<redacted>@h:1/x"),
+            (
+                "ws://h/api/stream?threadId=t&token=s3&x=1",
+                "ws://h/api/stream?threadId=t&token=<redacted>&x=1",
+            ),
+            (
+                "/sessions?api_key=k&limit=5#top",
+                "/sessions?api_key=<redacted>&limit=5#top",
+            ),
+            ("/sessions?password=&sig", "/sessions?password=&sig"),
+            (
+                "https://h/cb#access_token=t0k&state=1",
+                "https://h/cb#access_token=<redacted>&state=1",
+            ),
+            ("https://h/cb?a=1#key", "https://h/cb?a=1#key"),
+            (
+                "http://u:p@h?X-Amz-Signature=abc",
+                "http://<redacted>@h?X-Amz-Signature=<redacted>",
+            ),
+            ("not a url", "not a url"),
+            ("", ""),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+        assert!(matches!(redact_url("http://h/x?threadId=1"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn base_urls_with_credentials_query_or_another_scheme_are_refused_without_echoing_secrets() {
+        for (url, reason) in [
+            ("http://bridge:hunter2@127.0.0.1:3001", "credentials"),
+            ("https://hunter2@cm.example", "credentials"),
+            ("http://127.0.0.1:3001/?token=hunter2", "query"),
+            ("http://127.0.0.1:3001#access_token=hunter2", "query"),
+            ("ftp://u:hunter2@h", "http://"),
+        ] {
+            let err = ManagerConfig::builder().base_url(url).build().unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(reason), "{url}: {text}");
+            assert!(!text.contains("hunter2"), "{url}: {text}");
+        }
+        for url in [
+            "http://127.0.0.1:3001",
+            "https://cm.example/proxy/",
+            "http://[::1]:3001",
+        ] {
+            assert!(ManagerConfig::builder().base_url(url).build().is_ok(), "{url}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_secret_profile_headers() {
+        let config = ManagerConfig::builder()
+            .header("x-api-key", "k3y")
+            .header("proxy-authorization", "Basic cHc=")
+            .header("x-team", "tools")
+            .bearer_token("s3cret")
+            .build()
+            .unwrap();
+        let shown = format!("{config:?}");
+        for secret in ["k3y", "cHc=", "s3cret"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("tools"), "{shown}");
+        assert!(config.headers()["x-api-key"].is_sensitive());
     }
 
     #[test]

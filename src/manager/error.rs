@@ -28,8 +28,10 @@ pub enum ManagerError {
         /// (`Null` when empty).
         body: Value,
     },
-    /// The request did not complete: connection refused or reset, timeout, invalid URL.
-    #[error("{operation}: request to codex-manager failed: {source}")]
+    /// The request did not complete: connection refused or reset, timeout, invalid URL. The message carries the
+    /// whole cause ("... tcp connect error: Connection refused (os error 111)"), with the URL
+    /// [redacted](super::redact_url).
+    #[error("{operation}: request to codex-manager failed: {}", transport_cause(.source))]
     Transport {
         /// The operation.
         operation: String,
@@ -122,6 +124,34 @@ impl ManagerError {
     }
 }
 
+/// A reqwest error with its sources (reqwest's own message stops at "error sending request"; the cause, such as
+/// "Connection refused" or "dns error", is further down), its URL redacted.
+fn transport_cause(error: &reqwest::Error) -> String {
+    let mut text = error_chain(error);
+    if let Some(url) = error.url()
+        && let std::borrow::Cow::Owned(redacted) = super::redact_url(url.as_str())
+    {
+        text = text.replace(url.as_str(), &redacted);
+    }
+    text
+}
+
+/// An error's message followed by those of its sources, `: `-separated, leaving out a source whose message the text
+/// already holds (many errors repeat their source's message in their own).
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if !message.is_empty() && !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// The body for an error message: compact JSON, cut to a readable length.
 fn body_excerpt(body: &Value) -> String {
     const MAX_CHARS: usize = 300;
@@ -163,6 +193,41 @@ mod tests {
         assert!(!status_error("sessions.delete", 404).is_already_answered());
         assert_eq!(status_error("sessions.get", 410).status(), Some(StatusCode::GONE));
         assert_eq!(status_error("sessions.get", 410).operation(), "sessions.get");
+    }
+
+    #[test]
+    fn chains_skip_causes_already_told() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer: {0}")]
+        struct Repeats(#[source] std::io::Error);
+        #[derive(Debug, thiserror::Error)]
+        #[error("connect failed")]
+        struct Hides(#[source] Repeats);
+        let refused = || std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(error_chain(&Repeats(refused())), "outer: refused");
+        assert_eq!(
+            error_chain(&Hides(Repeats(refused()))),
+            "connect failed: outer: refused"
+        );
+    }
+
+    #[tokio::test]
+    async fn transport_errors_say_why_and_hide_the_url_secrets() {
+        // A port nothing listens on: bind one, then free it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}/api/sessions?token=hunter2");
+        let source = reqwest::Client::new().get(&url).send().await.unwrap_err();
+        let error = ManagerError::Transport {
+            operation: "sessions.get".into(),
+            source,
+        };
+        let text = error.to_string();
+        assert!(text.to_lowercase().contains("refused"), "{text}");
+        assert!(!text.contains("hunter2") && text.contains("token=<redacted>"), "{text}");
     }
 
     #[test]

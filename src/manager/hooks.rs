@@ -25,7 +25,8 @@ use super::error::ManagerError;
 pub const ANY_OPERATION: &str = "*";
 
 /// One REST call about to be sent. `before` hooks get it `&mut` and may change anything; the request
-/// is built from what they leave. `Debug` redacts secret headers (see [`is_secret_header`]).
+/// is built from what they leave. `Debug` redacts secret headers (see [`is_secret_header`]) and the URL's
+/// credentials and secret query values ([`redact_url`](super::redact_url)).
 #[derive(Clone)]
 pub struct RequestCall {
     /// The operation name, e.g. `"sessions.send_message"`.
@@ -45,7 +46,7 @@ impl fmt::Debug for RequestCall {
         f.debug_struct("RequestCall")
             .field("operation", &self.operation)
             .field("method", &self.method)
-            .field("url", &self.url)
+            .field("url", &super::config::redact_url(&self.url))
             .field("headers", &RedactedHeaders(&self.headers))
             .field("json_body", &self.json_body)
             .finish()

@@ -27,7 +27,8 @@
 //!   `Box::pin(async move { .. })`).
 //!
 //! `RequestCall`'s `Debug` redacts secret headers; each request is logged at debug level (operation,
-//! method, route, status, elapsed) without headers or bodies.
+//! method, route, status, elapsed) without headers or bodies. URLs in logs and errors go through [`redact_url`], and a
+//! base URL with credentials in it is refused ([`ManagerConfigBuilder::build`]).
 //!
 //! ```
 //! use skillbridge::ToolResult;
@@ -56,11 +57,16 @@ mod error;
 mod hooks;
 mod types;
 
+pub(crate) use client::is_too_deep;
 pub use client::{CodexManager, CodexManagerBuilder};
 pub use config::{
     Auth, ConfigError, DEFAULT_API_PREFIX, DEFAULT_BASE_URL, DEFAULT_TIMEOUT, ManagerConfig, ManagerConfigBuilder,
-    default_profile_path, is_secret_header,
+    default_profile_path, is_secret_header, redact_url,
 };
 pub use error::ManagerError;
+pub(crate) use error::error_chain;
 pub use hooks::{ANY_OPERATION, AsyncMiddleware, CallResponse, Hook, HookError, HookOutcome, Middleware, RequestCall};
-pub use types::{CreateSession, CreatedSession, MessageAccepted, PendingToolCall, RespondAck, SendMessage};
+pub use types::{
+    CreateSession, CreatedSession, MessageAccepted, PendingCalls, PendingToolCall, RespondAck, SendMessage,
+    UnreadableRow,
+};

@@ -222,6 +222,27 @@ pub struct PendingToolCall {
     pub extra: Map<String, Value>,
 }
 
+/// Result of `sessions.tool_calls.list` ([`CodexManager::list_pending_calls`](super::CodexManager::list_pending_calls)):
+/// the rows that could be read, and the ones that could not.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PendingCalls {
+    /// The calls, in the order listed.
+    pub calls: Vec<PendingToolCall>,
+    /// Rows that could not be read (left out of `calls`).
+    pub unreadable: Vec<UnreadableRow>,
+}
+
+/// A pending-call row that could not be read: not the shape of a [`PendingToolCall`], or nested deeper than the
+/// 128 levels JSON is read to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableRow {
+    /// Its `requestId`, when that much of it could be read.
+    pub request_id: Option<String>,
+    /// Why, e.g. ``"`arguments` nests 126 levels deep (the row 128): rows are read to a depth of 127"`` or
+    /// ``"tool: invalid type: integer `5`, expected a string"``.
+    pub reason: String,
+}
+
 /// Result of `tool_calls.respond` (200 `{status:"ok", requestId, threadId}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::connection::{ConnectionDriver, ConnectionEnd, Dispatch, Item};
+use super::malformed::MalformedLog;
 use super::options::StreamOptions;
 use super::router::Router;
 use super::stats::{Counter, StreamReport, StreamStats};
 use super::transport::{ConnectError, ConnectRequest, Connector, WsConnector};
-use crate::manager::ManagerConfig;
+use crate::manager::{ManagerConfig, redact_url};
 use crate::util::Backoff;
 
 /// Why [`StreamClient::run`] gave up. A dropped socket, a refused connection or a rejected upgrade (401, 5xx) is
@@ -96,7 +97,8 @@ impl StreamClient {
         let start = self.stats.snapshot();
         let (queue, pending) = mpsc::channel(options.event_buffer);
         let dispatcher = tokio::spawn(dispatch_loop(router.clone(), pending, Arc::clone(&self.stats)));
-        let result = self.connect_loop(&options, &queue, &router).await;
+        let malformed = MalformedLog::default();
+        let result = self.connect_loop(&options, &queue, &router, &malformed).await;
         dispatcher.abort();
         self.stats.set_connected(false);
         result.map(|()| self.stats.snapshot().since(&start))
@@ -117,6 +119,7 @@ impl StreamClient {
         options: &StreamOptions,
         queue: &mpsc::Sender<Dispatch>,
         router: &Router,
+        malformed: &MalformedLog,
     ) -> Result<(), StreamError> {
         let stop = &options.stop;
         let url = self.stream_url(options.thread_id.as_deref());
@@ -153,7 +156,7 @@ impl StreamClient {
                         self.stats.add(Counter::Reconnects, 1);
                     }
                     let number = self.stats.connection_opened();
-                    tracing::debug!(url = %url, reconnects = connections, "stream connected");
+                    tracing::debug!(url = %redact_url(&url), reconnects = connections, "stream connected");
                     let driver = ConnectionDriver {
                         options,
                         stats: &self.stats,
@@ -161,6 +164,7 @@ impl StreamClient {
                         router,
                         reconnect_count: connections,
                         connection: number,
+                        malformed,
                     };
                     connections += 1;
                     let outcome = driver.drive(socket).await;

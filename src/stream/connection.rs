@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::frame::{Frame, FrameError, Screened, screen_frame};
+use super::malformed::MalformedLog;
 use super::options::StreamOptions;
 use super::router::{HandlerContext, Router, frame_type};
 use super::signal::AppServerSignal;
@@ -18,7 +19,7 @@ use super::transport::{BoxMessages, BoxSink, Connection, Message};
 
 /// How long a close frame may take on stop before the socket is simply dropped.
 const CLOSE_GRACE: Duration = Duration::from_millis(50);
-/// How much of a malformed frame goes into the debug log.
+/// How much of a malformed frame goes into the log.
 const LOGGED_FRAME_CHARS: usize = 200;
 
 /// A frame on its way to the handlers.
@@ -85,6 +86,8 @@ pub(crate) struct ConnectionDriver<'a> {
     pub(crate) reconnect_count: u64,
     /// [`HandlerContext::connection`].
     pub(crate) connection: u64,
+    /// Rate-limits the log lines of malformed frames across the connections of a run.
+    pub(crate) malformed: &'a MalformedLog,
 }
 
 enum SendFailure {
@@ -163,8 +166,8 @@ impl ConnectionDriver<'_> {
                     let screened = match parsed {
                         Ok(screened) => screened,
                         Err((error, frame)) => {
-                            tracing::debug!(%error, %frame, "skipping malformed stream frame");
-                            self.stats.add(Counter::MalformedFrames, 1);
+                            self.stats.add(Counter::MalformedFrames(error.kind_index()), 1);
+                            self.malformed.skipped(&error, &frame);
                             continue;
                         }
                     };
@@ -276,6 +279,7 @@ mod tests {
             to_client.unbounded_send(Ok(Message::text(*frame))).unwrap();
         }
         drop(to_client);
+        let malformed = MalformedLog::default();
         let driver = ConnectionDriver {
             options: &options,
             stats,
@@ -283,6 +287,7 @@ mod tests {
             router,
             reconnect_count: 0,
             connection: 1,
+            malformed: &malformed,
         };
         let outcome = driver.drive(Connection::new(to_server, from_server)).await;
         assert!(matches!(outcome.end, ConnectionEnd::Closed(_)), "{:?}", outcome.end);

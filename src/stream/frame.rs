@@ -75,7 +75,12 @@ impl StreamEvent {
 pub enum FrameError {
     /// The text is not JSON.
     #[error("frame is not valid JSON: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
+    /// The JSON nests deeper than the 128 levels it is read to (serde_json's recursion limit), e.g. a tool call whose
+    /// arguments nest some 125 levels deep. The call itself is then found by pending-call listing, or reported
+    /// there as unreadable.
+    #[error("frame nests deeper than the 128 levels JSON is read to ({0})")]
+    TooDeep(serde_json::Error),
     /// The JSON is not an object.
     #[error("frame is not a JSON object")]
     NotAnObject,
@@ -93,6 +98,45 @@ pub enum FrameError {
     /// A binary frame that is not UTF-8 text.
     #[error("binary frame is not UTF-8 text")]
     NotText,
+}
+
+impl From<serde_json::Error> for FrameError {
+    fn from(error: serde_json::Error) -> Self {
+        if crate::manager::is_too_deep(&error) {
+            Self::TooDeep(error)
+        } else {
+            Self::Json(error)
+        }
+    }
+}
+
+impl FrameError {
+    /// Every [`kind`](Self::kind), in declaration order.
+    pub const KINDS: [&'static str; 6] = [
+        "not_json",
+        "too_deep",
+        "not_an_object",
+        "missing_type",
+        "invalid_field",
+        "not_text",
+    ];
+
+    /// A short label of the error's kind (one of [`KINDS`](Self::KINDS)), for metrics and logs: `not_json`,
+    /// `too_deep`, `not_an_object`, `missing_type`, `invalid_field` or `not_text`.
+    pub fn kind(&self) -> &'static str {
+        Self::KINDS[self.kind_index()]
+    }
+
+    pub(crate) fn kind_index(&self) -> usize {
+        match self {
+            Self::Json(_) => 0,
+            Self::TooDeep(_) => 1,
+            Self::NotAnObject => 2,
+            Self::MissingType => 3,
+            Self::InvalidField { .. } => 4,
+            Self::NotText => 5,
+        }
+    }
 }
 
 /// Parses one text frame. Never panics; anything that is not a codex-manager frame is a [`FrameError`].
@@ -243,6 +287,38 @@ mod tests {
                 message: r#"{"type":"error"}"#.into()
             }
         );
+    }
+
+    #[test]
+    fn too_deep_is_its_own_kind() {
+        let deep = |depth: usize| {
+            format!(
+                r#"{{"type":"app_server.request.item.tool.call","threadId":"t","payload":{{"method":"item/tool/call","requestId":3,"params":{{"arguments":{}1{}}}}}}}"#,
+                "[".repeat(depth),
+                "]".repeat(depth)
+            )
+        };
+        // The envelope, payload and params take three levels of the 127 that read.
+        assert!(parse_frame(&deep(124)).is_ok());
+        let error = parse_frame(&deep(125)).unwrap_err();
+        assert!(matches!(error, FrameError::TooDeep(_)), "{error:?}");
+        assert_eq!(error.kind(), "too_deep");
+        assert!(
+            error.to_string().starts_with("frame nests deeper than the 128 levels"),
+            "{error}"
+        );
+        for interest in [Interest::Signals, Interest::Events] {
+            let screened = screen_frame(&deep(100_000), &|_| interest).unwrap_err();
+            assert_eq!(screened.kind(), "too_deep", "{interest:?}");
+        }
+        // A payload nobody wants is only checked, to any depth.
+        assert_eq!(
+            screen_frame(&deep(100_000), &|_| Interest::None).unwrap(),
+            Screened::Unwanted
+        );
+        assert_eq!(parse_frame("{").unwrap_err().kind(), "not_json");
+        assert_eq!(parse_frame("[]").unwrap_err().kind(), "not_an_object");
+        assert_eq!(FrameError::NotText.kind(), "not_text");
     }
 
     #[test]

@@ -5,9 +5,11 @@
 //! every [`StreamOptions::ping_interval`], and treats a ping unanswered for [`StreamOptions::pong_timeout`] as a
 //! dead socket. Whenever a connection ends it reconnects with exponential backoff and jitter (reset after a
 //! connection that delivered frames). It returns `Ok` promptly after [`StreamOptions::stop`] fires, having sent a
-//! close frame. Frames that do not parse are counted ([`StreamStats::malformed_frames`]) and skipped. Events that no
-//! handler takes ([`Router::handles_event`]) are checked like any frame, counted
-//! ([`StreamStats::unhandled_frames`]) and dropped as soon as their type is read, without building their payload.
+//! close frame. Frames that do not parse are counted by kind ([`StreamStats::malformed_frames_by_kind`],
+//! [`FrameError::kind`]) and skipped; the first of each kind is logged at warn, then at most one line per kind a
+//! minute with the count since (the others at debug). Events that no handler takes ([`Router::handles_event`]) are
+//! checked like any frame, counted ([`StreamStats::unhandled_frames`]) and dropped as soon as their type is read,
+//! without building their payload.
 //!
 //! Each frame is parsed into a [`Frame`]: a control frame (`ready`, `pong`, `error`) or a [`StreamEvent`]. The
 //! [`Router`] runs every matching handler, in registration order; a failing or panicking handler is reported and
@@ -71,6 +73,7 @@ mod client;
 mod connection;
 mod envelope;
 mod frame;
+mod malformed;
 mod options;
 mod router;
 mod signal;

@@ -3,6 +3,8 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use super::frame::FrameError;
+
 /// Live counters of a [`StreamClient`](super::StreamClient), shared through an `Arc` and updated while `run` works.
 /// Counters accumulate over every `run` of the client; each run's own numbers are in its [`StreamReport`].
 #[derive(Debug, Default)]
@@ -13,7 +15,8 @@ pub struct StreamStats {
     connect_failures: AtomicU64,
     frames: AtomicU64,
     unhandled_frames: AtomicU64,
-    malformed_frames: AtomicU64,
+    /// By [`FrameError::kind`], in the order of [`FrameError::KINDS`].
+    malformed_frames: [AtomicU64; FrameError::KINDS.len()],
     dropped_frames: AtomicU64,
     handler_failures: AtomicU64,
     pong_timeouts: AtomicU64,
@@ -27,7 +30,8 @@ pub(crate) enum Counter {
     ConnectFailures,
     Frames,
     UnhandledFrames,
-    MalformedFrames,
+    /// Of the kind with this index in [`FrameError::KINDS`].
+    MalformedFrames(usize),
     DroppedFrames,
     HandlerFailures,
     PongTimeouts,
@@ -67,7 +71,15 @@ impl StreamStats {
 
     /// Frames that did not parse; they are skipped.
     pub fn malformed_frames(&self) -> u64 {
-        self.malformed_frames.load(Ordering::Relaxed)
+        self.malformed_frames.iter().map(|n| n.load(Ordering::Relaxed)).sum()
+    }
+
+    /// [`malformed_frames`](Self::malformed_frames) by [`FrameError::kind`]: every kind, in the order of
+    /// [`FrameError::KINDS`], zero or not.
+    pub fn malformed_frames_by_kind(&self) -> Vec<(&'static str, u64)> {
+        (FrameError::KINDS.iter().zip(&self.malformed_frames))
+            .map(|(kind, n)| (*kind, n.load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// Frames dropped because the handlers were `event_buffer` frames behind.
@@ -85,7 +97,8 @@ impl StreamStats {
         self.pong_timeouts.load(Ordering::Relaxed)
     }
 
-    /// The latest connection problem (never contains credentials).
+    /// The latest connection problem, with its cause (`cannot connect to ws://..: Connection refused (os error
+    /// 111)`); never contains credentials.
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -112,7 +125,7 @@ impl StreamStats {
             Counter::ConnectFailures => &self.connect_failures,
             Counter::Frames => &self.frames,
             Counter::UnhandledFrames => &self.unhandled_frames,
-            Counter::MalformedFrames => &self.malformed_frames,
+            Counter::MalformedFrames(kind) => &self.malformed_frames[kind],
             Counter::DroppedFrames => &self.dropped_frames,
             Counter::HandlerFailures => &self.handler_failures,
             Counter::PongTimeouts => &self.pong_timeouts,

@@ -1,6 +1,11 @@
 //! How the stream reaches a socket: a [`Connector`] opens a [`Connection`] (any `Sink<Message>` plus
 //! `Stream<Item = Result<Message, _>>`) for a [`ConnectRequest`]. [`WsConnector`] does it over TCP with
 //! tokio-tungstenite; tests can hand the stream in-memory channels instead.
+//!
+//! [`WsConnector`] writes the upgrade request itself rather than through tungstenite's client handshake, which logs
+//! the whole request, `Authorization` header included, at trace level through the `log` crate: any program that
+//! forwards `log` records (`tracing-log`, `env_logger`) would print the token. Nothing here logs a header, and URLs
+//! appear in errors only [redacted](crate::manager::redact_url).
 
 use std::fmt;
 use std::future::Future;
@@ -8,10 +13,15 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use crate::BoxFuture;
+use crate::manager::{error_chain, redact_url};
 use futures::{Sink, SinkExt, Stream, StreamExt};
-use http::HeaderMap;
-use tokio_tungstenite::tungstenite;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use http::{HeaderMap, Uri};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::client::generate_key;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
 
 /// A websocket message (tokio-tungstenite's type).
 pub use tokio_tungstenite::tungstenite::Message;
@@ -64,8 +74,8 @@ impl Connection {
 }
 
 /// What to connect to: the websocket URL and the headers for the upgrade request (auth included; secret header
-/// values are marked sensitive, so `Debug` does not show them).
-#[derive(Debug, Clone)]
+/// values are marked sensitive, so `Debug` does not show them, nor the URL's credentials).
+#[derive(Clone)]
 pub struct ConnectRequest {
     /// e.g. `ws://127.0.0.1:3001/api/stream?threadId=..`.
     pub url: String,
@@ -75,7 +85,18 @@ pub struct ConnectRequest {
     pub thread_id: Option<String>,
 }
 
-/// Why a connection attempt failed.
+impl fmt::Debug for ConnectRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectRequest")
+            .field("url", &redact_url(&self.url))
+            .field("headers", &self.headers)
+            .field("thread_id", &self.thread_id)
+            .finish()
+    }
+}
+
+/// Why a connection attempt failed. URLs in it are [redacted](crate::manager::redact_url); messages carry the
+/// cause (`Connection refused (os error 111)`, `failed to lookup address information: ..`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConnectError {
     /// The URL cannot be used (malformed, or `wss://`, which this build has no TLS for). Retrying cannot help, so
@@ -143,8 +164,8 @@ where
     }
 }
 
-/// Connects over TCP with tokio-tungstenite (plain `ws://` only), with the request headers on the upgrade and
-/// Nagle's algorithm off (tool-call latency matters more than packet count).
+/// Connects over TCP (plain `ws://` only), with the request headers on the upgrade and Nagle's algorithm off
+/// (tool-call latency matters more than packet count); tokio-tungstenite runs the websocket once upgraded.
 #[derive(Debug, Clone)]
 pub struct WsConnector {
     handshake_timeout: Duration,
@@ -161,40 +182,179 @@ impl Connector for WsConnector {
     fn connect(&self, request: ConnectRequest) -> BoxFuture<'static, Result<Connection, ConnectError>> {
         let timeout = self.handshake_timeout;
         Box::pin(async move {
-            let url = request.url;
-            let invalid = |message: String| ConnectError::InvalidUrl {
-                url: url.clone(),
-                message,
+            let url = redact_url(&request.url).into_owned();
+            let target = match Target::parse(&request.url) {
+                Ok(target) => target,
+                Err(message) => return Err(ConnectError::InvalidUrl { url, message }),
             };
-            if url.starts_with("wss://") {
-                return Err(invalid(
-                    "wss:// needs TLS, which this build does not include; use ws:// (e.g. through a local proxy)"
-                        .into(),
-                ));
-            }
-            let mut upgrade = url.as_str().into_client_request().map_err(|e| invalid(e.to_string()))?;
-            upgrade.headers_mut().extend(request.headers);
-            let handshake = tokio_tungstenite::connect_async_with_config(upgrade, None, true);
-            let socket = match tokio::time::timeout(timeout, handshake).await {
+            let socket = match tokio::time::timeout(timeout, upgrade(&target, &request.headers)).await {
                 Err(_) => return Err(ConnectError::Timeout { url, timeout }),
-                Ok(Ok((socket, _response))) => socket,
-                Ok(Err(tungstenite::Error::Http(response))) => {
-                    return Err(ConnectError::Rejected {
-                        status: response.status().as_u16(),
-                    });
-                }
-                Ok(Err(tungstenite::Error::Url(e))) => return Err(invalid(e.to_string())),
-                Ok(Err(e)) => {
-                    return Err(ConnectError::Unreachable {
-                        message: e.to_string(),
-                        url,
-                    });
-                }
+                Ok(Err(Refusal::Status(status))) => return Err(ConnectError::Rejected { status }),
+                Ok(Err(Refusal::Failed(message))) => return Err(ConnectError::Unreachable { url, message }),
+                Ok(Ok(socket)) => socket,
             };
             let (sink, messages) = socket.split();
-            Ok(Connection::new(sink, messages))
+            Ok(Connection::new(
+                sink.sink_map_err(|e| TransportError(error_chain(&e))),
+                messages.map(|m| m.map_err(|e| TransportError(error_chain(&e)))),
+            ))
         })
     }
+}
+
+/// Where a `ws://` URL points.
+#[derive(Debug, PartialEq, Eq)]
+struct Target {
+    /// The host to connect to, without the brackets of an IPv6 address.
+    host: String,
+    port: u16,
+    /// `host[:port]` as the URL has it, for the `Host` header.
+    authority: String,
+    /// Path and query, `/` at least.
+    path: String,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Self, String> {
+        if url.starts_with("wss://") {
+            return Err(
+                "wss:// needs TLS, which this build does not include; use ws:// (e.g. through a local proxy)".into(),
+            );
+        }
+        let uri: Uri = url.parse().map_err(|e: http::uri::InvalidUri| e.to_string())?;
+        if uri.scheme_str() != Some("ws") {
+            return Err("the URL must start with ws://".into());
+        }
+        let Some(authority) = uri.authority() else {
+            return Err("the URL has no host".into());
+        };
+        if authority.as_str().contains('@') {
+            return Err("credentials in the URL are not sent; use a bearer token".into());
+        }
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err("the URL has no host".into());
+        }
+        Ok(Self {
+            host: host.to_owned(),
+            port: authority.port_u16().unwrap_or(80),
+            authority: authority.as_str().to_owned(),
+            path: uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+        })
+    }
+}
+
+/// Why an upgrade did not happen.
+#[derive(Debug)]
+enum Refusal {
+    /// The server answered with this status instead of 101.
+    Status(u16),
+    /// No answer, or not a websocket one: what went wrong.
+    Failed(String),
+}
+
+/// The longest handshake answer read: its status line and headers.
+const MAX_ANSWER_HEAD: usize = 16 * 1024;
+
+/// Headers of the upgrade request that the handshake itself sets; the request's own are not sent twice.
+const HANDSHAKE_HEADERS: [&str; 5] = [
+    "host",
+    "connection",
+    "upgrade",
+    "sec-websocket-key",
+    "sec-websocket-version",
+];
+
+/// Opens the TCP connection and upgrades it (RFC 6455 section 4.1), with `headers` on the request.
+async fn upgrade(target: &Target, headers: &HeaderMap) -> Result<WebSocketStream<TcpStream>, Refusal> {
+    let failed = |what: &str, error: &std::io::Error| Refusal::Failed(format!("{what}: {}", error_chain(error)));
+    let mut tcp = TcpStream::connect((target.host.as_str(), target.port))
+        .await
+        .map_err(|e| Refusal::Failed(error_chain(&e)))?;
+    let _ = tcp.set_nodelay(true);
+    let key = generate_key();
+    let mut request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: {key}\r\n",
+        target.path, target.authority
+    )
+    .into_bytes();
+    for (name, value) in headers {
+        if !HANDSHAKE_HEADERS.contains(&name.as_str()) {
+            request.extend_from_slice(name.as_str().as_bytes());
+            request.extend_from_slice(b": ");
+            request.extend_from_slice(value.as_bytes());
+            request.extend_from_slice(b"\r\n");
+        }
+    }
+    request.extend_from_slice(b"\r\n");
+    let written = tcp.write_all(&request).await;
+    drop(request);
+    written.map_err(|e| failed("sending the upgrade request failed", &e))?;
+
+    let mut answer = Vec::with_capacity(512);
+    let head_len = loop {
+        if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        if answer.len() >= MAX_ANSWER_HEAD {
+            return Err(Refusal::Failed(format!(
+                "the upgrade answer's head is longer than {MAX_ANSWER_HEAD} bytes"
+            )));
+        }
+        let mut chunk = [0u8; 1024];
+        match tcp.read(&mut chunk).await {
+            Ok(0) => {
+                return Err(Refusal::Failed(
+                    "the server closed the connection during the upgrade".into(),
+                ));
+            }
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            Err(e) => return Err(failed("reading the upgrade answer failed", &e)),
+        }
+    };
+    check_answer(&answer[..head_len], &key)?;
+    // Frames the server sent right behind its answer (codex-manager's `ready`) were read with it.
+    let rest = answer.split_off(head_len);
+    Ok(WebSocketStream::from_partially_read(tcp, rest, Role::Client, None).await)
+}
+
+/// Checks an upgrade answer's head: status 101, `Upgrade: websocket`, `Connection: upgrade` and the
+/// `Sec-WebSocket-Accept` that `key` calls for.
+fn check_answer(head: &[u8], key: &str) -> Result<(), Refusal> {
+    let text = String::from_utf8_lossy(head);
+    let mut lines = text.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let mut parts = status_line.splitn(3, ' ');
+    let status = match (parts.next(), parts.next().map(str::parse::<u16>)) {
+        (Some(version), Some(Ok(status))) if version.starts_with("HTTP/") => status,
+        _ => return Err(Refusal::Failed("the server's answer to the upgrade is not HTTP".into())),
+    };
+    if status != 101 {
+        return Err(Refusal::Status(status));
+    }
+    let header = |wanted: &str| {
+        text.split("\r\n")
+            .skip(1)
+            .filter_map(|line| line.split_once(':'))
+            .find(|(name, _)| name.trim().eq_ignore_ascii_case(wanted))
+            .map(|(_, value)| value.trim().to_owned())
+    };
+    let invalid = |what: &str| Err(Refusal::Failed(format!("the server's upgrade answer {what}")));
+    if !header("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket")) {
+        return invalid("lacks `Upgrade: websocket`");
+    }
+    let connection = header("connection").unwrap_or_default();
+    if !connection
+        .split(',')
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
+    {
+        return invalid("lacks `Connection: upgrade`");
+    }
+    if header("sec-websocket-accept").as_deref() != Some(derive_accept_key(key.as_bytes()).as_str()) {
+        return invalid("has a wrong or no Sec-WebSocket-Accept");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -213,6 +373,81 @@ mod tests {
             let err = connector.connect(request).await.unwrap_err();
             assert!(err.is_fatal(), "{url}: {err}");
         }
+    }
+
+    #[test]
+    fn targets_of_ws_urls() {
+        let target = Target::parse("ws://127.0.0.1:3001/api/stream?threadId=a%20b").unwrap();
+        assert_eq!(
+            target,
+            Target {
+                host: "127.0.0.1".into(),
+                port: 3001,
+                authority: "127.0.0.1:3001".into(),
+                path: "/api/stream?threadId=a%20b".into(),
+            }
+        );
+        let v6 = Target::parse("ws://[::1]/x").unwrap();
+        assert_eq!((v6.host.as_str(), v6.port, v6.authority.as_str()), ("::1", 80, "[::1]"));
+        assert_eq!(Target::parse("ws://h").unwrap().path, "/");
+        for url in [
+            "http://h/x",
+            "ws://u:p@h/x",
+            "ws:///x",
+            "ws://h/a b",
+            "ws://h/\r\nX-Injected: 1",
+        ] {
+            let message = Target::parse(url).unwrap_err();
+            assert!(!message.contains(":p@"), "{message}");
+        }
+    }
+
+    #[test]
+    fn upgrade_answers_are_checked() {
+        let key = "dGhlIHNhbXBsZSBub25jZQ==";
+        let good = "HTTP/1.1 101 Switching Protocols\r\nupgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\n\
+                    Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+        assert!(check_answer(good.as_bytes(), key).is_ok());
+        assert!(matches!(
+            check_answer(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n", key),
+            Err(Refusal::Status(401))
+        ));
+        for (answer, says) in [
+            ("SSH-2.0-OpenSSH\r\n\r\n", "not HTTP"),
+            ("HTTP/1.1 101 OK\r\nConnection: upgrade\r\n\r\n", "Upgrade: websocket"),
+            (
+                "HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n",
+                "Sec-WebSocket-Accept",
+            ),
+        ] {
+            let Err(Refusal::Failed(message)) = check_answer(answer.as_bytes(), key) else {
+                panic!("accepted {answer:?}")
+            };
+            assert!(message.contains(says), "{message}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_says_so_and_hides_the_url_secrets() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let request = ConnectRequest {
+            url: format!("ws://127.0.0.1:{port}/api/stream?access_token=hunter2"),
+            headers: HeaderMap::new(),
+            thread_id: None,
+        };
+        assert!(!format!("{request:?}").contains("hunter2"));
+        let error = WsConnector::new(Duration::from_secs(5))
+            .connect(request)
+            .await
+            .unwrap_err();
+        let text = error.to_string();
+        assert!(matches!(error, ConnectError::Unreachable { .. }), "{error:?}");
+        assert!(text.to_lowercase().contains("refused"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
     }
 
     #[test]

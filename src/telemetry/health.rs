@@ -1,8 +1,10 @@
-//! [`BridgeHealth`]: what readiness depends on (the upstream connection and the served sessions), shared
-//! between the upstream glue that updates it and the admin endpoint that reports it.
+//! [`BridgeHealth`]: what readiness depends on (the upstream connection and the served sessions), and what the
+//! upstream could not read (malformed frames, unreadable calls), shared between the upstream glue that updates it and
+//! the admin endpoint that reports it.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use serde::Serialize;
@@ -31,15 +33,20 @@ pub trait LinkStatus: Send + Sync + 'static {
     fn malformed_frames(&self) -> u64 {
         0
     }
+    /// [`malformed_frames`](Self::malformed_frames) by kind, for a link that tells them apart (empty otherwise).
+    fn malformed_frames_by_kind(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
-/// What readiness depends on: the upstream link and the served sessions.
+/// What readiness depends on: the upstream link and the served sessions; and what the upstream could not read.
 #[derive(Default)]
 pub struct BridgeHealth {
     link: RwLock<Option<Arc<dyn LinkStatus>>>,
     sessions: Mutex<Vec<ServedSession>>,
     /// Sessions the upstream lost, with why, until they are replaced.
     lost: Mutex<BTreeMap<String, String>>,
+    unreadable_calls: AtomicU64,
 }
 
 impl fmt::Debug for BridgeHealth {
@@ -79,6 +86,21 @@ impl BridgeHealth {
     /// Malformed frames skipped since start.
     pub fn malformed_frames(&self) -> u64 {
         self.link().map_or(0, |l| l.malformed_frames())
+    }
+
+    /// [`malformed_frames`](Self::malformed_frames) by kind, when the link tells them apart (empty otherwise).
+    pub fn malformed_frames_by_kind(&self) -> Vec<(&'static str, u64)> {
+        self.link().map_or_else(Vec::new, |l| l.malformed_frames_by_kind())
+    }
+
+    /// Tool calls the upstream found but could not read (e.g. arguments nested deeper than JSON is read to), each
+    /// counted once; they stay unanswered.
+    pub fn unreadable_calls(&self) -> u64 {
+        self.unreadable_calls.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn unreadable_calls_found(&self, n: u64) {
+        self.unreadable_calls.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Adds a served session.

@@ -3,11 +3,13 @@
 //! listing, after every ready frame and on an interval.
 //!
 //! Both paths submit to the same sink, which drops duplicates, so a call seen twice runs once and a call
-//! published while no socket was connected is still found by the next listing. Turn events published while no
-//! socket was connected are lost as well: after a reconnect, the turns somebody waits for are read from their
-//! session instead.
+//! published while no socket was connected is still found by the next listing. So is a call whose stream signal was
+//! a malformed frame (nested too deep to read, say). A pending row that cannot be read either is reported once (warn,
+//! with its request id and why; counted in `BridgeHealth::unreadable_calls`) and the listing goes on with the
+//! others. Turn events published while no socket was connected are lost as well: after a reconnect, the turns
+//! somebody waits for are read from their session instead.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::calls::Calls;
 use super::sessions::Sessions;
-use crate::manager::{CodexManager, ManagerError, PendingToolCall};
+use crate::manager::{CodexManager, ManagerError, PendingToolCall, UnreadableRow};
 use crate::stream::{AppServerSignal, Frame, HandlerContext, Router, StreamClient, StreamOptions, StreamStats};
 use crate::telemetry::{CallSource, LinkStatus};
 use crate::upstream::app_server::protocol::{ItemCompletedNotification, Turn, TurnCompletedNotification};
@@ -91,6 +93,9 @@ pub(super) struct CodexManagerFeed {
     resubscribe: Notify,
     /// Sessions codex-manager lost that were not replaced yet.
     lost: Mutex<BTreeSet<String>>,
+    /// The unreadable pending calls of each thread in its latest listing, so that each is reported (logged and
+    /// counted) once rather than on every listing.
+    unreadable: Mutex<BTreeMap<String, BTreeSet<String>>>,
 }
 
 impl CodexManagerFeed {
@@ -117,6 +122,7 @@ impl CodexManagerFeed {
             poll_now: Arc::new(Notify::new()),
             resubscribe: Notify::new(),
             lost: Mutex::default(),
+            unreadable: Mutex::default(),
         }
     }
 
@@ -242,10 +248,11 @@ impl CodexManagerFeed {
         let threads: Vec<String> = lock(&self.known_threads).iter().cloned().collect();
         for thread in threads {
             let connection = self.calls.connection();
-            match self.client.list_tool_calls(&thread).await {
-                Ok(rows) => {
+            match self.client.list_pending_calls(&thread).await {
+                Ok(listing) => {
+                    self.report_unreadable(&thread, &listing.unreadable);
                     let mut pending = Vec::new();
-                    for row in rows.into_iter().filter(|r| r.status == "pending") {
+                    for row in listing.calls.into_iter().filter(|r| r.status == "pending") {
                         match tool_call_from_row(row) {
                             Ok(call) => pending.push(call),
                             Err(reason) => tracing::warn!(thread_id = %thread, %reason, "unusable pending call row"),
@@ -265,6 +272,40 @@ impl CodexManagerFeed {
                 Err(error) if is_gone(&error) => self.session_lost(&thread, &error),
                 Err(error) => tracing::warn!(%error, thread_id = %thread, "listing pending tool calls failed"),
             }
+        }
+    }
+
+    /// Logs (warn) and counts the unreadable rows of a thread's listing that its previous listing did not have: a
+    /// row nobody can read stays pending, and is listed again every time.
+    fn report_unreadable(&self, thread: &str, rows: &[UnreadableRow]) {
+        let key = |row: &UnreadableRow| match &row.request_id {
+            Some(id) => format!("id {id}"),
+            None => format!("? {}", row.reason),
+        };
+        let listed: BTreeSet<String> = rows.iter().map(key).collect();
+        let previous = {
+            let mut unreadable = lock(&self.unreadable);
+            if listed.is_empty() {
+                unreadable.remove(thread)
+            } else {
+                unreadable.insert(thread.to_owned(), listed)
+            }
+        }
+        .unwrap_or_default();
+        let mut reported = BTreeSet::new();
+        for row in rows {
+            let key = key(row);
+            if !previous.contains(&key) && reported.insert(key) {
+                tracing::warn!(
+                    thread_id = %thread,
+                    request_id = %row.request_id.as_deref().unwrap_or("?"),
+                    reason = %row.reason,
+                    "a pending tool call cannot be read; it stays unanswered"
+                );
+            }
+        }
+        if !reported.is_empty() {
+            self.feed.health().unreadable_calls_found(reported.len() as u64);
         }
     }
 
@@ -355,6 +396,10 @@ impl LinkStatus for StreamStats {
 
     fn malformed_frames(&self) -> u64 {
         StreamStats::malformed_frames(self)
+    }
+
+    fn malformed_frames_by_kind(&self) -> Vec<(&'static str, u64)> {
+        StreamStats::malformed_frames_by_kind(self)
     }
 }
 

@@ -203,11 +203,13 @@ impl CodexManagerUpstream {
             Some(pending) => pending,
             None => {
                 let connection = self.calls.connection();
-                let rows = match self.client.list_tool_calls(&call.thread_id).await {
-                    Ok(rows) => rows,
+                // The feed reports unreadable rows; this listing only looks for `call`.
+                let listing = match self.client.list_pending_calls(&call.thread_id).await {
+                    Ok(listing) => listing,
                     Err(error) => return Some(classify(&error)),
                 };
-                let pending: Vec<ToolCall> = rows
+                let pending: Vec<ToolCall> = listing
+                    .calls
                     .into_iter()
                     .filter(|row| row.status == "pending")
                     .filter_map(|row| feed::tool_call_from_row(row).ok())
