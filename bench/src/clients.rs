@@ -1,6 +1,7 @@
 //! The clients under test, each a separate process answering the double's tool calls:
 //! - `floor`: `bench-floor`, the least work that can answer a call;
 //! - `bridge`: `bench-bridge serve`, the skillbridge bridge with the benchmark skills;
+//! - `bridge+journal`: the same with `--journal` (each result on disk before its answer);
 //! - `blocking`: `bench-blocking`, the blocking facade's stream-handler path (W4).
 
 use std::collections::BTreeMap;
@@ -28,6 +29,8 @@ pub enum Kind {
     Floor,
     /// The skillbridge bridge.
     Bridge,
+    /// The bridge recording each result in a journal file before answering.
+    Journaled,
     /// The blocking facade's handler path.
     Blocking,
 }
@@ -38,6 +41,7 @@ impl Kind {
         match self {
             Kind::Floor => "floor",
             Kind::Bridge => "bridge",
+            Kind::Journaled => "bridge+journal",
             Kind::Blocking => "blocking",
         }
     }
@@ -116,9 +120,9 @@ impl Client {
                     http,
                 })
             }
-            Kind::Bridge => {
+            Kind::Bridge | Kind::Journaled => {
                 let admin = format!("127.0.0.1:{}", free_port()?);
-                let args = [
+                let mut args = [
                     "serve",
                     "--manager-url",
                     double.base_url(),
@@ -127,7 +131,15 @@ impl Client {
                     "--sessions",
                     "1",
                 ]
-                .map(String::from);
+                .map(String::from)
+                .to_vec();
+                if kind == Kind::Journaled {
+                    let journal = log_dir.join(format!("{name}.redb"));
+                    // A journal left by an earlier run would answer from its results instead of running skills.
+                    let _ = std::fs::remove_file(&journal);
+                    args.push("--journal".into());
+                    args.push(journal.display().to_string());
+                }
                 let mut process = Process::spawn(&name, &bins.path("bench-bridge"), &args, log_dir)?;
                 let admin_url = format!("http://{admin}");
                 let start_to_ready = wait_ready(&mut process, &http, &format!("{admin_url}/readyz")).await?;

@@ -35,8 +35,49 @@ pub struct Report {
     pub w3: Vec<Footprint>,
     /// W4: the blocking facade's handler path, when it differs from the bridge's.
     pub w4: W4,
+    /// What `--journal` costs per call.
+    pub journal: JournalCost,
     /// Every target, with the measured value.
     pub targets: Vec<Target>,
+}
+
+/// What recording each result in the journal (`serve --journal`) costs, from the W1 `noop` rounds of the bridge
+/// with and without it.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct JournalCost {
+    /// Calls/s with the journal as a fraction of calls/s without, at the W1 load.
+    pub throughput_ratio: f64,
+    /// Bridge CPU time added per call, in microseconds, at the W1 load.
+    pub cpu_us_per_call: f64,
+    /// Median latency added to a call answered alone (`@1`: one commit, one fsync per call), in microseconds.
+    pub serial_p50_us: f64,
+}
+
+impl JournalCost {
+    /// From the W1 series of the bridge and the journaled bridge, loaded and one call at a time.
+    pub fn between(
+        plain: &Series,
+        journaled: &Series,
+        plain_serial: &Series,
+        journaled_serial: &Series,
+    ) -> JournalCost {
+        JournalCost {
+            throughput_ratio: journaled.calls_per_sec / plain.calls_per_sec.max(f64::MIN_POSITIVE),
+            cpu_us_per_call: journaled.cpu_us_per_call.client - plain.cpu_us_per_call.client,
+            serial_p50_us: journaled_serial.latency_us.p50 as f64 - plain_serial.latency_us.p50 as f64,
+        }
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "Journal (`serve --journal`): {:.1}% of the calls/s without it at @64 (results of concurrent calls share \
+             a commit), {:+.1} µs bridge CPU per call, {:+.0} µs median latency per call answered alone (one commit \
+             and fsync each).",
+            self.throughput_ratio * 100.0,
+            self.cpu_us_per_call,
+            self.serial_p50_us
+        )
+    }
 }
 
 /// The sizes of a run.
@@ -385,10 +426,11 @@ impl Report {
     pub fn text(&self) -> String {
         let [calls, footprint, targets] = self.tables();
         format!(
-            "{}\n\n{}\n{}\n{}\n{}\nW4: {}\n",
+            "{}\n\n{}\n{}\n{}\n\n{}\n{}\nW4: {}\n",
             self.machine_line(),
             calls.text(),
             LEGEND,
+            self.journal.line(),
             footprint.text(),
             targets.text(),
             self.w4.note
@@ -401,10 +443,11 @@ impl Report {
         format!(
             "Machine: {}\n\nLatency is measured by the double, from emitting the tool-call event to accepting the \
              answer. Figures are medians over rounds. Command: `cargo run --release -p skillbridge-bench`.\n\n{}\n{}\n\
-             {}\n{}\nW4: {}\n",
+             {}\n\n{}\n{}\nW4: {}\n",
             self.machine_line(),
             calls.markdown(),
             LEGEND,
+            self.journal.line(),
             footprint.markdown(),
             targets.markdown(),
             self.w4.note

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::clients::{Bins, Client, Kind};
 use crate::double::{Burst, Double};
 use crate::procfs::{Machine, cpu_micros, load_average, machine_busy_micros, status_kib};
-use crate::report::{CpuPerCall, Footprint, PlanSummary, Report, Series, Target, W4, Workload, median};
+use crate::report::{CpuPerCall, Footprint, JournalCost, PlanSummary, Report, Series, Target, W4, Workload, median};
 
 /// How long the W2 skill sleeps.
 const W2_SKILL_TIME: Duration = Duration::from_millis(50);
@@ -249,6 +249,7 @@ pub async fn run(plan: &Plan, bins: &Bins, log_dir: &Path) -> Result<Report> {
     let mut bridge = Client::start(Kind::Bridge, bins, &double, log_dir, "w1").await?;
     bridge_starts.push(millis(bridge.start_to_ready()));
     let bridge_idle = idle_rss(&bridge, plan).await;
+    let mut journaled = Client::start(Kind::Journaled, bins, &double, log_dir, "w1").await?;
     println!(
         "bridge start-to-ready: {:?} ms",
         bridge_starts.iter().map(|ms| format!("{ms:.1}")).collect::<Vec<_>>()
@@ -257,11 +258,14 @@ pub async fn run(plan: &Plan, bins: &Bins, log_dir: &Path) -> Result<Report> {
     // W1: floor and bridge alternate rounds, so drift on a shared machine hits both alike.
     warm_up(&double, &floor, "noop", &trivial, plan.warmup_calls, plan).await?;
     warm_up(&double, &bridge, "noop", &trivial, plan.warmup_calls, plan).await?;
+    warm_up(&double, &journaled, "noop", &trivial, plan.warmup_calls, plan).await?;
     let mut w1_floor = Rounds::new("W1", "noop", trivial.clone(), plan.w1_calls, plan.outstanding);
     let mut w1_bridge = Rounds::new("W1", "noop", trivial.clone(), plan.w1_calls, plan.outstanding);
+    let mut w1_journaled = Rounds::new("W1", "noop", trivial.clone(), plan.w1_calls, plan.outstanding);
     for _ in 0..plan.w1_rounds {
         w1_floor.round(&double, &mut floor, plan).await?;
         w1_bridge.round(&double, &mut bridge, plan).await?;
+        w1_journaled.round(&double, &mut journaled, plan).await?;
     }
     let floor_peak = status_kib(floor.pid(), "VmHWM").unwrap_or(0);
     let bridge_peak = status_kib(bridge.pid(), "VmHWM").unwrap_or(0);
@@ -269,8 +273,15 @@ pub async fn run(plan: &Plan, bins: &Bins, log_dir: &Path) -> Result<Report> {
     // One call at a time: the latency each client adds to a call, without queueing behind 63 others.
     let mut serial_floor = Rounds::new("W1", "noop", trivial.clone(), plan.serial_calls, 1);
     let mut serial_bridge = Rounds::new("W1", "noop", trivial.clone(), plan.serial_calls, 1);
+    let mut serial_journaled = Rounds::new("W1", "noop", trivial.clone(), plan.serial_calls, 1);
     serial_floor.round(&double, &mut floor, plan).await?;
     serial_bridge.round(&double, &mut bridge, plan).await?;
+    serial_journaled.round(&double, &mut journaled, plan).await?;
+    let journaled_exit = journaled.stop().await?;
+    ensure!(
+        journaled_exit.success(),
+        "the journaled bridge exited with {journaled_exit} after SIGTERM"
+    );
 
     // The same with an `async fn` skill: shows what running a plain `fn` skill on the blocking pool costs.
     warm_up(&double, &bridge, "noop_async", &trivial, plan.warmup_calls, plan).await?;
@@ -309,12 +320,20 @@ pub async fn run(plan: &Plan, bins: &Bins, log_dir: &Path) -> Result<Report> {
     blocking.stop().await?;
     double.stop().await?;
 
+    let (w1_bridge, serial_bridge) = (w1_bridge.series(Kind::Bridge), serial_bridge.series(Kind::Bridge));
+    let (w1_journaled, serial_journaled) = (
+        w1_journaled.series(Kind::Journaled),
+        serial_journaled.series(Kind::Journaled),
+    );
+    let journal = JournalCost::between(&w1_bridge, &w1_journaled, &serial_bridge, &serial_journaled);
     let w1 = vec![
         w1_floor.series(Kind::Floor),
-        w1_bridge.series(Kind::Bridge),
+        w1_bridge,
         w1_async.series(Kind::Bridge),
         serial_floor.series(Kind::Floor),
-        serial_bridge.series(Kind::Bridge),
+        serial_bridge,
+        w1_journaled,
+        serial_journaled,
     ];
     let w2 = w2.series(Kind::Bridge);
     let w4 = w4.series(Kind::Blocking);
@@ -363,6 +382,7 @@ pub async fn run(plan: &Plan, bins: &Bins, log_dir: &Path) -> Result<Report> {
         w2_bound_calls_per_sec: w2_bound,
         w3,
         w4,
+        journal,
         targets,
     })
 }

@@ -47,8 +47,11 @@ fn a_quick_run_measures_every_workload_and_writes_the_report() {
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     let w1 = report["w1"].as_array().unwrap();
     let clients: Vec<&str> = w1.iter().map(|s| s["client"].as_str().unwrap()).collect();
-    assert_eq!(clients, ["floor", "bridge", "bridge", "floor", "bridge"]);
-    assert_eq!(w1[3]["outstanding"], 1);
+    assert_eq!(
+        clients,
+        ["floor", "bridge", "bridge", "floor", "bridge", "journaled", "journaled"]
+    );
+    assert_eq!((&w1[3]["outstanding"], &w1[6]["outstanding"]), (&1.into(), &1.into()));
     let series: Vec<&Value> = w1.iter().chain([&report["w2"], &report["w4"]["series"]]).collect();
     for s in &series {
         assert_eq!(s["complete"], true, "{s}");
@@ -61,7 +64,10 @@ fn a_quick_run_measures_every_workload_and_writes_the_report() {
         );
     }
     // The bridge counted every call it ran as a success.
-    for s in series.iter().filter(|s| s["client"] == "bridge") {
+    for s in series
+        .iter()
+        .filter(|s| s["client"] != "floor" && s["client"] != "blocking")
+    {
         let rounds = s["rounds"].as_array().unwrap().len() as u64;
         assert_eq!(
             s["outcomes"]["success"].as_u64(),
@@ -84,5 +90,11 @@ fn a_quick_run_measures_every_workload_and_writes_the_report() {
     let markdown = std::fs::read_to_string(PathBuf::from(&out).with_extension("md")).unwrap();
     assert!(markdown.contains("| W1 noop"), "{markdown}");
     assert!(printed.contains("W2 sleep_50ms"), "{printed}");
+    assert!(
+        report["journal"]["throughput_ratio"].as_f64().unwrap() > 0.0,
+        "{}",
+        report["journal"]
+    );
+    assert!(markdown.contains("Journal (`serve --journal`)"), "{markdown}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
