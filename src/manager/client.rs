@@ -143,6 +143,7 @@ impl CodexManager {
     fn with_hooks(config: ManagerConfig, hooks: HookSet) -> Result<Self, ManagerError> {
         let http = reqwest::Client::builder()
             .timeout(config.timeout())
+            .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS)
             .build()
             .map_err(|source| ManagerError::Transport {
                 operation: "client.build".into(),
@@ -557,6 +558,10 @@ fn log_response(operation: &str, route: &str, response: &CallResponse, started: 
 
 /// The `None` body of a request without one.
 const NO_BODY: Option<&Value> = None;
+
+/// Idle connections kept for reuse, at most: as many as the bridge's default concurrency, so a steady load reuses
+/// its connections while a burst of a library user's own requests does not leave thousands of sockets open.
+const MAX_IDLE_CONNECTIONS: usize = 64;
 
 /// Builds a [`CodexManager`]: configuration (defaults, or a whole [`ManagerConfig`]), hooks, middleware.
 ///
