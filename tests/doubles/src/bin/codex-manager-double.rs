@@ -7,21 +7,23 @@
 //! |---|---|
 //! | `POST /_double/sessions` | `{tools?}` → `{sessionId}` |
 //! | `GET /_double/sessions` | `{data:[{id, tools, deleted, messages, active_turn}]}` |
-//! | `POST /_double/tool-calls` | `{threadId, tool, arguments}` → `{requestId, callId}` |
+//! | `POST /_double/tool-calls` | `{threadId, tool, arguments, nested?}` → `{requestId, callId}`; `nested: N` adds `"nested": [[..]]` so the arguments nest N levels deep (2 to 1000), deeper than a request body may |
 //! | `GET /_double/pending?threadId=` | `{data:[pending row]}` |
 //! | `POST /_double/drop-sockets` | → `{dropped}` |
 //! | `GET /_double/sockets` | → `{count}` |
 //! | `POST /_double/fail-next` | `{n}`: the next n tool-call responses get 500 |
+//! | `POST /_double/fail-for` | `{ms}`: every tool-call response gets 500 for ms milliseconds from now (0: stop) |
 //! | `POST /_double/delay` | `{ms}`: every REST response is delayed |
 //! | `POST /_double/pong` | `{enabled}`: answer pings or not |
 //! | `POST /_double/events` | `{threadId?, type, payload}`: emit an envelope |
-//! | `POST /_double/raw` | `{text}`: send a raw text frame to every socket |
+//! | `POST /_double/raw` | `{text}` or `{bytes:[..]}`: send a raw text frame, or a binary one, to every socket (bodies up to 64 MiB) |
 //! | `GET /_double/received` | `{data:[recorded request]}` (secret headers redacted) |
 //! | `GET /_double/ws-received` | `{data:[text frames clients sent]}` |
 //! | `GET /_double/responses/{requestId}` | `{data:[response bodies]}` |
 //! | `POST /_double/turn-script` | `{threadId, toolCalls:[{tool, arguments}], finalMessage?, parallel?}`; `{answers}` in the message is replaced by the answers' texts |
 //! | `POST /_double/restart` | `{loseSessions?}` → `{socketsClosed, connectionsCut, callsForgotten, turnsInterrupted, sessionsLost}`: restart as codex-manager does (connections cut but this one, pending calls forgotten, request ids from 0 again; sessions kept unless `loseSessions`) |
 //! | `GET /_double/misdelivered` | `{data:[{requestId, expectedCallId, answerText}]}`: with `--check-answer-identity`, accepted answers that do not name their call |
+//! | `GET /_double/answered-twice` | `{data:[{callId, answers, ownAnswerAccepted}]}`: with `--check-answer-identity`, calls whose id more than one accepted answer contains |
 //! | `POST /_double/burst` | `{threadId, tool, arguments, count, outstanding, timeoutMs?}` → `{count, answered, elapsed_ms, calls_per_sec, latency_us:{p50,p99,max}, timed_out}` |
 
 use std::io::Write;

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
+use axum::extract::ws::Message;
 use axum::extract::{ConnectInfo, Path, Query, State as Extract};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -31,10 +33,14 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/_double/drop-sockets", post(drop_sockets))
         .route("/_double/sockets", get(sockets))
         .route("/_double/fail-next", post(fail_next))
+        .route("/_double/fail-for", post(fail_for))
         .route("/_double/delay", post(delay))
         .route("/_double/pong", post(pong))
         .route("/_double/events", post(emit_event))
-        .route("/_double/raw", post(emit_raw))
+        .route(
+            "/_double/raw",
+            post(emit_raw).layer(DefaultBodyLimit::max(RAW_BODY_LIMIT)),
+        )
         .route("/_double/received", get(received))
         .route("/_double/ws-received", get(ws_received))
         .route("/_double/responses/{request_id}", get(responses))
@@ -42,7 +48,15 @@ pub(crate) fn router() -> Router<Shared> {
         .route("/_double/burst", post(burst))
         .route("/_double/restart", post(restart))
         .route("/_double/misdelivered", get(misdelivered))
+        .route("/_double/answered-twice", get(answered_twice))
 }
+
+/// The largest `/_double/raw` body: room for a frame larger than a client's frame limit (tungstenite's default
+/// is 16 MiB).
+const RAW_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// The deepest `nested` arguments `/_double/tool-calls` builds.
+const MAX_NESTED: usize = 1000;
 
 /// Reads a JSON body into `T`; `Err` is the 400 body saying what is wrong.
 fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, Value> {
@@ -89,11 +103,40 @@ struct Inject {
     tool: String,
     #[serde(default)]
     arguments: Value,
+    /// Adds `"nested": [[..[1]..]]` to the arguments, so that they nest this many levels deep: deeper than a
+    /// JSON request body can carry (serde_json reads 128 levels).
+    #[serde(default)]
+    nested: Option<usize>,
+}
+
+/// `{"nested": [[..[1]..]]}` merged into `arguments` (an object, or null), nesting `depth` levels in all.
+fn nest(arguments: Value, depth: usize) -> Result<Value, Value> {
+    if !(2..=MAX_NESTED).contains(&depth) {
+        return Err(json!({"status": "error", "message": format!("nested must be 2 to {MAX_NESTED}")}));
+    }
+    let mut map = match arguments {
+        Value::Object(map) => map,
+        Value::Null => serde_json::Map::new(),
+        _ => return Err(json!({"status": "error", "message": "nested needs object arguments"})),
+    };
+    let mut deep = json!(1);
+    for _ in 1..depth {
+        deep = json!([deep]);
+    }
+    map.insert("nested".into(), deep);
+    Ok(Value::Object(map))
 }
 
 async fn inject(Extract(state): Extract<Shared>, bytes: Bytes) -> Response {
     let request: Inject = read_body!(bytes);
-    let issued = state.inject_tool_call(&request.thread_id, None, &request.tool, &request.arguments, None);
+    let arguments = match request.nested {
+        None => request.arguments,
+        Some(depth) => match nest(request.arguments, depth) {
+            Ok(arguments) => arguments,
+            Err(error) => return json_response(StatusCode::BAD_REQUEST, &error),
+        },
+    };
+    let issued = state.inject_tool_call(&request.thread_id, None, &request.tool, &arguments, None);
     ok(json!({"requestId": issued.request_id, "callId": issued.call_id}))
 }
 
@@ -124,6 +167,17 @@ async fn fail_next(Extract(state): Extract<Shared>, bytes: Bytes) -> Response {
     let request: FailNext = read_body!(bytes);
     state.fail_next(request.n);
     ok(json!({"n": request.n}))
+}
+
+#[derive(Deserialize)]
+struct FailFor {
+    ms: u64,
+}
+
+async fn fail_for(Extract(state): Extract<Shared>, bytes: Bytes) -> Response {
+    let request: FailFor = read_body!(bytes);
+    state.fail_for(Duration::from_millis(request.ms));
+    ok(json!({"ms": request.ms}))
 }
 
 #[derive(Deserialize)]
@@ -165,14 +219,20 @@ async fn emit_event(Extract(state): Extract<Shared>, bytes: Bytes) -> Response {
     ok(json!({"status": "ok"}))
 }
 
+/// A text frame, or a binary one of these bytes.
 #[derive(Deserialize)]
-struct Raw {
-    text: String,
+#[serde(untagged)]
+enum Raw {
+    Text { text: String },
+    Binary { bytes: Vec<u8> },
 }
 
 async fn emit_raw(Extract(state): Extract<Shared>, bytes: Bytes) -> Response {
-    let raw: Raw = read_body!(bytes);
-    state.hub.publish_all(raw.text.into());
+    let frame = match read_body!(bytes) {
+        Raw::Text { text } => Message::Text(text.into()),
+        Raw::Binary { bytes } => Message::Binary(bytes.into()),
+    };
+    state.hub.publish_all(frame);
     ok(json!({"status": "ok"}))
 }
 
@@ -255,4 +315,8 @@ async fn restart(
 
 async fn misdelivered(Extract(state): Extract<Shared>) -> Response {
     ok(json!({"data": state.misdelivered()}))
+}
+
+async fn answered_twice(Extract(state): Extract<Shared>) -> Response {
+    ok(json!({"data": state.answered_twice()}))
 }

@@ -1,6 +1,6 @@
 //! The websocket fan-out: a registry of connected sockets, each with its thread filter and an
-//! unbounded queue of pre-serialized frames. A frame is serialized once and its bytes shared by
-//! every socket. Publishing takes one short lock (never across an await), so frames reach every
+//! unbounded queue of pre-serialized frames (text, or binary for malformed-frame tests). A frame is
+//! serialized once and its bytes shared by every socket. Publishing takes one short lock (never across an await), so frames reach every
 //! socket in one global order. Frames published while no socket is connected are lost, as on the
 //! real server.
 
@@ -9,13 +9,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::ws::Utf8Bytes;
+use axum::extract::ws::{Message, Utf8Bytes};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 struct SocketEntry {
     filter: Option<Arc<str>>,
-    frames: mpsc::UnboundedSender<Utf8Bytes>,
+    frames: mpsc::UnboundedSender<Message>,
     kill: CancellationToken,
 }
 
@@ -32,7 +32,7 @@ pub(crate) struct Hub {
 pub(crate) struct Membership {
     hub: Arc<Hub>,
     pub id: u64,
-    pub frames: mpsc::UnboundedReceiver<Utf8Bytes>,
+    pub frames: mpsc::UnboundedReceiver<Message>,
     pub kill: CancellationToken,
 }
 
@@ -104,13 +104,13 @@ impl Hub {
             };
             if wanted {
                 // A closed queue means the socket is going away; its frames are lost like on the real server.
-                let _ = entry.frames.send(frame.clone());
+                let _ = entry.frames.send(Message::Text(frame.clone()));
             }
         }
     }
 
-    /// Sends a frame to every socket regardless of filters.
-    pub(crate) fn publish_all(&self, frame: Utf8Bytes) {
+    /// Sends a frame (text or binary) to every socket regardless of filters.
+    pub(crate) fn publish_all(&self, frame: Message) {
         for entry in self.lock().values() {
             let _ = entry.frames.send(frame.clone());
         }

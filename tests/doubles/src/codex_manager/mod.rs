@@ -51,13 +51,16 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::extract::ws::Message;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use burst::{BurstReport, BurstSpec, DEFAULT_BURST_TIMEOUT, LatencyMicros};
-pub use state::{CALL_ID_ARGUMENT, IssuedCall, Misdelivery, RecordedRequest, RestartReport, SessionSnapshot};
+pub use state::{
+    AnsweredTwice, CALL_ID_ARGUMENT, IssuedCall, Misdelivery, RecordedRequest, RestartReport, SessionSnapshot,
+};
 pub use turns::{AnswersToText, FinalMessage, IncomingMessage, TurnScript, answer_text};
 pub use validate::MAX_DYNAMIC_TOOLS;
 
@@ -193,7 +196,9 @@ impl CodexManagerDoubleBuilder {
     /// [`misdelivered`](CodexManagerDouble::misdelivered) and still answered 200, as the real server
     /// would. So the skill under test must echo its arguments (or at least `call_id`) in every answer,
     /// failures included; then `assert!(double.misdelivered().is_empty())` proves no answer went to the
-    /// wrong call, e.g. to a new call holding an old call's request id after a restart.
+    /// wrong call, e.g. to a new call holding an old call's request id after a restart. The call ids an
+    /// accepted answer contains are noted too (a few dozen bytes per call), so that a result delivered
+    /// twice shows in [`answered_twice`](CodexManagerDouble::answered_twice).
     ///
     /// ```
     /// use serde_json::json;
@@ -381,6 +386,14 @@ impl CodexManagerDouble {
         self.state.misdelivered()
     }
 
+    /// The calls whose id more than one accepted answer contains, by call id; always empty unless
+    /// [`check_answer_identity`](CodexManagerDoubleBuilder::check_answer_identity) is on. Each accepted
+    /// answer is taken for the call it was accepted for, so a result accepted twice means one of its
+    /// answers went to another call (which [`misdelivered`](Self::misdelivered) lists as well).
+    pub fn answered_twice(&self) -> Vec<AnsweredTwice> {
+        self.state.answered_twice()
+    }
+
     /// Closes every websocket now, without a close handshake, and returns how many there were.
     /// [`socket_count`](Self::socket_count) is zero right after.
     pub fn drop_sockets(&self) -> usize {
@@ -391,6 +404,13 @@ impl CodexManagerDouble {
     /// pending. Replaces any count left over.
     pub fn fail_next_responds(&self, n: usize) {
         self.state.fail_next(n);
+    }
+
+    /// Every tool-call response that would succeed gets 500 for `window` from now (zero: stop failing);
+    /// their calls stay pending. Replaces any window left over; the failures of
+    /// [`fail_next_responds`](Self::fail_next_responds) are not used up meanwhile.
+    pub fn fail_responds_for(&self, window: Duration) {
+        self.state.fail_for(window);
     }
 
     /// The next `n` session creations that would succeed get 500 instead (no session is created).
@@ -417,7 +437,13 @@ impl CodexManagerDouble {
 
     /// Sends a raw text frame to every socket, whatever its filter (for malformed-frame tests).
     pub fn emit_raw(&self, text: impl Into<String>) {
-        self.state.hub.publish_all(text.into().into());
+        self.state.hub.publish_all(Message::Text(text.into().into()));
+    }
+
+    /// Sends a binary frame to every socket, whatever its filter (for malformed-frame tests: bytes that are
+    /// not UTF-8, say).
+    pub fn emit_raw_binary(&self, bytes: impl Into<Vec<u8>>) {
+        self.state.hub.publish_all(Message::Binary(bytes.into().into()));
     }
 
     /// Every `/api` request received so far, oldest first (empty when recording is off).

@@ -213,6 +213,16 @@ struct Calls {
     generation: u64,
     /// Accepted answers whose text does not name the call they were accepted for.
     misdelivered: Vec<Misdelivery>,
+    /// With answer identity checking on: every call some accepted answer named, and how.
+    named: HashMap<Arc<str>, Named>,
+}
+
+/// How the accepted answers named one call.
+#[derive(Default)]
+struct Named {
+    answers: u32,
+    /// The call's own answer (one accepted for it that names it) is among them.
+    own: bool,
 }
 
 /// Accepted answer bodies by request id: every one while recording, the newest
@@ -299,6 +309,20 @@ pub struct Misdelivery {
     pub answer_text: String,
 }
 
+/// A call whose id more than one accepted answer contains: with
+/// [`check_answer_identity`](super::CodexManagerDoubleBuilder::check_answer_identity), evidence that its result was
+/// delivered twice (to itself and to another call holding a reused request id, say).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnsweredTwice {
+    /// The call named.
+    pub call_id: String,
+    /// How many accepted answers name it.
+    pub answers: u32,
+    /// Whether one of them was accepted for the call itself (the others then went to other calls).
+    pub own_answer_accepted: bool,
+}
+
 /// What a [`restart`](super::CodexManagerDouble::restart) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -341,18 +365,39 @@ fn with_call_id(arguments: &Value, call_id: &str) -> (Value, bool) {
     }
 }
 
+fn is_word(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
 /// Whether `text` contains `id` as a whole token: not preceded or followed by a letter, digit or `_`, so
 /// `call_1` is not found in `call_12`.
 pub(crate) fn contains_token(text: &str, id: &str) -> bool {
     if id.is_empty() {
         return false;
     }
-    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
     text.match_indices(id).any(|(at, _)| {
         let before = text[..at].chars().next_back();
         let after = text[at + id.len()..].chars().next();
-        !before.is_some_and(word) && !after.is_some_and(word)
+        !before.is_some_and(is_word) && !after.is_some_and(is_word)
     })
+}
+
+/// The call ids (`call_<n>`, whole tokens) that `text` contains, each once.
+fn call_ids_in(text: &str) -> Vec<&str> {
+    let mut ids: Vec<&str> = text
+        .match_indices("call_")
+        .filter(|(at, _)| !text[..*at].chars().next_back().is_some_and(is_word))
+        .filter_map(|(at, prefix)| {
+            let rest = &text[at + prefix.len()..];
+            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let id = &text[at..at + prefix.len() + digits];
+            let whole = digits > 0 && !rest[digits..].chars().next().is_some_and(is_word);
+            whole.then_some(id)
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
 }
 
 pub(crate) struct State {
@@ -370,6 +415,8 @@ pub(crate) struct State {
     respond_bodies: Mutex<HashMap<String, Vec<Value>>>,
     ws_received: Mutex<Vec<String>>,
     fail_next: AtomicUsize,
+    /// Tool-call responses fail until then.
+    fail_until: Mutex<Option<Instant>>,
     fail_next_creates: AtomicUsize,
     delay_micros: AtomicU64,
     pong_enabled: AtomicBool,
@@ -392,6 +439,7 @@ impl State {
             respond_bodies: Mutex::default(),
             ws_received: Mutex::default(),
             fail_next: AtomicUsize::new(0),
+            fail_until: Mutex::new(None),
             fail_next_creates: AtomicUsize::new(0),
             delay_micros: AtomicU64::new(0),
             pong_enabled: AtomicBool::new(true),
@@ -647,6 +695,11 @@ impl State {
             if text.is_empty() {
                 text = body.to_string();
             }
+            for named in call_ids_in(&text) {
+                let entry = calls.named.entry(Arc::from(named)).or_default();
+                entry.answers += 1;
+                entry.own |= named == &*call.call_id;
+            }
             if !contains_token(&text, &call.call_id) {
                 calls.misdelivered.push(Misdelivery {
                     request_id: request_id.to_owned(),
@@ -678,6 +731,23 @@ impl State {
     /// Every answer accepted for a call whose id its text does not contain, oldest first.
     pub(crate) fn misdelivered(&self) -> Vec<Misdelivery> {
         lock(&self.calls).misdelivered.clone()
+    }
+
+    /// The calls more than one accepted answer named, by call id.
+    pub(crate) fn answered_twice(&self) -> Vec<AnsweredTwice> {
+        let calls = lock(&self.calls);
+        let mut twice: Vec<AnsweredTwice> = calls
+            .named
+            .iter()
+            .filter(|(_, named)| named.answers > 1)
+            .map(|(call_id, named)| AnsweredTwice {
+                call_id: call_id.to_string(),
+                answers: named.answers,
+                own_answer_accepted: named.own,
+            })
+            .collect();
+        twice.sort_by(|a, b| a.call_id.cmp(&b.call_id));
+        twice
     }
 
     /// Restarts the server as codex-manager restarts: every connection is cut but `keep` (websockets drop
@@ -765,8 +835,16 @@ impl State {
         self.fail_next.store(n, Ordering::SeqCst);
     }
 
-    /// Consumes one injected failure, if any are left.
+    /// Fails every tool-call response for `window` from now (zero: none); replaces the window left over.
+    pub(crate) fn fail_for(&self, window: Duration) {
+        *lock(&self.fail_until) = (!window.is_zero()).then(|| Instant::now() + window);
+    }
+
+    /// Whether this tool-call response fails: within the failure window, or consuming one of the next-n failures.
     pub(crate) fn take_failure(&self) -> bool {
+        if lock(&self.fail_until).is_some_and(|until| Instant::now() < until) {
+            return true;
+        }
         self.fail_next
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
@@ -890,6 +968,16 @@ mod tests {
     }
 
     #[test]
+    fn answers_name_the_call_ids_they_contain_as_whole_words() {
+        assert_eq!(
+            call_ids_in(r#"{"call_id":"call_1","text":"call_12 call_1"}"#),
+            ["call_1", "call_12"]
+        );
+        assert_eq!(call_ids_in("call_ call_x xcall_3 call_4b"), Vec::<&str>::new());
+        assert_eq!(call_ids_in("(call_7)"), ["call_7"]);
+    }
+
+    #[test]
     fn call_ids_are_found_only_as_whole_words() {
         assert!(contains_token(r#"{"call_id":"call_1","text":"x"}"#, "call_1"));
         assert!(contains_token("call_1", "call_1"));
@@ -942,7 +1030,9 @@ mod tests {
         let id = state
             .inject_tool_call("t", Some("u"), "echo", &serde_json::json!({"text": "hi"}), None)
             .request_id;
-        let signal = socket.frames.recv().await.unwrap();
+        let Some(axum::extract::ws::Message::Text(signal)) = socket.frames.recv().await else {
+            panic!("a text frame")
+        };
         assert!(
             signal
                 .as_str()

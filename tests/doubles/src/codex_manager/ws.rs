@@ -115,12 +115,12 @@ fn command_reply(state: &State, membership: &Membership, text: &str) -> Option<&
 async fn write_batch(
     sink: &mut futures::stream::SplitSink<WebSocket, Message>,
     membership: &mut Membership,
-    first: Utf8Bytes,
+    first: Message,
 ) -> Result<(), axum::Error> {
-    sink.feed(Message::Text(first)).await?;
+    sink.feed(first).await?;
     for _ in 1..WRITE_BATCH {
         match membership.frames.try_recv() {
-            Ok(frame) => sink.feed(Message::Text(frame)).await?,
+            Ok(frame) => sink.feed(frame).await?,
             Err(_) => break,
         }
     }

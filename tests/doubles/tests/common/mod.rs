@@ -131,16 +131,22 @@ impl Ws {
     }
 
     pub async fn next_text(&mut self) -> String {
+        match self.next_message().await {
+            Message::Text(text) => text.as_str().to_owned(),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    /// The next text or binary frame (pings and pongs skipped); panics after [`WAIT`].
+    pub async fn next_message(&mut self) -> Message {
         loop {
             let message = tokio::time::timeout(WAIT, self.stream.next())
                 .await
                 .expect("a frame within the wait")
                 .expect("the socket is open")
                 .expect("a readable frame");
-            match message {
-                Message::Text(text) => return text.as_str().to_owned(),
-                Message::Ping(_) | Message::Pong(_) => continue,
-                other => panic!("expected a text frame, got {other:?}"),
+            if !matches!(message, Message::Ping(_) | Message::Pong(_)) {
+                return message;
             }
         }
     }
