@@ -1,6 +1,7 @@
 //! codex-manager restarts: request ids start at 0 again (sessions survive), so a result computed before the restart
 //! must never answer the new call that took its request id; a restart that loses the sessions makes the bridge
-//! unready until it has created them again.
+//! unready until it has created them again. Calls seen before any reconnect are answered once a current listing
+//! shows them, and their answers share one listing of the thread rather than take one each.
 //!
 //! The double checks each accepted answer against the call it answers (`check_answer_identity`): every call's
 //! arguments carry its `call_id`, the skills here quote it, and `misdelivered()` lists any answer that landed on
@@ -11,7 +12,11 @@ mod bridge_support;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, LazyLock, Mutex};
 
-use bridge_support::{WAIT, answer_text, bridge_for, eventually, only_thread, start};
+use std::time::Duration;
+
+use bridge_support::{
+    WAIT, answer_text, bridge_for, builder, client, eventually, listings, only_thread, start, upstream_of,
+};
 use serde_json::json;
 use skillbridge::skill;
 use skillbridge::telemetry::CallRecord;
@@ -167,6 +172,46 @@ async fn a_call_forgotten_by_the_restart_is_dropped_and_new_calls_with_old_ids_r
             .expect("each new call is answered");
         assert_eq!(answer_text(&body), format!("{} quoted", call.call_id));
     }
+    assert!(double.misdelivered().is_empty(), "{:?}", double.misdelivered());
+    bridge.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_of_calls_seen_before_a_reconnect_share_one_listing() {
+    const CALLS: usize = 20;
+    let double = checking_double().await;
+    // Only the listing after each `ready` frame, none on a timer.
+    let upstream = upstream_of(client(&double)).poll_interval(Duration::from_secs(600));
+    let bridge = start(builder().upstream(upstream)).await;
+    let thread = only_thread(&bridge);
+    let names: Vec<String> = (0..CALLS).map(|i| format!("before-reconnect-{i}")).collect();
+    let calls: Vec<_> = names
+        .iter()
+        .map(|name| double.inject_call(&thread, "gated", json!({"gate_name": name})))
+        .collect();
+    for name in &names {
+        wait_at_gate(name).await;
+    }
+
+    // A slow listing keeps every answer waiting for one while it is taken.
+    double.set_response_delay(Duration::from_millis(300));
+    let listed = listings(&double, &thread);
+    assert_eq!(double.drop_sockets(), 1);
+    assert!(double.wait_for_sockets(1, WAIT).await, "the bridge reconnects");
+    assert!(bridge.wait_connected(WAIT).await, "the bridge sees its new connection");
+    for name in &names {
+        gate(name).add_permits(1);
+    }
+    for call in &calls {
+        let body = double
+            .wait_answered(&call.request_id, WAIT)
+            .await
+            .expect("each call seen before the reconnect is answered");
+        assert!(answer_text(&body).starts_with(&call.call_id), "{body}");
+    }
+    // The feed's listing after `ready`, and at most one taken for an answer that came first: not one per answer.
+    let taken = listings(&double, &thread) - listed;
+    assert!((1..=2).contains(&taken), "{taken} listings for {CALLS} answers");
     assert!(double.misdelivered().is_empty(), "{:?}", double.misdelivered());
     bridge.shutdown().await;
 }

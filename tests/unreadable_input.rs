@@ -1,7 +1,7 @@
 //! Input the bridge cannot read, against the codex-manager double: a pending call nested deeper than JSON is read to
 //! does not fail the listing of its session (the other calls are served; it is reported once, with its request id
 //! and why), the same call on the stream is a malformed frame of kind `too_deep`, and malformed frames are counted by
-//! kind in `/metrics`.
+//! kind in `/metrics`, next to well-formed signals that cannot be used (a tool call whose request id is an object).
 
 mod bridge_support;
 
@@ -214,8 +214,14 @@ async fn malformed_frames_are_counted_by_kind_in_the_metrics() {
     ] {
         double.emit_raw(frame);
     }
-    eventually_async("six malformed frames counted", || async {
-        bridge.health().malformed_frames() == 6
+    // Well-formed frames, but tool calls whose request id is neither a string nor a number: no call can be answered.
+    for request_id in [json!({"id": 1}), json!(true)] {
+        let params = json!({"threadId": thread, "callId": "call_x", "tool": "shout", "arguments": {"text": "x"}});
+        let payload = json!({"method": "item/tool/call", "requestId": request_id, "params": params});
+        double.emit_event(Some(&thread), "app_server.request.item.tool.call", payload);
+    }
+    eventually_async("six malformed frames and two unusable signals counted", || async {
+        bridge.health().malformed_frames() == 6 && bridge.health().unusable_signals() == 2
     })
     .await;
     let text = metrics(&bridge).await;
@@ -230,6 +236,7 @@ async fn malformed_frames_are_counted_by_kind_in_the_metrics() {
         let line = format!("skillbridge_malformed_frames_total{{kind=\"{kind}\"}} {n}");
         assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
     }
+    assert_eq!(sample(&text, "skillbridge_unusable_signals_total"), 2.0);
     // The stream goes on.
     let id = double.inject_tool_call(&thread, "shout", json!({"text": "still here"}));
     let body = double.wait_answered(&id, WAIT).await.expect("answered");

@@ -93,6 +93,13 @@ pub fn render(stats: &BridgeStats, health: &BridgeHealth) -> String {
     }
     counter(
         &mut out,
+        "skillbridge_unusable_signals_total",
+        "Well-formed upstream signals that could not be used (a tool call without a usable requestId, say); a call \
+         among them stays pending.",
+        health.unusable_signals(),
+    );
+    counter(
+        &mut out,
         "skillbridge_unreadable_calls_total",
         "Tool calls found but unreadable (each counted once); they stay unanswered.",
         health.unreadable_calls(),

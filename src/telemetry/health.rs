@@ -1,5 +1,5 @@
 //! [`BridgeHealth`]: what readiness depends on (the upstream connection and the served sessions), and what the
-//! upstream could not read (malformed frames, unreadable calls), shared between the upstream glue that updates it and
+//! upstream could not read (malformed frames, unusable signals, unreadable calls), shared between the upstream glue that updates it and
 //! the admin endpoint that reports it.
 
 use std::collections::BTreeMap;
@@ -36,6 +36,11 @@ pub trait LinkStatus: Send + Sync + 'static {
     /// [`malformed_frames`](Self::malformed_frames) by kind, for a link that tells them apart (empty otherwise).
     fn malformed_frames_by_kind(&self) -> Vec<(&'static str, u64)> {
         Vec::new()
+    }
+    /// Well-formed signals since start that could not be used: a tool call without a usable `requestId` (an object
+    /// or a bool, say), an unreadable turn event.
+    fn unusable_signals(&self) -> u64 {
+        0
     }
 }
 
@@ -91,6 +96,12 @@ impl BridgeHealth {
     /// [`malformed_frames`](Self::malformed_frames) by kind, when the link tells them apart (empty otherwise).
     pub fn malformed_frames_by_kind(&self) -> Vec<(&'static str, u64)> {
         self.link().map_or_else(Vec::new, |l| l.malformed_frames_by_kind())
+    }
+
+    /// Well-formed signals the upstream could not use since start (a tool call without a usable `requestId`, say);
+    /// a call among them stays pending, for the pending-call listing to find or report.
+    pub fn unusable_signals(&self) -> u64 {
+        self.link().map_or(0, |l| l.unusable_signals())
     }
 
     /// Tool calls the upstream found but could not read (e.g. arguments nested deeper than JSON is read to), each

@@ -7,7 +7,10 @@
 //! is answered only while a pending-call listing taken on the current connection, or just now, shows its request
 //! id with the same thread, turn and call id. Otherwise its result is dropped: it is never delivered to another
 //! call. A restart always cuts the stream, so it always starts a new connection. The listing is taken once per
-//! connection and thread (the feed's listing after the `ready` frame usually is that one), not once per call.
+//! connection and thread (the feed's listing after the `ready` frame usually is that one), not once per call: one
+//! listing of a thread is taken at a time ([`Calls::listing_gate`]), and whoever waited for it uses it. A thread with
+//! tens of thousands of pending calls lists as many megabytes, so the workers answering calls of an earlier
+//! connection must not each take their own.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -58,6 +61,8 @@ pub(super) struct Calls {
     seen: Mutex<Seen>,
     /// The pending rows of each thread, as last listed, with the connection they were listed on.
     listed: Mutex<HashMap<String, Listing>>,
+    /// Held while a thread is being listed.
+    listing_gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 #[derive(Default)]
@@ -109,6 +114,12 @@ impl Calls {
             // Forgotten (the bridge held more calls than remembered) counts as earlier: it is checked.
             _ => Standing::Earlier,
         }
+    }
+
+    /// The lock to hold while listing `thread`, so that one listing of it is taken at a time: whoever waited for it
+    /// finds the result with [`listed_pending`](Self::listed_pending) instead of listing again.
+    pub(super) fn listing_gate(&self, thread: &str) -> Arc<tokio::sync::Mutex<()>> {
+        Arc::clone(lock(&self.listing_gates).entry(thread.to_owned()).or_default())
     }
 
     /// Records the pending rows of `thread` as listed on `connection`.

@@ -247,6 +247,9 @@ impl CodexManagerFeed {
     async fn poll_once(&self) {
         let threads: Vec<String> = lock(&self.known_threads).iter().cloned().collect();
         for thread in threads {
+            // Answers of calls seen on an earlier connection wait for this listing rather than take their own.
+            let gate = self.calls.listing_gate(&thread);
+            let _listing = gate.lock().await;
             let connection = self.calls.connection();
             match self.client.list_pending_calls(&thread).await {
                 Ok(listing) => {
@@ -400,6 +403,11 @@ impl LinkStatus for StreamStats {
 
     fn malformed_frames_by_kind(&self) -> Vec<(&'static str, u64)> {
         StreamStats::malformed_frames_by_kind(self)
+    }
+
+    /// The feed's handlers fail only on signals they cannot use.
+    fn unusable_signals(&self) -> u64 {
+        StreamStats::handler_failures(self)
     }
 }
 

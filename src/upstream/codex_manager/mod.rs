@@ -186,20 +186,18 @@ impl CodexManagerUpstream {
     /// `None` when `call` may be answered; otherwise why not (see [`calls`]): a call not seen on the current
     /// stream connection is answered only while a current pending-call listing shows it under its request id.
     async fn check_identity(&self, call: &ToolCall) -> Option<AnswerOutcome> {
-        let lost = |what: &str| {
-            Some(AnswerOutcome::Lost {
-                reason: format!(
-                    "request {} {what} since codex-manager reconnected (it restarts its request ids at 0)",
-                    call.request_id
-                ),
-            })
-        };
         match self.calls.standing(call) {
             calls::Standing::Current => return None,
-            calls::Standing::Replaced => return lost("stands for another call"),
+            calls::Standing::Replaced => return Some(lost(call, "stands for another call")),
             calls::Standing::Earlier => {}
         }
+        if let Some(pending) = self.calls.listed_pending(call) {
+            return self.answerable(call, pending);
+        }
+        let gate = self.calls.listing_gate(&call.thread_id);
+        let _listing = gate.lock().await;
         let pending = match self.calls.listed_pending(call) {
+            // Listed while this call waited for the gate.
             Some(pending) => pending,
             None => {
                 let connection = self.calls.connection();
@@ -221,12 +219,28 @@ impl CodexManagerUpstream {
                 shown
             }
         };
+        self.answerable(call, pending)
+    }
+
+    /// `None` when `call`, seen on an earlier connection, is `pending` in a current listing (it is then taken as
+    /// seen on the current connection); otherwise it is lost.
+    fn answerable(&self, call: &ToolCall, pending: bool) -> Option<AnswerOutcome> {
         if pending {
             self.calls.seen(call, self.calls.connection());
             None
         } else {
-            lost("is no longer pending")
+            Some(lost(call, "is no longer pending"))
         }
+    }
+}
+
+/// Why the result of a call seen before codex-manager reconnected cannot be delivered.
+fn lost(call: &ToolCall, what: &str) -> AnswerOutcome {
+    AnswerOutcome::Lost {
+        reason: format!(
+            "request {} {what} since codex-manager reconnected (it restarts its request ids at 0)",
+            call.request_id
+        ),
     }
 }
 

@@ -165,7 +165,7 @@ async fn a_result_accepted_for_two_calls_is_answered_twice() {
     };
     assert_eq!(
         double.answered_twice(),
-        [first_twice.clone()],
+        std::slice::from_ref(&first_twice),
         "the forgotten call's result went to one other call: misdelivered, not answered twice"
     );
     let again = double.inject_call(&thread, "echo", json!({}));
