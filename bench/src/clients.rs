@@ -1,6 +1,7 @@
 //! The clients under test, each a separate process answering the double's tool calls:
 //! - `floor`: `bench-floor`, the least work that can answer a call;
-//! - `bridge`: `bench-bridge serve`, the skillbridge bridge with the benchmark skills;
+//! - `bridge`: `bench-bridge serve`, the skillbridge bridge with the benchmark skills (started with the flags,
+//!   variables and descriptor limit of [`BridgeOptions`]);
 //! - `bridge+journal`: the same with `--journal` (each result on disk before its answer);
 //! - `blocking`: `bench-blocking`, the blocking facade's stream-handler path (W4).
 
@@ -9,11 +10,15 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
 use crate::double::Double;
-use crate::process::{Process, free_port};
+use crate::process::{Process, SpawnOptions, free_port};
+
+/// The variable naming the file where the bridge's `echo_call` skill notes `start <call_id>` and `done <call_id>`
+/// for each run (unset: nowhere).
+pub const RUN_LOG_ENV: &str = "SKILLBRIDGE_BENCH_RUN_LOG";
 
 /// How long a client may take to become ready before the run fails.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,6 +64,39 @@ impl Bins {
         Bins { dir: dir.into() }
     }
 
+    /// Binaries next to the running executable (a harness built with them).
+    pub fn beside_this_executable() -> Result<Bins> {
+        let exe = std::env::current_exe()?;
+        let dir = exe.parent().context("this executable has no directory")?;
+        Ok(Bins::new(dir))
+    }
+
+    /// Builds the benchmark binaries with the profile of their directory (`target/release` → `--release`).
+    pub fn build(&self) -> Result<()> {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut command = std::process::Command::new(cargo);
+        command.args(["build", "-p", "skillbridge-bench", "--bins"]);
+        match self.dir.file_name().and_then(|name| name.to_str()) {
+            Some("debug") => {}
+            Some("release") => {
+                command.arg("--release");
+            }
+            Some(profile) => {
+                command.args(["--profile", profile]);
+            }
+            None => bail!(
+                "cannot tell the build profile of {}; pass --no-build",
+                self.dir.display()
+            ),
+        }
+        println!("building the benchmark binaries: {command:?}");
+        let status = command.status().context("running cargo build")?;
+        if !status.success() {
+            bail!("cargo build failed ({status})");
+        }
+        Ok(())
+    }
+
     /// The path of binary `name`.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
@@ -78,6 +116,25 @@ impl Bins {
             );
         }
         Ok(())
+    }
+}
+
+/// How a bridge is started: `bench-bridge serve --manager-url <double> --admin 127.0.0.1:<free port>`, then these.
+#[derive(Debug, Clone)]
+pub struct BridgeOptions {
+    /// The flags after the upstream and admin ones.
+    pub args: Vec<String>,
+    /// Variables and descriptor limit of the process.
+    pub spawn: SpawnOptions,
+}
+
+impl Default for BridgeOptions {
+    /// One session of its own.
+    fn default() -> Self {
+        BridgeOptions {
+            args: vec!["--sessions".into(), "1".into()],
+            spawn: SpawnOptions::default(),
+        }
     }
 }
 
@@ -121,43 +178,51 @@ impl Client {
                 })
             }
             Kind::Bridge | Kind::Journaled => {
-                let admin = format!("127.0.0.1:{}", free_port()?);
-                let mut args = [
-                    "serve",
-                    "--manager-url",
-                    double.base_url(),
-                    "--admin",
-                    &admin,
-                    "--sessions",
-                    "1",
-                ]
-                .map(String::from)
-                .to_vec();
+                let mut options = BridgeOptions::default();
                 if kind == Kind::Journaled {
-                    let journal = log_dir.join(format!("{name}.redb"));
+                    let journal = log_dir.join(format!("{}-{tag}.redb", kind.name()));
                     // A journal left by an earlier run would answer from its results instead of running skills.
                     let _ = std::fs::remove_file(&journal);
-                    args.push("--journal".into());
-                    args.push(journal.display().to_string());
+                    options.args.push("--journal".into());
+                    options.args.push(journal.display().to_string());
                 }
-                let mut process = Process::spawn(&name, &bins.path("bench-bridge"), &args, log_dir)?;
-                let admin_url = format!("http://{admin}");
-                let start_to_ready = wait_ready(&mut process, &http, &format!("{admin_url}/readyz")).await?;
-                let thread_id = process
-                    .wait_line(READY_TIMEOUT, |line| {
-                        line.strip_prefix("session ").map(|id| id.trim().to_owned())
-                    })
-                    .await?;
-                Ok(Client {
-                    kind,
-                    process,
-                    thread_id,
-                    admin_url: Some(admin_url),
-                    start_to_ready,
-                    http,
-                })
+                Client::start_bridge(kind, bins, double, log_dir, tag, &options).await
             }
         }
+    }
+
+    /// Starts a bridge with `options` and waits until `/readyz` answers 200.
+    pub async fn start_bridge(
+        kind: Kind,
+        bins: &Bins,
+        double: &Double,
+        log_dir: &Path,
+        tag: &str,
+        options: &BridgeOptions,
+    ) -> Result<Client> {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+        let name = format!("{}-{tag}", kind.name());
+        let admin = format!("127.0.0.1:{}", free_port()?);
+        let mut args = ["serve", "--manager-url", double.base_url(), "--admin", &admin]
+            .map(String::from)
+            .to_vec();
+        args.extend(options.args.iter().cloned());
+        let mut process = Process::spawn_with(&name, &bins.path("bench-bridge"), &args, log_dir, &options.spawn)?;
+        let admin_url = format!("http://{admin}");
+        let start_to_ready = wait_ready(&mut process, &http, &format!("{admin_url}/readyz")).await?;
+        let thread_id = process
+            .wait_line(READY_TIMEOUT, |line| {
+                line.strip_prefix("session ").map(|id| id.trim().to_owned())
+            })
+            .await?;
+        Ok(Client {
+            kind,
+            process,
+            thread_id,
+            admin_url: Some(admin_url),
+            start_to_ready,
+            http,
+        })
     }
 
     /// Which client this is.
@@ -175,6 +240,16 @@ impl Client {
         self.process.pid()
     }
 
+    /// `http://127.0.0.1:PORT` of the bridge's admin endpoint; `None` for other clients.
+    pub fn admin_url(&self) -> Option<&str> {
+        self.admin_url.as_deref()
+    }
+
+    /// The stderr log.
+    pub fn log_path(&self) -> &Path {
+        self.process.log_path()
+    }
+
     /// From spawning the process until it was ready.
     pub fn start_to_ready(&self) -> Duration {
         self.start_to_ready
@@ -187,23 +262,26 @@ impl Client {
 
     /// The bridge's `skillbridge_calls_total` counters by `(skill, outcome)`; empty for other clients.
     pub async fn call_counts(&self) -> Result<BTreeMap<(String, String), u64>> {
+        Ok(parse_call_counts(&self.metrics().await?))
+    }
+
+    /// The bridge's `/metrics` (Prometheus text); empty for other clients.
+    pub async fn metrics(&self) -> Result<String> {
         let Some(admin) = &self.admin_url else {
-            return Ok(BTreeMap::new());
+            return Ok(String::new());
         };
-        let text = self
-            .http
-            .get(format!("{admin}/metrics"))
-            .send()
-            .await?
-            .error_for_status()?
-            .text()
-            .await?;
-        Ok(parse_call_counts(&text))
+        let response = self.http.get(format!("{admin}/metrics")).send().await?;
+        Ok(response.error_for_status()?.text().await?)
     }
 
     /// Stops the client (SIGTERM).
     pub async fn stop(self) -> Result<ExitStatus> {
         self.process.stop().await
+    }
+
+    /// Kills the client (SIGKILL): it gets no chance to answer, record or clean up anything.
+    pub async fn kill(self) -> Result<ExitStatus> {
+        self.process.kill().await
     }
 }
 

@@ -7,22 +7,21 @@
 //!
 //! Processes: the double (`bench-double`, the double's standalone binary), the floor client (`bench-floor`), the
 //! bridge (`bench-bridge serve`, skillbridge's CLI with the benchmark skills) and the blocking-path client
-//! (`bench-blocking`). Every call is issued and timed by the double's burst control.
+//! (`bench-blocking`). Every call is issued and timed by the double's burst control. The processes, `/proc` and
+//! the double's controls are the package's library, shared with `skillbridge-faults`; the workloads (`run.rs`)
+//! and the report (`report.rs`) are this binary's.
 
-mod clients;
-mod double;
-mod process;
-mod procfs;
 mod report;
 mod run;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Parser;
 
-use crate::clients::Bins;
+use skillbridge_bench::clients::Bins;
+
 use crate::run::Plan;
 
 /// Benchmarks the skillbridge bridge against the codex-manager double, next to a floor client.
@@ -56,17 +55,13 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<ExitCode> {
-    let bin_dir = match args.bin_dir {
-        Some(dir) => dir,
-        None => std::env::current_exe()?
-            .parent()
-            .context("this executable has no directory")?
-            .to_owned(),
+    let bins = match args.bin_dir {
+        Some(dir) => Bins::new(dir),
+        None => Bins::beside_this_executable()?,
     };
     if !args.no_build {
-        build(&bin_dir)?;
+        bins.build()?;
     }
-    let bins = Bins::new(&bin_dir);
     bins.check()?;
     let plan = if args.quick { Plan::quick() } else { Plan::full() };
     let out = args.out.unwrap_or_else(|| {
@@ -99,30 +94,4 @@ fn run(args: Args) -> Result<ExitCode> {
         eprintln!("skillbridge-bench: some calls were not answered, or not successfully (see the table)");
         ExitCode::FAILURE
     })
-}
-
-/// Builds the benchmark binaries with the profile of the directory they live in (`target/release` → `--release`).
-fn build(bin_dir: &Path) -> Result<()> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = std::process::Command::new(cargo);
-    command.args(["build", "-p", "skillbridge-bench", "--bins"]);
-    match bin_dir.file_name().and_then(|name| name.to_str()) {
-        Some("debug") => {}
-        Some("release") => {
-            command.arg("--release");
-        }
-        Some(profile) => {
-            command.args(["--profile", profile]);
-        }
-        None => bail!(
-            "cannot tell the build profile of {}; pass --no-build",
-            bin_dir.display()
-        ),
-    }
-    println!("building the benchmark binaries: {command:?}");
-    let status = command.status().context("running cargo build")?;
-    if !status.success() {
-        bail!("cargo build failed ({status})");
-    }
-    Ok(())
 }

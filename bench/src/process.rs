@@ -1,6 +1,8 @@
-//! The processes a benchmark runs (the double and the clients): spawned with a clean environment, stdout read
-//! line by line, stderr kept in a log file, stopped with SIGTERM (then SIGKILL).
+//! The processes a benchmark runs (the double and the clients): spawned with a clean environment (plus the variables
+//! and descriptor limit a run asks for), stdout read line by line, stderr kept in a log file, stopped with SIGTERM
+//! (then SIGKILL) or killed outright. Also the harness's own descriptor limit.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -16,6 +18,16 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 /// that a run does not depend on the shell it was started from.
 const CLEARED_PREFIXES: &[&str] = &["CODEX_MANAGER_", "SKILLBRIDGE_", "RUST_LOG"];
 
+/// How a child is started besides its program and arguments.
+#[derive(Debug, Clone, Default)]
+pub struct SpawnOptions {
+    /// Variables set for the child, after the [cleared](CLEARED_PREFIXES) ones are removed: a run passes the
+    /// `SKILLBRIDGE_*` variables it means explicitly.
+    pub env: Vec<(String, OsString)>,
+    /// The child's `RLIMIT_NOFILE`, soft and hard.
+    pub fd_limit: Option<u64>,
+}
+
 /// A running child process.
 pub struct Process {
     name: String,
@@ -29,6 +41,17 @@ pub struct Process {
 impl Process {
     /// Starts `program` with `args`; stderr goes to `<log_dir>/<name>.log`.
     pub fn spawn(name: &str, program: &Path, args: &[String], log_dir: &Path) -> Result<Process> {
+        Process::spawn_with(name, program, args, log_dir, &SpawnOptions::default())
+    }
+
+    /// [`spawn`](Self::spawn) with variables and a descriptor limit.
+    pub fn spawn_with(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        log_dir: &Path,
+        options: &SpawnOptions,
+    ) -> Result<Process> {
         let log = log_dir.join(format!("{name}.log"));
         let stderr = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let mut command = tokio::process::Command::new(program);
@@ -43,6 +66,24 @@ impl Process {
                 && CLEARED_PREFIXES.iter().any(|prefix| key.starts_with(prefix))
             {
                 command.env_remove(key);
+            }
+        }
+        command.envs(options.env.iter().map(|(key, value)| (key, value)));
+        if let Some(limit) = options.fd_limit {
+            let limit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: between fork and exec the closure only calls setrlimit, which is async-signal-safe, and
+            // reads `limit`, a copy it owns.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
             }
         }
         let spawned_at = Instant::now();
@@ -73,6 +114,11 @@ impl Process {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// The stderr log.
+    pub fn log_path(&self) -> &Path {
+        &self.log
     }
 
     /// When `spawn` started it.
@@ -128,6 +174,12 @@ impl Process {
         )
     }
 
+    /// Kills the process (SIGKILL: no chance to clean up) and waits for it.
+    pub async fn kill(mut self) -> Result<ExitStatus> {
+        self.child.kill().await?;
+        Ok(self.child.wait().await?)
+    }
+
     /// The last lines of the stderr log, for error messages.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -145,4 +197,24 @@ impl Process {
 pub fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr()?.port())
+}
+
+/// Raises this process's soft descriptor limit to its hard limit (for a harness that opens thousands of sockets);
+/// returns the new limit.
+pub fn raise_fd_limit() -> Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return Err(std::io::Error::last_os_error()).context("reading RLIMIT_NOFILE");
+        }
+        limit.rlim_cur = limit.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+            return Err(std::io::Error::last_os_error()).context("raising RLIMIT_NOFILE");
+        }
+    }
+    Ok(limit.rlim_cur)
 }

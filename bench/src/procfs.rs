@@ -1,5 +1,7 @@
-//! What the harness reads from `/proc`: a process's resident memory and CPU time, and the machine it runs on.
+//! What the harness reads from `/proc`: a process's resident memory, CPU time, open descriptors and TCP sockets,
+//! and the machine it runs on.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::process::Command;
 
@@ -24,6 +26,52 @@ pub fn cpu_micros(pid: u32) -> Option<u64> {
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
     Some((utime + stime) * 1_000_000 / clock_ticks_per_second())
+}
+
+/// How many descriptors a process has open.
+pub fn open_fds(pid: u32) -> Option<usize> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
+/// How many TCP sockets a process holds whose remote port is `remote_port` (its connections to a server on this
+/// machine), in any state: the inodes of its `socket:[..]` descriptors, looked up in its network namespace's
+/// `/proc/PID/net/tcp` and `tcp6`.
+pub fn tcp_sockets_to(pid: u32, remote_port: u16) -> Option<usize> {
+    let inodes: HashSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .filter_map(|entry| {
+            let target = std::fs::read_link(entry.ok()?.path()).ok()?;
+            target
+                .to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect();
+    let mut count = 0;
+    for table in ["tcp", "tcp6"] {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
+            continue;
+        };
+        count += text
+            .lines()
+            .skip(1)
+            .filter_map(tcp_row)
+            .filter(|&(port, inode)| port == remote_port && inodes.contains(&inode))
+            .count();
+    }
+    Some(count)
+}
+
+/// The remote port and the inode of a `/proc/net/tcp` row
+/// (`sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ..`, addresses as `HEXIP:HEXPORT`).
+fn tcp_row(line: &str) -> Option<(u16, u64)> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let (_, port) = fields.get(2)?.rsplit_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let inode = fields.get(9)?.parse().ok()?;
+    Some((port, inode))
 }
 
 /// CPU time the whole machine has spent busy (every state but idle and iowait, all CPUs), in microseconds.
@@ -137,5 +185,29 @@ mod tests {
         assert!(status_kib(pid, "NoSuchField").is_none());
         assert!(cpu_micros(pid).is_some());
         assert!(machine_busy_micros().is_some_and(|busy| busy > 0));
+        assert!(open_fds(pid).is_some_and(|fds| fds >= 3));
+    }
+
+    #[test]
+    fn counts_the_sockets_connected_to_a_port() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let pid = std::process::id();
+        let before = tcp_sockets_to(pid, port).unwrap();
+        let connections: Vec<_> = (0..3)
+            .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+            .collect();
+        // The accepted ends have the port as their local port, not their remote one.
+        let accepted: Vec<_> = (0..3).map(|_| listener.accept().unwrap()).collect();
+        assert_eq!(tcp_sockets_to(pid, port), Some(before + 3));
+        drop((connections, accepted));
+    }
+
+    #[test]
+    fn reads_a_tcp_row() {
+        let row = "   3: 0100007F:9C40 0100007F:0BB9 01 00000000:00000000 00:00000000 00000000  1000        0 123456 1 \
+                   0000000000000000 20 4 30 10 -1";
+        assert_eq!(tcp_row(row), Some((0x0BB9, 123_456)));
+        assert_eq!(tcp_row("garbage"), None);
     }
 }

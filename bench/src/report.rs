@@ -6,9 +6,9 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::clients::Kind;
-use crate::double::{Burst, Latency};
-use crate::procfs::Machine;
+use skillbridge_bench::clients::Kind;
+use skillbridge_bench::double::{Burst, Latency};
+use skillbridge_bench::procfs::Machine;
 
 /// Everything one run measured.
 #[derive(Debug, Clone, Serialize)]

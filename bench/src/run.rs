@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, ensure};
 use serde_json::{Value, json};
 
-use crate::clients::{Bins, Client, Kind};
-use crate::double::{Burst, Double};
-use crate::procfs::{Machine, cpu_micros, load_average, machine_busy_micros, status_kib};
+use skillbridge_bench::clients::{Bins, Client, Kind};
+use skillbridge_bench::double::{Burst, Double};
+use skillbridge_bench::procfs::{Machine, cpu_micros, load_average, machine_busy_micros, status_kib};
+
 use crate::report::{CpuPerCall, Footprint, JournalCost, PlanSummary, Report, Series, Target, W4, Workload, median};
 
 /// How long the W2 skill sleeps.

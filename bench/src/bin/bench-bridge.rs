@@ -2,10 +2,14 @@
 //! crate, with the benchmark's skills linked in. This is also the smallest example of that path: a `main`
 //! that hands over to [`skillbridge::cli::main`] and `#[skill]` functions next to it.
 
+use std::fs::File;
+use std::io::Write;
 use std::process::ExitCode;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use skillbridge::skill;
+use skillbridge_bench::clients::RUN_LOG_ENV;
 
 /// The allocator the shipped `skillbridge` binary uses (see `skills/src/main.rs`), so that the benchmark measures
 /// what users run. Optional in a crate of your own.
@@ -35,6 +39,44 @@ async fn noop_async(
 async fn sleep_50ms() -> &'static str {
     tokio::time::sleep(Duration::from_millis(50)).await;
     "slept"
+}
+
+/// Answers its call's id, after `sleep_ms` if given: the skill of the fault suite, whose double adds every call's id
+/// to its arguments and checks that each answer names its own call. Notes `start <call_id>` and `done <call_id>` in
+/// the run log (see [`RUN_LOG_ENV`]), so that runs can be counted across bridge processes.
+#[skill]
+async fn echo_call(
+    /// The call's id (the double's `call_id` argument).
+    call_id: String,
+    /// How long to take, in milliseconds.
+    sleep_ms: Option<u64>,
+) -> String {
+    note_run("start", &call_id);
+    if let Some(ms) = sleep_ms {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    note_run("done", &call_id);
+    call_id
+}
+
+/// Appends `<event> <call_id>` to the run log, if there is one. One `write` per line on a file opened for
+/// appending, so lines of concurrent runs (and of two bridge processes) never interleave.
+fn note_run(event: &str, call_id: &str) {
+    static RUN_LOG: OnceLock<Option<Mutex<File>>> = OnceLock::new();
+    let log = RUN_LOG.get_or_init(|| {
+        let path = std::env::var_os(RUN_LOG_ENV)?;
+        let file = File::options().create(true).append(true).open(&path);
+        Some(Mutex::new(file.unwrap_or_else(|error| {
+            panic!("cannot open the run log {}: {error}", path.display())
+        })))
+    });
+    if let Some(log) = log {
+        let line = format!("{event} {call_id}\n");
+        let mut file = log.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Err(error) = file.write_all(line.as_bytes()) {
+            panic!("cannot write the run log: {error}");
+        }
+    }
 }
 
 fn main() -> ExitCode {
