@@ -451,8 +451,45 @@ async fn a_slow_handler_does_not_stall_pings_and_later_frames_wait_their_turn() 
     finish(&stop, run).await;
 }
 
-#[tokio::test]
-async fn a_full_handler_queue_drops_counts_and_resubscribes_after_catching_up() {
+#[tokio::test(start_paused = true)]
+async fn a_full_handler_queue_holds_the_socket_until_the_handlers_make_room() {
+    let (client, mut servers) = channel_client();
+    let release = Arc::new(Notify::new());
+    let mut router = Router::new();
+    let release_in = Arc::clone(&release);
+    router.on_event("block", move |_event, _ctx| {
+        let release = Arc::clone(&release_in);
+        async move { release.notified().await }
+    });
+    let mut frames = record_all(&mut router);
+    let stop = CancellationToken::new();
+    let run = spawn_run(&client, router, quiet_options(&stop).event_buffer(2));
+
+    let first = next_server(&mut servers).await;
+    first.send(event("block", json!({})));
+    for n in 1..=5 {
+        first.send(event("queued", json!({"n": n})));
+    }
+    // Handlers stuck for less than the pong timeout (60 s here): the socket waits, nothing is dropped.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    release.notify_one();
+    let mut delivered = Vec::new();
+    while delivered.len() < 6 {
+        if let (Frame::Event(e), _) = next_frame(&mut frames).await {
+            delivered.push(e.payload["n"].clone());
+        }
+    }
+    assert_eq!(
+        delivered,
+        [Value::Null, json!(1), json!(2), json!(3), json!(4), json!(5)]
+    );
+    assert_eq!(client.stats().dropped_frames(), 0);
+    assert_eq!(client.stats().connects(), 1, "the connection was kept");
+    finish(&stop, run).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn handlers_stuck_past_the_pong_timeout_drop_a_frame_and_resubscribe_after_catching_up() {
     let (client, mut servers) = channel_client();
     let started = Arc::new(Notify::new());
     let release = Arc::new(Notify::new());
@@ -467,14 +504,20 @@ async fn a_full_handler_queue_drops_counts_and_resubscribes_after_catching_up() 
     });
     let mut frames = record_all(&mut router);
     let stop = CancellationToken::new();
-    let run = spawn_run(&client, router, quiet_options(&stop).event_buffer(2));
+    let run = spawn_run(
+        &client,
+        router,
+        quiet_options(&stop)
+            .event_buffer(2)
+            .pong_timeout(Duration::from_secs(1)),
+    );
 
     let mut first = next_server(&mut servers).await;
     first.send(event("block", json!({})));
     tokio::time::timeout(WAIT, started.notified())
         .await
         .expect("blocking handler never started");
-    // Two frames fit the queue; the third does not.
+    // Two frames fit the queue; the third does not, and the handler is stuck past the pong timeout (1 s).
     for n in 1..=3 {
         first.send(event("queued", json!({"n": n})));
     }

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -94,8 +95,18 @@ pub(crate) struct Dispatcher {
     inner: Arc<Inner>,
 }
 
+/// Calls waiting for a worker above which an upstream that can hold calls back (see [`CallSink::room`]) is asked to:
+/// about a third of a second of work at the benchmark's rate, a few megabytes.
+const WAITING_HIGH_WATER: usize = 4096;
+
+/// The longest [`CallSink::room`] waits: workers stuck on slow skills must not stall the stream until it gives up
+/// on its handlers; past this the calls wait here, as queue entries.
+const ROOM_WAIT: Duration = Duration::from_secs(1);
+
 struct Inner {
     catalog: Catalog,
+    /// Woken when the calls waiting for a worker fall below [`WAITING_HIGH_WATER`].
+    room: Notify,
     upstream: Arc<dyn Upstream>,
     config: DispatchConfig,
     store: CallStore,
@@ -118,7 +129,7 @@ struct Queue {
 /// One call taken: what it is, where it came from, and when.
 struct Job {
     call: ToolCall,
-    key: CallKey,
+    key: Arc<CallKey>,
     source: CallSource,
     redelivery: Option<Arc<ToolResult>>,
     token: CancellationToken,
@@ -156,6 +167,7 @@ impl Dispatcher {
                 config,
                 store,
                 queue: Mutex::new(Queue::default()),
+                room: Notify::new(),
                 turns: Mutex::new(HashMap::new()),
                 workers: TaskTracker::new(),
                 closing: CancellationToken::new(),
@@ -174,7 +186,7 @@ impl Dispatcher {
             tracing::debug!(request_id = %call.request_id, tool = %call.tool, "shutting down: call left pending");
             return Submitted::Closed;
         }
-        let key = CallKey::of(&call);
+        let key = Arc::new(CallKey::of(&call));
         let redelivery = match inner.store.admit(&key) {
             Admission::Duplicate => {
                 inner.stats.duplicate_seen();
@@ -214,6 +226,22 @@ impl Dispatcher {
             self.inner.workers.spawn(async move { inner.work().await });
         }
         submitted
+    }
+
+    /// Resolves once fewer than [`WAITING_HIGH_WATER`] calls wait for a worker, or after [`ROOM_WAIT`].
+    async fn room(&self) {
+        let wait_for_room = async {
+            loop {
+                let notified = self.inner.room.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if lock(&self.inner.queue).waiting.len() < WAITING_HIGH_WATER || self.inner.closing.is_cancelled() {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(ROOM_WAIT, wait_for_room).await;
     }
 
     /// Fires the cancellation token of every call of this turn (the turn was interrupted), running or queued.
@@ -269,6 +297,10 @@ impl CallSink for Dispatcher {
     fn cancel_turn(&self, turn_id: &str) {
         Dispatcher::cancel_turn(self, turn_id);
     }
+
+    fn room(&self) -> crate::BoxFuture<'_, ()> {
+        Box::pin(Dispatcher::room(self))
+    }
 }
 
 impl Inner {
@@ -278,7 +310,12 @@ impl Inner {
             let job = {
                 let mut queue = lock(&self.queue);
                 match queue.waiting.pop_front() {
-                    Some(job) => job,
+                    Some(job) => {
+                        if queue.waiting.len() < WAITING_HIGH_WATER {
+                            self.room.notify_waiters();
+                        }
+                        job
+                    }
                     None => {
                         queue.workers -= 1;
                         return;
@@ -287,6 +324,9 @@ impl Inner {
             };
             self.handle(job).await;
             self.stats.call_finished();
+            // The HTTP client puts the answer's connection back in its pool from a task of its own; letting it run
+            // before this worker's next answer keeps the worker on that connection rather than opening another.
+            tokio::task::yield_now().await;
         }
     }
 

@@ -68,7 +68,7 @@ impl CallStore {
 
     /// Takes `key` if it is new (recording it in flight) and says what to do with it. A call this process has
     /// not seen may still have a result in the journal, from before a crash: that result is re-delivered.
-    pub(crate) fn admit(&self, key: &CallKey) -> Admission {
+    pub(crate) fn admit(&self, key: &Arc<CallKey>) -> Admission {
         let admission = lock(&self.memory).admit(key);
         let (Admission::New, Some(journal)) = (&admission, &self.journal) else {
             return admission;
@@ -119,12 +119,13 @@ pub(crate) enum Admission {
     Redeliver(Arc<ToolResult>),
 }
 
-/// A bounded map of call states; the oldest settled entries are forgotten first.
+/// A bounded map of call states; the oldest settled entries are forgotten first. Each key is held once, shared by
+/// the map, the order and the call's job: at tens of thousands of entries the copies would cost megabytes.
 #[derive(Debug)]
 pub(crate) struct CallLedger {
     capacity: usize,
-    states: HashMap<CallKey, CallState>,
-    order: VecDeque<CallKey>,
+    states: HashMap<Arc<CallKey>, CallState>,
+    order: VecDeque<Arc<CallKey>>,
 }
 
 impl CallLedger {
@@ -137,18 +138,17 @@ impl CallLedger {
     }
 
     /// Records `key` as in flight if it is new or undelivered, and says what to do.
-    pub(crate) fn admit(&mut self, key: &CallKey) -> Admission {
-        match self.states.get(key) {
+    pub(crate) fn admit(&mut self, key: &Arc<CallKey>) -> Admission {
+        match self.states.get_mut(&**key) {
             Some(CallState::InFlight | CallState::Settled) => Admission::Duplicate,
-            Some(CallState::Undelivered(result)) => {
-                let result = Arc::clone(result);
-                self.states.insert(key.clone(), CallState::InFlight);
-                Admission::Redeliver(result)
-            }
+            Some(state @ CallState::Undelivered(_)) => match std::mem::replace(state, CallState::InFlight) {
+                CallState::Undelivered(result) => Admission::Redeliver(result),
+                _ => unreachable!("matched as undelivered"),
+            },
             None => {
                 self.evict_to(self.capacity - 1);
-                self.states.insert(key.clone(), CallState::InFlight);
-                self.order.push_back(key.clone());
+                self.states.insert(Arc::clone(key), CallState::InFlight);
+                self.order.push_back(Arc::clone(key));
                 Admission::New
             }
         }
@@ -191,7 +191,11 @@ impl CallLedger {
 mod tests {
     use super::*;
 
-    fn key(id: &str) -> CallKey {
+    fn key(id: &str) -> Arc<CallKey> {
+        Arc::new(call_key(id))
+    }
+
+    fn call_key(id: &str) -> CallKey {
         CallKey {
             request_id: id.into(),
             thread_id: "t".into(),
@@ -212,14 +216,14 @@ mod tests {
     #[test]
     fn the_same_request_id_on_another_thread_or_turn_is_another_call() {
         let mut ledger = CallLedger::new(8);
-        let other_thread = CallKey {
+        let other_thread = Arc::new(CallKey {
             thread_id: "other".into(),
-            ..key("1")
-        };
-        let other_turn = CallKey {
+            ..call_key("1")
+        });
+        let other_turn = Arc::new(CallKey {
             turn_id: Some("next".into()),
-            ..key("1")
-        };
+            ..call_key("1")
+        });
         assert!(matches!(ledger.admit(&key("1")), Admission::New));
         assert!(matches!(ledger.admit(&other_thread), Admission::New));
         assert!(matches!(ledger.admit(&other_turn), Admission::New));

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::header::{ACCEPT, CONTENT_TYPE};
-use http::{HeaderMap, HeaderValue, Method};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
+use tokio_util::bytes::Bytes;
 
 use super::config::{ManagerConfig, ManagerConfigBuilder, redact_url};
 use super::error::ManagerError;
@@ -325,8 +326,15 @@ impl CodexManager {
     pub async fn list_pending_calls(&self, session_id: &str) -> Result<PendingCalls, ManagerError> {
         let route = format!("/sessions/{}/tool-calls", crate::util::percent_encode(session_id));
         let op = "sessions.tool_calls.list";
-        self.execute_read(op, Method::GET, route, NO_BODY, Read::Rows, pending_calls)
-            .await
+        if self.hooks.len() > 0 {
+            return self
+                .execute_read(op, Method::GET, route, NO_BODY, Read::Rows, pending_calls)
+                .await;
+        }
+        // Nobody looks at the body as JSON: its rows are read straight into calls, so a listing of tens of
+        // thousands of calls is never held as a JSON tree as well.
+        let (calls, unreadable) = self.get_unhooked(op, &route, read_listing).await?;
+        Ok(PendingCalls { calls, unreadable })
     }
 
     /// `tool_calls.respond`: `POST /tool-calls/:requestId/response` with `{contentItems, success}`.
@@ -485,6 +493,38 @@ impl CodexManager {
         error
     }
 
+    /// A `GET` of `route` when no hook is registered, its 2xx body read by `decode` straight from the bytes.
+    async fn get_unhooked<T>(
+        &self,
+        operation: &str,
+        route: &str,
+        decode: impl FnOnce(&[u8]) -> Result<T, String>,
+    ) -> Result<T, ManagerError> {
+        tracing::debug!(operation, method = %Method::GET, route = %redact_url(route), "codex-manager request");
+        let started = Instant::now();
+        let headers = self.shared.headers.clone();
+        let sent = match self.shared.route_url(route) {
+            Some(url) => self.send_bytes(operation, Method::GET, url, headers, None).await,
+            None => {
+                let url = self.shared.config.url(route);
+                self.send_bytes(operation, Method::GET, url.as_str(), headers, None)
+                    .await
+            }
+        };
+        let failed = |error: ManagerError| {
+            tracing::debug!(operation, route = %redact_url(route), error = %error, "codex-manager call failed");
+            error
+        };
+        let (status, _, bytes) = sent.map_err(failed)?;
+        log_status(operation, route, status, started);
+        decode(&bytes).map_err(|message| {
+            failed(ManagerError::Decode {
+                operation: operation.to_owned(),
+                message: format!("{status} body {message}"),
+            })
+        })
+    }
+
     /// Sends one request and reads a 2xx body as `read` says: the body as JSON and the rows that could not be
     /// read. Any other status is [`ManagerError::Status`].
     async fn send(
@@ -496,25 +536,7 @@ impl CodexManager {
         body: Option<Vec<u8>>,
         read: Read,
     ) -> Result<(CallResponse, Vec<UnreadableRow>), ManagerError> {
-        let transport = |source| ManagerError::Transport {
-            operation: operation.to_owned(),
-            source,
-        };
-        let mut request = self.shared.http.request(method, url).headers(headers);
-        if let Some(body) = body {
-            request = request.body(body);
-        }
-        let mut response = request.send().await.map_err(transport)?;
-        let status = response.status();
-        let headers = std::mem::take(response.headers_mut());
-        let bytes = response.bytes().await.map_err(transport)?;
-        if !status.is_success() {
-            return Err(ManagerError::Status {
-                operation: operation.to_owned(),
-                status,
-                body: parse_body(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into())),
-            });
-        }
+        let (status, headers, bytes) = self.send_bytes(operation, method, url, headers, body).await?;
         let read = match parse_body(&bytes) {
             Ok(body) => Ok((body, Vec::new())),
             Err(error) => match read {
@@ -534,6 +556,37 @@ impl CodexManager {
             }),
         }
     }
+    /// Sends one request and returns a 2xx answer's status, headers and body. Any other status is
+    /// [`ManagerError::Status`].
+    async fn send_bytes(
+        &self,
+        operation: &str,
+        method: Method,
+        url: impl reqwest::IntoUrl,
+        headers: HeaderMap,
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), ManagerError> {
+        let transport = |source| ManagerError::Transport {
+            operation: operation.to_owned(),
+            source,
+        };
+        let mut request = self.shared.http.request(method, url).headers(headers);
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let mut response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let headers = std::mem::take(response.headers_mut());
+        let bytes = response.bytes().await.map_err(transport)?;
+        if !status.is_success() {
+            return Err(ManagerError::Status {
+                operation: operation.to_owned(),
+                status,
+                body: parse_body(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into())),
+            });
+        }
+        Ok((status, headers, bytes))
+    }
 }
 
 /// How a 2xx body is read.
@@ -547,10 +600,14 @@ enum Read {
 }
 
 fn log_response(operation: &str, route: &str, response: &CallResponse, started: Instant) {
+    log_status(operation, route, response.status, started);
+}
+
+fn log_status(operation: &str, route: &str, status: StatusCode, started: Instant) {
     tracing::debug!(
         operation,
         route = %redact_url(route),
-        status = response.status.as_u16(),
+        status = status.as_u16(),
         elapsed_ms = elapsed_ms(started.elapsed()),
         "codex-manager response"
     );
@@ -738,6 +795,37 @@ fn decode<T: DeserializeOwned>(body: &Value) -> Result<T, String> {
     T::deserialize(body).map_err(|e| format!("{e} in {}", excerpt(&body.to_string())))
 }
 
+/// The rows of a listing body `{"data": [..]}` read from its bytes, each on its own: a row that cannot be read (too
+/// deep, wrong shape) is reported with its request id and why, and the others are served.
+fn read_listing<T: DeserializeOwned>(bytes: &[u8]) -> Result<(Vec<T>, Vec<UnreadableRow>), String> {
+    #[derive(serde::Deserialize)]
+    struct Listing<'a> {
+        #[serde(borrow)]
+        data: Vec<&'a RawValue>,
+    }
+    let listing: Listing<'_> = serde_json::from_slice(bytes).map_err(|error| {
+        let text = String::from_utf8_lossy(bytes);
+        if error.is_data() {
+            format!("is not {{\"data\": [..]}} ({error}): {}", excerpt(&text))
+        } else {
+            format!("{}: {}", unreadable_json(&error), excerpt(&text))
+        }
+    })?;
+    let (mut rows, mut unreadable) = (Vec::with_capacity(listing.data.len()), Vec::new());
+    for row in listing.data {
+        let mut reader = serde_json::Deserializer::from_str(row.get());
+        match serde_path_to_error::deserialize::<_, T>(&mut reader) {
+            Ok(read) => rows.push(read),
+            Err(error) if is_too_deep(error.inner()) => unreadable.push(unreadable_row(row.get(), error.inner())),
+            Err(error) => unreadable.push(UnreadableRow {
+                request_id: request_id_of(row.get()),
+                reason: error.to_string(),
+            }),
+        }
+    }
+    Ok((rows, unreadable))
+}
+
 /// The calls of a listing body `{"data": [..]}`, and its rows that are not pending calls added to those that could
 /// not be read at all.
 fn pending_calls(body: &Value, mut unreadable: Vec<UnreadableRow>) -> Result<PendingCalls, String> {
@@ -793,10 +881,7 @@ fn read_rows(bytes: &[u8]) -> Option<(Value, Vec<UnreadableRow>)> {
 /// level down).
 fn unreadable_row(row: &str, error: &serde_json::Error) -> UnreadableRow {
     let fields = serde_json::from_str::<BTreeMap<String, &RawValue>>(row).unwrap_or_default();
-    let request_id = fields
-        .get("requestId")
-        .and_then(|id| serde_json::from_str::<Value>(id.get()).ok())
-        .and_then(|id| crate::util::request_id_string(&id));
+    let request_id = request_id_in(&fields);
     let depth = nesting(row);
     let reason = if depth <= MAX_ROW_DEPTH {
         error.to_string()
@@ -815,6 +900,18 @@ fn unreadable_row(row: &str, error: &serde_json::Error) -> UnreadableRow {
         }
     };
     UnreadableRow { request_id, reason }
+}
+
+/// The request id of a row, when that field alone reads.
+fn request_id_of(row: &str) -> Option<String> {
+    request_id_in(&serde_json::from_str::<BTreeMap<String, &RawValue>>(row).unwrap_or_default())
+}
+
+fn request_id_in(fields: &BTreeMap<String, &RawValue>) -> Option<String> {
+    fields
+        .get("requestId")
+        .and_then(|id| serde_json::from_str::<Value>(id.get()).ok())
+        .and_then(|id| crate::util::request_id_string(&id))
 }
 
 /// How deep a JSON text nests: 0 for a scalar, 1 for `[]` or `{"a": 1}`. Scanned rather than parsed, so it measures

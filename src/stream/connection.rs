@@ -184,7 +184,7 @@ impl ConnectionDriver<'_> {
                     if item == Item::Frame(Frame::Pong) {
                         pong_deadline = None;
                     }
-                    if let Some(end) = self.enqueue(item) {
+                    if let Some(end) = self.enqueue(item).await {
                         return end;
                     }
                 }
@@ -197,27 +197,44 @@ impl ConnectionDriver<'_> {
         screen_frame(text, &|event_type| self.router.interest(event_type)).map_err(|e| (e, preview(text)))
     }
 
-    /// Hands a frame to the dispatch task without waiting: reading the socket and answering pings must never wait
-    /// for handlers.
-    fn enqueue(&self, item: Item) -> Option<ConnectionEnd> {
+    /// Hands a frame to the dispatch task. When the handlers are a full buffer behind, the socket is not read until
+    /// they make room (the server holds what follows, and TCP slows it down), for at most `pong_timeout`: handlers
+    /// stuck for longer make the stream drop the frame and reconnect once they have caught up.
+    async fn enqueue(&self, item: Item) -> Option<ConnectionEnd> {
         let ctx = HandlerContext {
             thread_id: self.options.thread_id.clone(),
             reconnect_count: self.reconnect_count,
             connection: self.connection,
         };
-        match self.dispatch.try_send(Dispatch { item, ctx }) {
-            Ok(()) => None,
-            Err(mpsc::error::TrySendError::Full(dropped)) => {
+        let dispatch = Dispatch { item, ctx };
+        let dispatch = match self.dispatch.try_send(dispatch) {
+            Ok(()) => return None,
+            Err(mpsc::error::TrySendError::Full(dispatch)) => dispatch,
+            Err(mpsc::error::TrySendError::Closed(_)) => return Some(ConnectionEnd::DispatcherGone),
+        };
+        let room = tokio::select! {
+            biased;
+            _ = self.options.stop.cancelled() => return Some(ConnectionEnd::Stopped),
+            room = tokio::time::timeout(self.options.pong_timeout, self.dispatch.reserve()) => room,
+        };
+        match room {
+            Ok(Ok(permit)) => {
+                permit.send(dispatch);
+                None
+            }
+            Ok(Err(_)) => Some(ConnectionEnd::DispatcherGone),
+            Err(_) => {
                 self.stats.add(Counter::DroppedFrames, 1);
                 tracing::warn!(
-                    event_type = %dropped.item.frame_type(),
+                    event_type = %dispatch.item.frame_type(),
                     buffer = self.options.event_buffer,
-                    "stream handlers are {} frames behind; dropping this frame and reconnecting once they catch up",
+                    waited = ?self.options.pong_timeout,
+                    "stream handlers are {} frames behind and made no room; dropping this frame and reconnecting once \
+                     they catch up",
                     self.options.event_buffer,
                 );
                 Some(ConnectionEnd::Overflow)
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Some(ConnectionEnd::DispatcherGone),
         }
     }
 

@@ -48,19 +48,21 @@
 //!
 //! # Slow handlers
 //!
-//! The socket and the handlers never wait for each other. One task owns the socket: it reads frames, sends pings,
-//! watches for pongs and reconnects, and hands each frame to a queue of [`StreamOptions::event_buffer`] frames
-//! (1024 by default). A second task takes frames off that queue in arrival order and runs their handlers
-//! **sequentially**: one frame's handlers all finish before the next frame's start. So a slow handler delays the
-//! handlers of later frames, but never the socket: pings are still sent and answered and a dead connection is still
-//! noticed and replaced while a handler runs.
+//! One task owns the socket: it reads frames, sends pings, watches for pongs and reconnects, and hands each frame to
+//! a queue of [`StreamOptions::event_buffer`] frames (1024 by default). A second task takes frames off that queue in
+//! arrival order and runs their handlers **sequentially**: one frame's handlers all finish before the next frame's
+//! start. So a slow handler delays the handlers of later frames, but not the socket while the queue has room: pings
+//! are still sent and answered and a dead connection is still noticed and replaced while a handler runs.
 //!
 //! Long work (running a tool, calling a model) therefore belongs in a task of its own: a handler should record or
 //! enqueue the work and return. The bridge's tool-call handler does exactly that.
 //!
-//! If the handlers still fall a full buffer behind, the stream does not block the socket and does not buffer
-//! without bound: it drops the frame that does not fit (counted in [`StreamStats::dropped_frames`], logged with
-//! `tracing::warn!`), closes the connection, waits until the handlers have emptied the queue, and connects again.
+//! If the handlers still fall a full buffer behind (a burst of thousands of calls at once, say), the socket task
+//! stops reading until they make room: the frames wait on the server and in the kernel's socket buffers, not in
+//! this process, and TCP slows the server down. It waits at most [`StreamOptions::pong_timeout`]; handlers that make
+//! no room for that long are stuck, and the stream does not buffer without bound: it drops the frame that does not
+//! fit (counted in [`StreamStats::dropped_frames`], logged with `tracing::warn!`), closes the connection, waits until
+//! the handlers have emptied the queue, and connects again.
 //! The new connection starts with a `ready` frame. Since codex-manager does not replay events (any event published
 //! while no socket is connected is lost as well), a client that must not miss tool calls lists the pending calls
 //! (`GET /api/sessions/:id/tool-calls`) on every `ready` frame ([`Router::on_control`]); the bridge does, so a

@@ -42,8 +42,9 @@ pub struct StreamOptions {
     pub backoff_initial: Duration,
     /// Longest reconnect delay (10 s).
     pub backoff_max: Duration,
-    /// Frames that may queue for the handlers (1024). When full the stream drops the frame, counts it and
-    /// reconnects once the handlers catch up (see the module docs on slow handlers).
+    /// Frames that may queue for the handlers (1024). When full the socket is not read until the handlers make
+    /// room; if they make none within `pong_timeout`, the stream drops the frame, counts it and reconnects once the
+    /// handlers catch up (see the module docs on slow handlers).
     pub event_buffer: usize,
     /// Fires to end `run`: the socket is closed with a close frame and `run` returns `Ok`.
     pub stop: CancellationToken,

@@ -181,6 +181,13 @@ pub trait CallSink: Send + Sync + 'static {
 
     /// A turn was interrupted: cancel its running calls (they are answered `success:false`).
     fn cancel_turn(&self, turn_id: &str);
+
+    /// Resolves when the sink would rather take more calls: an upstream that can leave calls waiting on its side (a
+    /// stream it can stop reading) awaits this before submitting, so a burst waits upstream rather than in memory.
+    /// It resolves in bounded time whatever the sink's state; by default at once.
+    fn room(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// What an upstream reports into while it runs: its calls, its turns, its link and sessions. Cheap to clone.
@@ -206,6 +213,11 @@ impl Feed {
     /// Hands a call to the sink.
     pub fn submit(&self, call: ToolCall, source: CallSource) -> Submitted {
         self.calls.submit(call, source)
+    }
+
+    /// Resolves when the sink would rather take more calls (see [`CallSink::room`]).
+    pub async fn room(&self) {
+        self.calls.room().await;
     }
 
     /// Cancels the running calls of an interrupted turn.

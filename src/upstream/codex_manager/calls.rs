@@ -13,6 +13,7 @@
 //! connection must not each take their own.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::stream::StreamStats;
@@ -25,21 +26,16 @@ const REMEMBERED: usize = 65_536;
 /// The connection number of calls seen while no connection was up: never the current one.
 pub(super) const NO_CONNECTION: u64 = 0;
 
-/// What identifies a call besides its request id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Identity {
-    thread_id: String,
-    turn_id: Option<String>,
-    call_id: String,
-}
+/// What identifies a call besides its request id (thread, turn and call id), as a fingerprint: tens of thousands
+/// are remembered, and two different calls under one request id share a fingerprint with a chance of 2^-64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Identity(u64);
 
 impl Identity {
     pub(super) fn of(call: &ToolCall) -> Self {
-        Self {
-            thread_id: call.thread_id.clone(),
-            turn_id: call.turn_id.clone(),
-            call_id: call.call_id.clone(),
-        }
+        let mut hasher = std::hash::DefaultHasher::new();
+        (&call.thread_id, &call.turn_id, &call.call_id).hash(&mut hasher);
+        Self(hasher.finish())
     }
 }
 
@@ -67,8 +63,8 @@ pub(super) struct Calls {
 
 #[derive(Default)]
 struct Seen {
-    by_request: HashMap<String, (Identity, u64)>,
-    order: VecDeque<String>,
+    by_request: HashMap<Arc<str>, (Identity, u64)>,
+    order: VecDeque<Arc<str>>,
 }
 
 struct Listing {
@@ -94,13 +90,17 @@ impl Calls {
     pub(super) fn seen(&self, call: &ToolCall, connection: u64) {
         let mut seen = lock(&self.seen);
         let entry = (Identity::of(call), connection);
-        if seen.by_request.insert(call.request_id.clone(), entry).is_none() {
-            seen.order.push_back(call.request_id.clone());
-            if seen.order.len() > REMEMBERED
-                && let Some(oldest) = seen.order.pop_front()
-            {
-                seen.by_request.remove(&oldest);
-            }
+        if let Some(known) = seen.by_request.get_mut(call.request_id.as_str()) {
+            *known = entry;
+            return;
+        }
+        let request_id: Arc<str> = Arc::from(call.request_id.as_str());
+        seen.by_request.insert(Arc::clone(&request_id), entry);
+        seen.order.push_back(request_id);
+        if seen.order.len() > REMEMBERED
+            && let Some(oldest) = seen.order.pop_front()
+        {
+            seen.by_request.remove(&oldest);
         }
     }
 
@@ -108,7 +108,7 @@ impl Calls {
     pub(super) fn standing(&self, call: &ToolCall) -> Standing {
         let current = self.connection();
         let seen = lock(&self.seen);
-        match seen.by_request.get(&call.request_id) {
+        match seen.by_request.get(call.request_id.as_str()) {
             Some((identity, _)) if *identity != Identity::of(call) => Standing::Replaced,
             Some((_, connection)) if *connection == current && current != NO_CONNECTION => Standing::Current,
             // Forgotten (the bridge held more calls than remembered) counts as earlier: it is checked.

@@ -140,20 +140,22 @@ impl CodexManagerFeed {
         );
         let calls = Arc::clone(&self.calls);
         router.on_app_server_request("item.tool.call", move |signal: AppServerSignal, ctx: HandlerContext| {
-            let outcome = match tool_call_from_signal(signal) {
-                Ok(call) if lock(&scope).serves(&call.thread_id) => {
-                    lock(&known).insert(call.thread_id.clone());
-                    calls.seen(&call, ctx.connection);
-                    feed.submit(call, CallSource::Stream);
-                    Ok(())
-                }
-                Ok(call) => {
+            let (feed, scope, known, calls) =
+                (feed.clone(), Arc::clone(&scope), Arc::clone(&known), Arc::clone(&calls));
+            async move {
+                let call =
+                    tool_call_from_signal(signal).map_err(|reason| format!("unusable tool call signal: {reason}"))?;
+                if !lock(&scope).serves(&call.thread_id) {
                     tracing::trace!(thread_id = %call.thread_id, "tool call for a session this bridge does not serve");
-                    Ok(())
+                    return Ok::<(), String>(());
                 }
-                Err(reason) => Err(format!("unusable tool call signal: {reason}")),
-            };
-            async move { outcome }
+                // A burst waits on codex-manager (the stream is not read meanwhile) rather than in this process.
+                feed.room().await;
+                lock(&known).insert(call.thread_id.clone());
+                calls.seen(&call, ctx.connection);
+                feed.submit(call, CallSource::Stream);
+                Ok(())
+            }
         });
         let feed = self.feed.clone();
         router.on_app_server(
@@ -226,20 +228,25 @@ impl CodexManagerFeed {
         tokio::join!(streaming, polling);
     }
 
+    /// Lists pending calls at once, after every reconnect, and every `poll_interval`, or less often while listings
+    /// are slow: a listing of tens of thousands of pending calls keeps codex-manager busy for a second or more, so
+    /// periodic listings take at most a tenth of the time.
     async fn poll_loop(&self, stop: CancellationToken) {
-        let mut tick = tokio::time::interval(self.poll_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        const SLOWDOWN: u32 = 10;
+        let mut next = tokio::time::Instant::now();
         loop {
             let reconnected = tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = tick.tick() => false,
+                _ = tokio::time::sleep_until(next) => false,
                 _ = self.poll_now.notified() => true,
             };
             if reconnected {
                 self.check_sessions().await;
             }
             self.replace_lost_sessions().await;
+            let started = tokio::time::Instant::now();
             self.poll_once().await;
+            next = tokio::time::Instant::now() + self.poll_interval.max(started.elapsed() * SLOWDOWN);
         }
     }
 

@@ -51,6 +51,9 @@ struct Args {
     /// Do not run `cargo build` for the benchmark binaries first.
     #[arg(long)]
     no_build: bool,
+    /// Run only these rows (e.g. `--rows 1,7`; `7` is both 7a and 7b). Default: every row.
+    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    rows: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -92,7 +95,7 @@ fn run(args: Args) -> Result<ExitCode> {
     let ctx = Ctx { plan, bins, log_dir };
     let started = Instant::now();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let rows = runtime.block_on(rows::run_all(&ctx));
+    let rows = runtime.block_on(rows::run_all(&ctx, &args.rows));
     let report = Report {
         mode,
         finished_at_unix: std::time::SystemTime::now()

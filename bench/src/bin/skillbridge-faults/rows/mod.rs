@@ -16,19 +16,40 @@ use anyhow::{Result, bail};
 use crate::report::{Check, Counts, Row};
 use crate::rig::{Ctx, Ending};
 
-/// Runs every row; a row that cannot run to its end is reported as such and the others still run.
-pub async fn run_all(ctx: &Ctx) -> Vec<Row> {
+/// Runs the rows `only` names (every row when it is empty); a row that cannot run to its end is reported as such
+/// and the others still run.
+pub async fn run_all(ctx: &Ctx, only: &[String]) -> Vec<Row> {
     let plan = &ctx.plan;
+    // `7` names both 7a and 7b.
+    let wanted = |id: &str| only.is_empty() || only.iter().any(|o| o == id || o == id.trim_end_matches(['a', 'b']));
     let mut rows = Vec::new();
-    rows.push(row("1", load::fault(plan), load::run(ctx)).await);
-    rows.push(row("2", limits::fd_limit_fault(plan), limits::fd_limit(ctx)).await);
-    rows.push(row("3", limits::idle_admin_fault(plan), limits::idle_admin(ctx)).await);
-    rows.push(row("4", upstream::drops_fault(plan), upstream::drops(ctx)).await);
-    rows.push(row("5", upstream::failures_fault(plan), upstream::failures(ctx)).await);
-    rows.push(row("6", upstream::restart_fault(plan), upstream::restart(ctx)).await);
-    rows.push(row("7a", crash::fault(plan, false), crash::run(ctx, false)).await);
-    rows.push(row("7b", crash::fault(plan, true), crash::run(ctx, true)).await);
-    rows.push(row("8", bad_input::fault(plan), bad_input::run(ctx)).await);
+    if wanted("1") {
+        rows.push(row("1", load::fault(plan), load::run(ctx)).await);
+    }
+    if wanted("2") {
+        rows.push(row("2", limits::fd_limit_fault(plan), limits::fd_limit(ctx)).await);
+    }
+    if wanted("3") {
+        rows.push(row("3", limits::idle_admin_fault(plan), limits::idle_admin(ctx)).await);
+    }
+    if wanted("4") {
+        rows.push(row("4", upstream::drops_fault(plan), upstream::drops(ctx)).await);
+    }
+    if wanted("5") {
+        rows.push(row("5", upstream::failures_fault(plan), upstream::failures(ctx)).await);
+    }
+    if wanted("6") {
+        rows.push(row("6", upstream::restart_fault(plan), upstream::restart(ctx)).await);
+    }
+    if wanted("7a") {
+        rows.push(row("7a", crash::fault(plan, false), crash::run(ctx, false)).await);
+    }
+    if wanted("7b") {
+        rows.push(row("7b", crash::fault(plan, true), crash::run(ctx, true)).await);
+    }
+    if wanted("8") {
+        rows.push(row("8", bad_input::fault(plan), bad_input::run(ctx)).await);
+    }
     rows
 }
 
