@@ -21,7 +21,7 @@ use super::hooks::{
     middleware_hooks,
 };
 use super::types::{
-    CreateSession, CreatedSession, MessageAccepted, PendingCalls, PendingToolCall, RespondAck, SendMessage,
+    CreateSession, CreatedSession, MessageAccepted, PendingCalls, PendingRow, PendingToolCall, RespondAck, SendMessage,
     UnreadableRow,
 };
 use crate::BoxFuture;
@@ -335,6 +335,22 @@ impl CodexManager {
         // thousands of calls is never held as a JSON tree as well.
         let (calls, unreadable) = self.get_unhooked(op, &route, read_listing).await?;
         Ok(PendingCalls { calls, unreadable })
+    }
+
+    /// [`list_pending_calls`](Self::list_pending_calls) as the bridge reads it: each row only as far as running and
+    /// answering its call needs (the same rows are readable either way).
+    pub(crate) async fn list_pending_rows(
+        &self,
+        session_id: &str,
+    ) -> Result<(Vec<PendingRow>, Vec<UnreadableRow>), ManagerError> {
+        if self.hooks.len() > 0 {
+            let listing = self.list_pending_calls(session_id).await?;
+            let rows = listing.calls.into_iter().map(PendingRow::from).collect();
+            return Ok((rows, listing.unreadable));
+        }
+        let route = format!("/sessions/{}/tool-calls", crate::util::percent_encode(session_id));
+        self.get_unhooked("sessions.tool_calls.list", &route, read_listing)
+            .await
     }
 
     /// `tool_calls.respond`: `POST /tool-calls/:requestId/response` with `{contentItems, success}`.
@@ -813,10 +829,13 @@ fn read_listing<T: DeserializeOwned>(bytes: &[u8]) -> Result<(Vec<T>, Vec<Unread
     })?;
     let (mut rows, mut unreadable) = (Vec::with_capacity(listing.data.len()), Vec::new());
     for row in listing.data {
+        if let Some(too_deep) = too_deep_row(row.get()) {
+            unreadable.push(too_deep);
+            continue;
+        }
         let mut reader = serde_json::Deserializer::from_str(row.get());
         match serde_path_to_error::deserialize::<_, T>(&mut reader) {
             Ok(read) => rows.push(read),
-            Err(error) if is_too_deep(error.inner()) => unreadable.push(unreadable_row(row.get(), error.inner())),
             Err(error) => unreadable.push(UnreadableRow {
                 request_id: request_id_of(row.get()),
                 reason: error.to_string(),
@@ -880,26 +899,36 @@ fn read_rows(bytes: &[u8]) -> Option<(Value, Vec<UnreadableRow>)> {
 /// how deep it nests, naming the deepest field (`arguments` rather than `details`, which holds a copy of them one
 /// level down).
 fn unreadable_row(row: &str, error: &serde_json::Error) -> UnreadableRow {
-    let fields = serde_json::from_str::<BTreeMap<String, &RawValue>>(row).unwrap_or_default();
-    let request_id = request_id_in(&fields);
+    too_deep_row(row).unwrap_or_else(|| UnreadableRow {
+        request_id: request_id_of(row),
+        reason: error.to_string(),
+    })
+}
+
+/// A row nesting deeper than [`MAX_ROW_DEPTH`], reported as [`unreadable_row`] says; `None` for any other row. Rows
+/// are measured whole, whatever fields a reader keeps, so a row is readable or not whoever reads it.
+fn too_deep_row(row: &str) -> Option<UnreadableRow> {
     let depth = nesting(row);
-    let reason = if depth <= MAX_ROW_DEPTH {
-        error.to_string()
-    } else {
-        let depths: Vec<(usize, &str)> = fields.iter().map(|(k, v)| (nesting(v.get()), k.as_str())).collect();
-        let deepest = depths.iter().max().copied();
-        let arguments = depths.iter().find(|(_, k)| *k == "arguments").copied();
-        match (deepest, arguments) {
-            (Some((most, _)), Some((d, _))) if d + 1 >= most => format!(
-                "`arguments` nests {d} levels deep (the row {depth}): rows are read to a depth of {MAX_ROW_DEPTH}"
-            ),
-            (Some((d, field)), _) => format!(
-                "`{field}` nests {d} levels deep (the row {depth}): rows are read to a depth of {MAX_ROW_DEPTH}"
-            ),
-            (None, _) => format!("the row nests {depth} levels deep: rows are read to a depth of {MAX_ROW_DEPTH}"),
+    if depth <= MAX_ROW_DEPTH {
+        return None;
+    }
+    let fields = serde_json::from_str::<BTreeMap<String, &RawValue>>(row).unwrap_or_default();
+    let depths: Vec<(usize, &str)> = fields.iter().map(|(k, v)| (nesting(v.get()), k.as_str())).collect();
+    let deepest = depths.iter().max().copied();
+    let arguments = depths.iter().find(|(_, k)| *k == "arguments").copied();
+    let reason = match (deepest, arguments) {
+        (Some((most, _)), Some((d, _))) if d + 1 >= most => {
+            format!("`arguments` nests {d} levels deep (the row {depth}): rows are read to a depth of {MAX_ROW_DEPTH}")
         }
+        (Some((d, field)), _) => {
+            format!("`{field}` nests {d} levels deep (the row {depth}): rows are read to a depth of {MAX_ROW_DEPTH}")
+        }
+        (None, _) => format!("the row nests {depth} levels deep: rows are read to a depth of {MAX_ROW_DEPTH}"),
     };
-    UnreadableRow { request_id, reason }
+    Some(UnreadableRow {
+        request_id: request_id_in(&fields),
+        reason,
+    })
 }
 
 /// The request id of a row, when that field alone reads.

@@ -66,6 +66,7 @@ pub use config::{
 pub use error::ManagerError;
 pub(crate) use error::error_chain;
 pub use hooks::{ANY_OPERATION, AsyncMiddleware, CallResponse, Hook, HookError, HookOutcome, Middleware, RequestCall};
+pub(crate) use types::PendingRow;
 pub use types::{
     CreateSession, CreatedSession, MessageAccepted, PendingCalls, PendingToolCall, RespondAck, SendMessage,
     UnreadableRow,

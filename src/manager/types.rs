@@ -255,6 +255,40 @@ pub struct RespondAck {
     pub thread_id: Option<String>,
 }
 
+/// A pending call as the bridge reads a listing: only what it takes to run and answer the call. A listing can hold
+/// tens of thousands of rows, most of them calls the bridge already holds, and every other field of a
+/// [`PendingToolCall`] (`details` repeats the arguments) would triple what it costs to read.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PendingRow {
+    #[serde(deserialize_with = "string_or_number")]
+    pub(crate) request_id: String,
+    pub(crate) thread_id: String,
+    #[serde(default)]
+    pub(crate) turn_id: Option<String>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub(crate) call_id: String,
+    pub(crate) tool: String,
+    #[serde(default)]
+    pub(crate) arguments: Value,
+    #[serde(default)]
+    pub(crate) status: String,
+}
+
+impl From<PendingToolCall> for PendingRow {
+    fn from(call: PendingToolCall) -> Self {
+        Self {
+            request_id: call.request_id,
+            thread_id: call.thread_id,
+            turn_id: call.turn_id,
+            call_id: call.call_id,
+            tool: call.tool,
+            arguments: call.arguments,
+            status: call.status,
+        }
+    }
+}
+
 /// `"1"` or `1` as `"1"`: JSON-RPC ids reach the bridge in both forms.
 fn string_or_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
     let id = Value::deserialize(deserializer)?;

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::calls::Calls;
 use super::sessions::Sessions;
-use crate::manager::{CodexManager, ManagerError, PendingToolCall, UnreadableRow};
+use crate::manager::{CodexManager, ManagerError, PendingRow, UnreadableRow};
 use crate::stream::{AppServerSignal, Frame, HandlerContext, Router, StreamClient, StreamOptions, StreamStats};
 use crate::telemetry::{CallSource, LinkStatus};
 use crate::upstream::app_server::protocol::{ItemCompletedNotification, Turn, TurnCompletedNotification};
@@ -66,7 +66,7 @@ fn tool_call_from_signal(signal: AppServerSignal) -> Result<ToolCall, InvalidToo
 }
 
 /// A tool call from a pending-call row, by the same rules as a signal's.
-pub(super) fn tool_call_from_row(row: PendingToolCall) -> Result<ToolCall, InvalidToolCall> {
+pub(super) fn tool_call_from_row(row: PendingRow) -> Result<ToolCall, InvalidToolCall> {
     let params = ToolCallParams {
         thread_id: Some(row.thread_id),
         turn_id: row.turn_id,
@@ -258,11 +258,11 @@ impl CodexManagerFeed {
             let gate = self.calls.listing_gate(&thread);
             let _listing = gate.lock().await;
             let connection = self.calls.connection();
-            match self.client.list_pending_calls(&thread).await {
-                Ok(listing) => {
-                    self.report_unreadable(&thread, &listing.unreadable);
+            match self.client.list_pending_rows(&thread).await {
+                Ok((rows, unreadable)) => {
+                    self.report_unreadable(&thread, &unreadable);
                     let mut pending = Vec::new();
-                    for row in listing.calls.into_iter().filter(|r| r.status == "pending") {
+                    for row in rows.into_iter().filter(|r| r.status == "pending") {
                         match tool_call_from_row(row) {
                             Ok(call) => pending.push(call),
                             Err(reason) => tracing::warn!(thread_id = %thread, %reason, "unusable pending call row"),
@@ -434,7 +434,7 @@ mod tests {
             AppServerSignal::from_owned_payload("app_server.request.item.tool.call", None, fixture["payload"].clone())
                 .unwrap();
         let from_signal = tool_call_from_signal(signal).unwrap();
-        let row: PendingToolCall = serde_json::from_value(json!({
+        let row: PendingRow = serde_json::from_value(json!({
             "requestId": from_signal.request_id, "threadId": from_signal.thread_id, "turnId": from_signal.turn_id,
             "callId": from_signal.call_id, "tool": from_signal.tool, "arguments": from_signal.arguments,
             "status": "pending"
@@ -458,7 +458,7 @@ mod tests {
             tool_call_from_signal(signal).unwrap_err(),
             InvalidToolCall::Missing("requestId")
         );
-        let row: PendingToolCall =
+        let row: PendingRow =
             serde_json::from_value(json!({"requestId": 1, "threadId": "", "tool": "echo", "status": "pending"}))
                 .unwrap();
         assert_eq!(

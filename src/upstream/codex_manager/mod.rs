@@ -202,12 +202,11 @@ impl CodexManagerUpstream {
             None => {
                 let connection = self.calls.connection();
                 // The feed reports unreadable rows; this listing only looks for `call`.
-                let listing = match self.client.list_pending_calls(&call.thread_id).await {
-                    Ok(listing) => listing,
+                let rows = match self.client.list_pending_rows(&call.thread_id).await {
+                    Ok((rows, _)) => rows,
                     Err(error) => return Some(classify(&error)),
                 };
-                let pending: Vec<ToolCall> = listing
-                    .calls
+                let pending: Vec<ToolCall> = rows
                     .into_iter()
                     .filter(|row| row.status == "pending")
                     .filter_map(|row| feed::tool_call_from_row(row).ok())
