@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use skillbridge::ToolResult;
+use skillbridge::skill;
+use skillbridge::skill::{Catalog, SkillContext, ToolFlavor};
 use skillbridge::telemetry::{BridgeHealth, CallSource};
 use skillbridge::upstream::app_server::{
     AppServer, AppServerCommand, AppServerError, PendingAnswers, ThreadStartParams,
@@ -236,6 +238,60 @@ async fn a_failed_answer_reaches_the_model() {
     assert_eq!(
         outputs_seen_by_model(&rig.model.requests()),
         vec![("call_0_0".to_owned(), "no such city: Atlantis".to_owned())]
+    );
+}
+
+/// Lists items, 1 to 50 of them.
+#[skill]
+fn bounded_list(
+    /// How many items.
+    #[schemars(range(min = 1, max = 50))]
+    limit: u32,
+) -> String {
+    format!("{limit} items")
+}
+
+#[tokio::test]
+async fn a_bound_codex_hides_from_the_model_is_enforced_and_the_model_reads_why() {
+    let script = ModelScript::new().call("bounded_list", json!({"limit": 80}));
+    let catalog = Catalog::from_registry().expect("the test skills form a catalog");
+    let runner = catalog.clone();
+    let through_catalog: Skill = Arc::new(move |call, _token| {
+        let runner = runner.clone();
+        Box::pin(async move {
+            let ctx = SkillContext::detached(&call.tool);
+            runner.invoke(&call.tool, call.arguments, ctx).await
+        })
+    });
+    let Some(mut rig) = Rig::start("a_bound_codex_hides", script, through_catalog).await else {
+        return;
+    };
+    let tool = catalog.get("bounded_list").unwrap().dynamic_tool(ToolFlavor::AppServer);
+
+    let outcome = rig.run_turn(vec![tool], "list 80 items").await;
+
+    assert_eq!(next(&mut rig.events.answers, "answer").await, AnswerOutcome::Delivered);
+    let requests = rig.model.requests();
+    // Codex dropped the bound from what the model saw ...
+    let shown = requests[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "bounded_list")
+        .unwrap();
+    assert!(
+        shown["parameters"]["properties"]["limit"].get("maximum").is_none(),
+        "{shown}"
+    );
+    // ... so the skill side refused the call, and the model reads why.
+    let refusal = "invalid arguments for `bounded_list`: limit: 80 is greater than the maximum of 50";
+    assert_eq!(
+        outputs_seen_by_model(&requests),
+        vec![("call_0_0".to_owned(), refusal.to_owned())]
+    );
+    assert_eq!(
+        outcome.final_reply.as_deref(),
+        Some(format!("Tool said: {refusal}").as_str())
     );
 }
 

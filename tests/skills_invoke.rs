@@ -122,14 +122,14 @@ async fn arguments_of_the_wrong_type_name_the_path_and_the_expected_type() {
     assert!(!invocation.result.success);
     assert_eq!(
         invocation.result.text_content(),
-        "invalid arguments for `lookup`: ticket_id: invalid type: integer `5`, expected a string"
+        "invalid arguments for `lookup`: ticket_id: 5 is not of type \"string\""
     );
 
     let nested = invoke("lookup", json!({"ticket_id": "T-1", "filter": {"limit": -2}})).await;
     assert_eq!(nested.outcome, Outcome::InvalidArguments);
     assert_eq!(
         nested.result.text_content(),
-        "invalid arguments for `lookup`: filter.limit: invalid value: integer `-2`, expected u32"
+        "invalid arguments for `lookup`: filter.limit: -2 is less than the minimum of 0"
     );
 }
 
@@ -139,7 +139,7 @@ async fn missing_and_non_object_arguments_are_explained() {
     assert_eq!(missing.outcome, Outcome::InvalidArguments);
     assert_eq!(
         missing.result.text_content(),
-        "invalid arguments for `lookup`: missing field `ticket_id`"
+        "invalid arguments for `lookup`: \"ticket_id\" is a required property"
     );
 
     let array = invoke("lookup", json!(["T-1"])).await;

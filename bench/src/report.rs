@@ -37,6 +37,8 @@ pub struct Report {
     pub w4: W4,
     /// What `--journal` costs per call.
     pub journal: JournalCost,
+    /// What validating a bounded struct input costs per call.
+    pub validation: ValidationCost,
     /// Every target, with the measured value.
     pub targets: Vec<Target>,
 }
@@ -76,6 +78,36 @@ impl JournalCost {
             self.throughput_ratio * 100.0,
             self.cpu_us_per_call,
             self.serial_p50_us
+        )
+    }
+}
+
+/// What checking a call's arguments against a bounded schema costs, from the W1 rounds of `bounded_order` (a
+/// struct input of six bounded fields) next to those of `noop_async` (one string), both `async fn` skills on the
+/// same bridge.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ValidationCost {
+    /// Calls/s of `bounded_order` as a fraction of `noop_async`'s.
+    pub throughput_ratio: f64,
+    /// Bridge CPU time added per call, in microseconds: validating six bounds and reading the larger input.
+    pub cpu_us_per_call: f64,
+}
+
+impl ValidationCost {
+    /// From the W1 series of the trivial and the bounded skill.
+    pub fn between(trivial: &Series, bounded: &Series) -> ValidationCost {
+        ValidationCost {
+            throughput_ratio: bounded.calls_per_sec / trivial.calls_per_sec.max(f64::MIN_POSITIVE),
+            cpu_us_per_call: bounded.cpu_us_per_call.client - trivial.cpu_us_per_call.client,
+        }
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "Validation (`bounded_order`, six bounded fields checked before the skill runs, vs `noop_async`): {:.1}% \
+             of the calls/s at @64, {:+.1} µs bridge CPU per call (validating and reading the larger input).",
+            self.throughput_ratio * 100.0,
+            self.cpu_us_per_call
         )
     }
 }
@@ -426,11 +458,12 @@ impl Report {
     pub fn text(&self) -> String {
         let [calls, footprint, targets] = self.tables();
         format!(
-            "{}\n\n{}\n{}\n{}\n\n{}\n{}\nW4: {}\n",
+            "{}\n\n{}\n{}\n{}\n{}\n\n{}\n{}\nW4: {}\n",
             self.machine_line(),
             calls.text(),
             LEGEND,
             self.journal.line(),
+            self.validation.line(),
             footprint.text(),
             targets.text(),
             self.w4.note
@@ -443,11 +476,12 @@ impl Report {
         format!(
             "Machine: {}\n\nLatency is measured by the double, from emitting the tool-call event to accepting the \
              answer. Figures are medians over rounds. Command: `cargo run --release -p skillbridge-bench`.\n\n{}\n{}\n\
-             {}\n\n{}\n{}\nW4: {}\n",
+             {}\n{}\n\n{}\n{}\nW4: {}\n",
             self.machine_line(),
             calls.markdown(),
             LEGEND,
             self.journal.line(),
+            self.validation.line(),
             footprint.markdown(),
             targets.markdown(),
             self.w4.note

@@ -12,7 +12,9 @@ use skillbridge_bench::clients::{Bins, Client, Kind};
 use skillbridge_bench::double::{Burst, Double};
 use skillbridge_bench::procfs::{Machine, cpu_micros, load_average, machine_busy_micros, status_kib};
 
-use crate::report::{CpuPerCall, Footprint, JournalCost, PlanSummary, Report, Series, Target, W4, Workload, median};
+use crate::report::{
+    CpuPerCall, Footprint, JournalCost, PlanSummary, Report, Series, Target, ValidationCost, W4, Workload, median,
+};
 
 /// How long the W2 skill sleeps.
 const W2_SKILL_TIME: Duration = Duration::from_millis(50);
@@ -291,6 +293,16 @@ pub async fn run(plan: &Plan, bins: &Bins, log_dir: &Path) -> Result<Report> {
         w1_async.round(&double, &mut bridge, plan).await?;
     }
 
+    // A bounded struct input (six fields, each checked against its schema before the skill runs), next to the
+    // trivial `async fn`: what validating and reading a real input costs per call.
+    let order = json!({"ticket_id": "T-42", "quantity": 3, "items": ["a", "b"], "contact": "ops@example.com",
+                       "share": 0.5, "priority": "high"});
+    warm_up(&double, &bridge, "bounded_order", &order, plan.warmup_calls, plan).await?;
+    let mut w1_bounded = Rounds::new("W1", "bounded_order", order, plan.w1_calls, plan.outstanding);
+    for _ in 0..plan.w1_rounds {
+        w1_bounded.round(&double, &mut bridge, plan).await?;
+    }
+
     // W2: the 50 ms skill; at most `outstanding` run at once, so the bound is outstanding / 50 ms.
     let idle = json!({});
     warm_up(&double, &bridge, "sleep_50ms", &idle, plan.outstanding, plan).await?;
@@ -327,10 +339,13 @@ pub async fn run(plan: &Plan, bins: &Bins, log_dir: &Path) -> Result<Report> {
         serial_journaled.series(Kind::Journaled),
     );
     let journal = JournalCost::between(&w1_bridge, &w1_journaled, &serial_bridge, &serial_journaled);
+    let (w1_async, w1_bounded) = (w1_async.series(Kind::Bridge), w1_bounded.series(Kind::Bridge));
+    let validation = ValidationCost::between(&w1_async, &w1_bounded);
     let w1 = vec![
         w1_floor.series(Kind::Floor),
         w1_bridge,
-        w1_async.series(Kind::Bridge),
+        w1_async,
+        w1_bounded,
         serial_floor.series(Kind::Floor),
         serial_bridge,
         w1_journaled,
@@ -384,6 +399,7 @@ pub async fn run(plan: &Plan, bins: &Bins, log_dir: &Path) -> Result<Report> {
         w3,
         w4,
         journal,
+        validation,
         targets,
     })
 }

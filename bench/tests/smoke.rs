@@ -49,9 +49,24 @@ fn a_quick_run_measures_every_workload_and_writes_the_report() {
     let clients: Vec<&str> = w1.iter().map(|s| s["client"].as_str().unwrap()).collect();
     assert_eq!(
         clients,
-        ["floor", "bridge", "bridge", "floor", "bridge", "journaled", "journaled"]
+        [
+            "floor",
+            "bridge",
+            "bridge",
+            "bridge",
+            "floor",
+            "bridge",
+            "journaled",
+            "journaled"
+        ]
     );
-    assert_eq!((&w1[3]["outstanding"], &w1[6]["outstanding"]), (&1.into(), &1.into()));
+    assert_eq!((&w1[4]["outstanding"], &w1[7]["outstanding"]), (&1.into(), &1.into()));
+    assert_eq!(w1[3]["skill"], "bounded_order");
+    assert!(
+        report["validation"]["cpu_us_per_call"].is_number(),
+        "{}",
+        report["validation"]
+    );
     let series: Vec<&Value> = w1.iter().chain([&report["w2"], &report["w4"]["series"]]).collect();
     for s in &series {
         assert_eq!(s["complete"], true, "{s}");

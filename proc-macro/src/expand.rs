@@ -60,13 +60,36 @@ fn input_schema_fn(skill: &Skill) -> TokenStream {
         Some(ty) => quote_spanned!(ty.span()=> #sb::input_schema::<#ty>(generator)),
         None => {
             let parameters = skill.params.iter().filter_map(|param| match param {
-                Param::Property { ident, ty, description } => {
+                Param::Property {
+                    ident,
+                    ty,
+                    description,
+                    bounds,
+                } => {
                     let name = property_name(ident);
                     let description = match description {
                         Some(text) => quote!(::core::option::Option::Some(#text)),
                         None => quote!(::core::option::Option::None),
                     };
-                    Some(quote_spanned!(ty.span()=> schema.parameter::<#ty>(generator, #name, #description);))
+                    if bounds.is_empty() {
+                        return Some(
+                            quote_spanned!(ty.span()=> schema.parameter::<#ty>(generator, #name, #description);),
+                        );
+                    }
+                    // schemars reads the bounds, as it would on a field: they are written on one of a struct that
+                    // exists only for its schema.
+                    let holder = format_ident!("__SkillBounds_{}", ident);
+                    let schemars_path = format!("{sb}::schemars").replace(' ', "");
+                    Some(quote! {
+                        #[allow(non_camel_case_types, dead_code)]
+                        #[derive(#sb::schemars::JsonSchema)]
+                        #[schemars(crate = #schemars_path)]
+                        struct #holder {
+                            #(#bounds)*
+                            value: #ty,
+                        }
+                        schema.bounded_parameter::<#ty, #holder>(generator, #name, #description);
+                    })
                 }
                 Param::Input { .. } | Param::Context { .. } => None,
             });

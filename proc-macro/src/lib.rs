@@ -72,8 +72,10 @@ use proc_macro::TokenStream;
 /// - A doc comment on a parameter becomes the property's `description`.
 /// - An `Option<T>` parameter is not required; a missing or `null` value is `None`. (The rule is general: a
 ///   parameter whose type accepts `null` may be left out.)
-/// - Parameters take no `#[serde(..)]` or `#[schemars(..)]` attributes; to rename, validate or constrain fields
-///   with them, take a struct input (below).
+/// - A parameter may carry schemars' validation attributes, which land in its schema and are enforced on every
+///   call: `#[schemars(range(min = 1, max = 50))]`, `length(min = .., max = ..)`, `regex(pattern = ..)` (or
+///   `pattern(..)`), `email`, `url`. It takes no other `#[schemars(..)]` and no `#[serde(..)]` attribute; to
+///   rename fields or change how they are read, take a struct input (below).
 /// - A parameter whose type is `SkillContext` (matched by the last path segment) is not part of the
 ///   schema: the runtime injects the call's context (thread, turn, call and request ids, tool name, and the
 ///   cancellation token that fires at the skill's timeout or when the turn is interrupted).

@@ -35,7 +35,12 @@ pub(crate) struct RawParam {
     pub docs: Option<String>,
     /// The span of `input` in `#[skill(input)]`, when present.
     pub input_marker: Option<Span>,
+    /// schemars' validation attributes (`range`, `length`, `pattern`/`regex`, `email`, `url`), as written.
+    pub bounds: Vec<Attribute>,
 }
+
+/// The schemars attributes a plain parameter may carry: those that bound its value.
+const BOUND_KEYS: &[&str] = &["range", "length", "pattern", "regex", "email", "url"];
 
 const ARG_KEYS: &str = "`name`, `description` or `timeout`";
 
@@ -50,14 +55,17 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream) -> syn::Result<Parsed>
             FnArg::Receiver(self_param) => receiver = Some(self_param.clone()),
             FnArg::Typed(typed) => {
                 let mut input_marker = None;
+                let mut bounds = Vec::new();
                 for attr in &typed.attrs {
                     if attr.path().is_ident("skill") {
                         parse_param_attr(attr, &mut input_marker, &mut errors);
-                    } else if attr.path().is_ident("serde") || attr.path().is_ident("schemars") {
+                    } else if attr.path().is_ident("schemars") {
+                        parse_bounds_attr(attr, &mut bounds, &mut errors);
+                    } else if attr.path().is_ident("serde") {
                         errors.push(syn::Error::new_spanned(
                             attr,
-                            "serde and schemars attributes do not apply to skill parameters; to rename, validate or \
-                             describe fields with them, take a struct input: `#[skill(input)] args: MyArgs`",
+                            "serde attributes do not apply to skill parameters; to rename fields or change how \
+                             they are read, take a struct input: `#[skill(input)] args: MyArgs`",
                         ));
                     }
                 }
@@ -66,6 +74,7 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream) -> syn::Result<Parsed>
                     ty: (*typed.ty).clone(),
                     docs: doc_text(&typed.attrs),
                     input_marker,
+                    bounds,
                 });
             }
         }
@@ -217,6 +226,30 @@ fn parse_param_attr(attr: &Attribute, input_marker: &mut Option<Span>, errors: &
     });
     if let Err(error) = result {
         errors.push(error);
+    }
+}
+
+/// Keeps a `#[schemars(..)]` attribute whose every item bounds the value; any other item is an error on its span.
+fn parse_bounds_attr(attr: &Attribute, bounds: &mut Vec<Attribute>, errors: &mut Vec<syn::Error>) {
+    let result = attr.parse_nested_meta(|meta| {
+        let key = path_text(&meta.path);
+        if !BOUND_KEYS.contains(&key.as_str()) {
+            return Err(meta.error(format!(
+                "`{key}` does not apply to a skill parameter; a parameter takes schemars' validation attributes \
+                 (`range`, `length`, `pattern`, `regex`, `email`, `url`), and its doc comment describes it"
+            )));
+        }
+        // The item's own arguments are schemars' to read (and to report on).
+        if meta.input.peek(syn::token::Paren) {
+            let _: proc_macro2::Group = meta.input.parse()?;
+        } else if meta.input.peek(Token![=]) {
+            let _: Expr = meta.value()?.parse()?;
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => bounds.push(attr.clone()),
+        Err(error) => errors.push(error),
     }
 }
 

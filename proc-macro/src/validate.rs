@@ -32,6 +32,8 @@ pub(crate) enum Param {
         ident: Ident,
         ty: Type,
         description: Option<String>,
+        /// `#[schemars(range(..))]` and the like, for schemars to read.
+        bounds: Vec<syn::Attribute>,
     },
     /// `#[skill(input)]`: the whole input.
     Input { ty: Type },
@@ -154,6 +156,14 @@ fn validate_params(raw_params: Vec<RawParam>, errors: &mut Vec<syn::Error>) -> V
         for problem in &borrowed {
             errors.push(problem.clone());
         }
+        if raw.input_marker.is_some() || is_context(&raw.ty) {
+            for attr in &raw.bounds {
+                errors.push(syn::Error::new_spanned(
+                    attr,
+                    "validation attributes apply to plain parameters; bound the fields of the input struct instead",
+                ));
+            }
+        }
         if is_context(&raw.ty) {
             if context_seen {
                 errors.push(syn::Error::new_spanned(
@@ -192,6 +202,7 @@ fn validate_params(raw_params: Vec<RawParam>, errors: &mut Vec<syn::Error>) -> V
             ident,
             ty: raw.ty,
             description: raw.docs,
+            bounds: raw.bounds,
         });
     }
     params

@@ -157,7 +157,7 @@ fn call_exits_one_when_the_skill_fails() {
     let output = skillbridge(&["call", "ticket_lookup", r#"{"ticket_id": 42}"#]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output).contains("ticket_id: invalid type: integer `42`, expected a string"),
+        stderr(&output).contains("ticket_id: 42 is not of type \"string\""),
         "{}",
         stderr(&output)
     );

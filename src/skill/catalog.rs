@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::__private::{self as private, SkillDescriptor};
 use super::invoke::{self, Invocation};
 use super::schema::{self, SchemaProblem};
+use super::validate::ArgumentCheck;
 use super::{SkillContext, ToolResult};
 
 /// The longest tool name Codex accepts.
@@ -136,6 +137,7 @@ pub struct SkillInfo {
     description: &'static str,
     input_schema: Value,
     output_schema: Option<Value>,
+    arguments: ArgumentCheck,
     timeout: Duration,
     location: SkillLocation,
     descriptor: &'static SkillDescriptor,
@@ -165,6 +167,8 @@ impl SkillInfo {
             return Err(invalid("the timeout is zero".to_owned()));
         }
         let raw_input = (descriptor.input_schema)(&mut schema::input_generator());
+        // Arguments are checked against the schema as derived: the portable rewrite only reshapes it for Codex.
+        let arguments = ArgumentCheck::compile(raw_input.as_value()).map_err(invalid)?;
         let input_schema = schema::portable_input(raw_input).map_err(|problem| match problem {
             SchemaProblem::Recursive { type_name } => CatalogError::RecursiveSchema {
                 skill: descriptor.name.to_owned(),
@@ -183,6 +187,7 @@ impl SkillInfo {
             description: descriptor.description,
             input_schema,
             output_schema,
+            arguments,
             timeout: Duration::from_millis(descriptor.timeout_ms),
             location,
             descriptor,
@@ -197,6 +202,12 @@ impl SkillInfo {
     /// The tool description the model reads.
     pub fn description(&self) -> &str {
         self.description
+    }
+
+    /// `Ok` when `arguments` satisfy the skill's whole input schema; otherwise each violation as `path: message`
+    /// (see the validation module).
+    pub(crate) fn check_arguments(&self, arguments: &Value) -> Result<(), String> {
+        self.arguments.check(arguments)
     }
 
     /// The portable input schema (always an object).

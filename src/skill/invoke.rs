@@ -119,6 +119,13 @@ async fn run(catalog: &Catalog, name: &str, arguments: Value, ctx: SkillContext)
     // A child token: the deadline cancels this run only, while the caller's token still reaches it.
     let run_token = call_token.child_token();
     let ctx = ctx.with_cancellation(run_token.clone());
+    // Arguments that are not an object at all get the deserializer's plainer explanation.
+    if let Err(violations) = skill.check_arguments(&arguments)
+        && arguments.is_object()
+    {
+        let message = format!("invalid arguments for `{name}`: {violations}");
+        return (ToolResult::failure(message), Outcome::InvalidArguments);
+    }
     let prepared = match (skill.descriptor().prepare)(arguments, ctx) {
         Ok(prepared) => prepared,
         Err(error) => {

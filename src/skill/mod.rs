@@ -14,6 +14,7 @@ mod error;
 mod invoke;
 mod result;
 mod schema;
+mod validate;
 
 #[doc(hidden)]
 #[path = "private.rs"]

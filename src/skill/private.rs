@@ -156,6 +156,26 @@ impl ArgumentsSchema {
         }
     }
 
+    /// [`parameter`](Self::parameter), its schema read from the `value` field of `B`, a struct that carries the
+    /// parameter's validation attributes (`#[schemars(range(..))]` and the like) for schemars to apply.
+    pub fn bounded_parameter<T: SkillParameter, B: schemars::JsonSchema>(
+        &mut self,
+        generator: &mut SchemaGenerator,
+        name: &str,
+        description: Option<&str>,
+    ) {
+        self.parameter::<T>(generator, name, description);
+        let holder = B::json_schema(generator).to_value();
+        let mut bounded = holder
+            .pointer("/properties/value")
+            .cloned()
+            .expect("the struct #[skill] writes for a parameter's bounds has a `value` field");
+        if let (Some(description), Value::Object(object)) = (description, &mut bounded) {
+            object.insert("description".to_owned(), Value::from(description));
+        }
+        self.properties.insert(name.to_owned(), bounded);
+    }
+
     /// The root schema, with the definitions the parameters refer to.
     pub fn finish(self, generator: &mut SchemaGenerator) -> Schema {
         let mut root = Map::new();

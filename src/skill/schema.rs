@@ -8,8 +8,10 @@
 //!   and for the data skills accept the two mean the same);
 //! - an input schema's root is `type: "object"` with `properties` present, even when empty.
 //!
-//! `format`, `minimum` and friends are kept: they document the type, and the skill side enforces them by
-//! deserializing the arguments into the parameter types.
+//! `format`, `minimum` and friends are kept in the published schema: they document the type for whoever reads it
+//! (Codex 0.169 drops them before the model sees them). They are enforced on the skill side: every call's
+//! arguments are validated against the schema as derived, before this rewrite, by [`super::validate`]; what
+//! deserialization then checks (the Rust types) is a subset of it.
 
 use schemars::generate::{Contract, SchemaSettings};
 use schemars::{Schema, SchemaGenerator};

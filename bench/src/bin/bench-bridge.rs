@@ -59,6 +59,49 @@ async fn echo_call(
     call_id
 }
 
+/// An order whose every field is bounded: the input of the validation row.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+struct BoundedOrder {
+    /// Like T-123.
+    #[schemars(regex(pattern = r"^T-[0-9]+$"))]
+    ticket_id: String,
+    /// 1 to 50.
+    #[schemars(range(min = 1, max = 50))]
+    quantity: u32,
+    /// One to five item names.
+    #[schemars(length(min = 1, max = 5))]
+    items: Vec<String>,
+    /// Who to tell.
+    #[schemars(email)]
+    contact: String,
+    /// A share, 0 to 1.
+    #[schemars(range(min = 0.0, max = 1.0))]
+    share: f64,
+    /// How urgent.
+    priority: Priority,
+}
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+enum Priority {
+    Low,
+    High,
+}
+
+/// Confirms an order whose every field is checked against its bounds before the skill runs (the validation row).
+#[skill]
+async fn bounded_order(#[skill(input)] order: BoundedOrder) -> String {
+    format!(
+        "{} x{} {:?}: {} items for {} at {}",
+        order.ticket_id,
+        order.quantity,
+        order.priority,
+        order.items.len(),
+        order.contact,
+        order.share
+    )
+}
+
 /// Appends `<event> <call_id>` to the run log, if there is one. One `write` per line on a file opened for
 /// appending, so lines of concurrent runs (and of two bridge processes) never interleave.
 fn note_run(event: &str, call_id: &str) {
