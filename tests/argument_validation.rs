@@ -46,6 +46,7 @@ enum Priority {
 
 /// Every other keyword, on the fields of a struct input.
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+#[expect(dead_code, reason = "the fields are read through `Debug`, into the answer")]
 struct Order {
     /// exclusiveMinimum / exclusiveMaximum.
     #[schemars(extend("exclusiveMinimum" = 0, "exclusiveMaximum" = 1))]
