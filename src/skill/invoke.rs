@@ -119,7 +119,7 @@ async fn run(catalog: &Catalog, name: &str, arguments: Value, ctx: SkillContext)
     // A child token: the deadline cancels this run only, while the caller's token still reaches it.
     let run_token = call_token.child_token();
     let ctx = ctx.with_cancellation(run_token.clone());
-    let prepared = match (skill.descriptor().prepare)(arguments, ctx) {
+    let prepared = match (skill.descriptor().prepare)(arguments, ctx, catalog.states()) {
         Ok(prepared) => prepared,
         Err(error) => {
             let message = format!("invalid arguments for `{name}`: {}", error.0);
