@@ -267,3 +267,141 @@ async fn a_send_turn_runs_skills_with_the_bridges_states() {
     assert_eq!(sent.reply.reply.as_deref(), Some("Pool said: main#1 ran count rows"));
     assert_eq!(pool.checked_out.load(Ordering::SeqCst), 1);
 }
+
+/// The environment variable that makes [`child_cli`] run the command line (its arguments, one per line).
+const CHILD_ARGS: &str = "SKILL_STATE_CHILD_ARGS";
+/// Set: the child's `App` supplies the states; unset: it supplies none.
+const CHILD_STATES: &str = "SKILL_STATE_CHILD_STATES";
+
+/// Runs this test binary as a skills binary (`skillbridge::cli::App` with this file's skills) with `args`.
+async fn command_line(args: &[&str], with_states: bool) -> std::process::Output {
+    let mut command = tokio::process::Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", "child_cli", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ARGS, args.join("\n"))
+        .env_remove("SKILLBRIDGE_CONFIG")
+        .env_remove("RUST_LOG")
+        .kill_on_drop(true);
+    if with_states {
+        command.env(CHILD_STATES, "1");
+    } else {
+        command.env_remove(CHILD_STATES);
+    }
+    tokio::time::timeout(WAIT, command.output())
+        .await
+        .expect("the command finishes")
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn call_runs_a_skill_with_the_apps_states() {
+    let out = command_line(&["call", "pooled_query", r#"{"query": "q"}"#], true).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("main#1 ran q"), "{}", text(&out.stdout));
+
+    let out = command_line(&["skills"], true).await;
+    let table = text(&out.stdout);
+    let row = table.lines().find(|line| line.starts_with("audited_query ")).unwrap();
+    assert!(row.contains("audit: State<Audit>, pool: State<Pool>"), "{table}");
+
+    let out = command_line(&["skills", "--json", "--states"], true).await;
+    let stdout = text(&out.stdout);
+    let listing: serde_json::Value = serde_json::from_str(&stdout[stdout.find('{').unwrap()..]).unwrap();
+    assert_eq!(
+        listing["states"]["pooled_query"],
+        json!([{"parameter": "pool", "type": "skill_state::Pool"}])
+    );
+    let (states, _, _) = states();
+    let catalog = Catalog::from_registry_with(states).unwrap();
+    assert_eq!(
+        listing["dynamicTools"],
+        json!(catalog.dynamic_tools(skillbridge::skill::ToolFlavor::CodexManager)),
+        "the payload is the one sent to Codex, without states"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_state_stops_every_command_before_it_starts() {
+    let expected = "skill `audit_search` needs State<skill_state::Audit>, which was not provided";
+    for args in [vec!["call", "pooled_query", r#"{"query": "q"}"#], vec!["skills"]] {
+        let out = command_line(&args, false).await;
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!("error: this binary's skills cannot run: {expected}")),
+            "{args:?}: {stderr}"
+        );
+    }
+
+    let double = CodexManagerDouble::start().await.unwrap();
+    let url = double.base_url();
+    for command in ["serve", "send"] {
+        let mut args = vec![command, "--manager-url", &url];
+        args.extend(if command == "serve" {
+            vec!["--no-admin"]
+        } else {
+            vec!["hello"]
+        });
+        let out = command_line(&args, false).await;
+        assert_eq!(out.status.code(), Some(1), "{command}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "skillbridge {command}: the skills cannot be served: {expected}"
+            )),
+            "{command}: {stderr}"
+        );
+    }
+    assert!(double.sessions().is_empty(), "no session was created");
+}
+
+#[tokio::test]
+async fn send_runs_a_turn_with_the_apps_states() {
+    let double = CodexManagerDouble::builder()
+        .on_message(|message| {
+            Some(
+                TurnScript::new()
+                    .tool_call("audited_query", json!({"query": message.text}))
+                    .final_message_from(|answers| {
+                        format!(
+                            "Connection: {}",
+                            skillbridge_doubles::codex_manager::answer_text(&answers[0])
+                        )
+                    }),
+            )
+        })
+        .start()
+        .await
+        .unwrap();
+    let out = command_line(&["send", "--manager-url", &double.base_url(), "select 2"], true).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("Connection: main#1"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// The command line run by the tests above; does nothing unless started by them.
+#[test]
+fn child_cli() {
+    let Ok(args) = std::env::var(CHILD_ARGS) else { return };
+    let mut app = skillbridge::cli::App::new();
+    if std::env::var_os(CHILD_STATES).is_some() {
+        app = app.states(states().0);
+    }
+    let cli =
+        <skillbridge::cli::Cli as clap::Parser>::try_parse_from(std::iter::once("skillbridge").chain(args.split('\n')))
+            .expect("valid arguments");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let code = runtime.block_on(app.run_parsed(cli));
+    let code = [0, 1, 2]
+        .into_iter()
+        .find(|&status| code == std::process::ExitCode::from(status))
+        .unwrap_or(3);
+    std::process::exit(i32::from(code));
+}

@@ -231,7 +231,6 @@ impl BridgeBuilder {
             return Err(BridgeError::Invalid("the concurrency must be at least 1".into()));
         }
         let catalog = match self.catalog {
-            Some(catalog) if self.states.is_empty() => catalog,
             Some(catalog) => catalog.with_states(self.states)?,
             None => Catalog::from_registry_with(self.states)?,
         };

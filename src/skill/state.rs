@@ -168,6 +168,7 @@ impl fmt::Debug for StateRequirement {
 #[derive(Clone, Default)]
 pub struct States {
     values: HashMap<TypeId, Entry>,
+    choices: HashMap<TypeId, Choices>,
 }
 
 #[derive(Clone)]
@@ -175,7 +176,6 @@ struct Entry {
     /// The `Arc<T>` of a `State<T>` (so that finding it needs no bound on `T` but `'static`).
     value: Arc<dyn Any + Send + Sync>,
     type_name: &'static str,
-    choices: Option<Choices>,
 }
 
 /// Computes the allowed values from a state's stored value.
@@ -207,30 +207,25 @@ impl States {
             Entry {
                 value,
                 type_name: std::any::type_name::<T>(),
-                choices: None,
             },
         );
         self
     }
 
     /// Restricts the string parameter `parameter` of every skill that takes `State<T>` to `values(&state)`: the
-    /// catalog announces it with `"enum": [..]` (when there is at least one value). Call it after supplying `T`;
-    /// without a `T` it does nothing. The skill must still check what it receives.
+    /// catalog announces it with `"enum": [..]` (when there is at least one value). Before or after supplying
+    /// `T`; without a `T` it does nothing. The skill must still check what it receives.
     pub fn choices<T, F>(&mut self, parameter: &'static str, values: F) -> &mut Self
     where
         T: Send + Sync + 'static,
         F: Fn(&T) -> Vec<String> + Send + Sync + 'static,
     {
-        if let Some(entry) = self.values.get_mut(&TypeId::of::<T>()) {
-            entry.choices = Some(Choices {
-                parameter,
-                values: Arc::new(move |any| {
-                    any.downcast_ref::<Arc<T>>()
-                        .map(|state| values(state))
-                        .unwrap_or_default()
-                }),
-            });
-        }
+        let values: Arc<ValuesFn> = Arc::new(move |any| {
+            any.downcast_ref::<Arc<T>>()
+                .map(|state| values(state))
+                .unwrap_or_default()
+        });
+        self.choices.insert(TypeId::of::<T>(), Choices { parameter, values });
         self
     }
 
@@ -258,6 +253,7 @@ impl States {
     /// Adds every state of `other`, replacing those of the same types.
     pub fn extend(&mut self, other: States) -> &mut Self {
         self.values.extend(other.values);
+        self.choices.extend(other.choices);
         self
     }
 
@@ -265,7 +261,7 @@ impl States {
     /// was called for it.
     pub(crate) fn choices_of(&self, type_id: TypeId) -> Option<(&'static str, Vec<String>)> {
         let entry = self.values.get(&type_id)?;
-        let choices = entry.choices.as_ref()?;
+        let choices = self.choices.get(&type_id)?;
         Some((choices.parameter, (choices.values)(&*entry.value)))
     }
 }
