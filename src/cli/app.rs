@@ -21,7 +21,7 @@ type LoadFn = dyn Fn(Option<toml::Value>) -> Result<(States, toml::Value), Strin
 
 /// The `skillbridge` command line of a skills binary, with the states its skills take.
 ///
-/// ```no_run
+/// ```no_run,standalone_crate
 /// use std::sync::Mutex;
 ///
 /// use skillbridge::{State, skill};

@@ -12,6 +12,9 @@
 //! names of the databases an operator configured). The skill still checks the value it gets, since a model
 //! may send anything.
 
+// Doc examples that define skills taking state are `standalone_crate`: merged doctests share one skill registry,
+// where a state-taking skill would make every other example's `Catalog::from_registry()` fail.
+
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
