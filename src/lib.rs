@@ -67,7 +67,9 @@ mod util;
 
 #[cfg(feature = "bridge")]
 pub use bridge::{Bridge, BridgeBuilder, BridgeError, TurnEnd, TurnReply};
-pub use skill::{Catalog, CatalogError, Content, ContentItem, IntoToolResult, SkillContext, SkillError, ToolResult};
+pub use skill::{
+    Catalog, CatalogError, Content, ContentItem, IntoToolResult, SkillContext, SkillError, State, States, ToolResult,
+};
 pub use skillbridge_macros::skill;
 #[cfg(feature = "bridge")]
 pub use upstream::{AppServerUpstream, CodexManagerUpstream, Upstream};

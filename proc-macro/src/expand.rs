@@ -1,8 +1,9 @@
 //! Step 3: writes the registration of a checked [`Skill`] next to the (unchanged) function.
 //!
 //! The generated items live in an anonymous `const _: () = { .. };` block: the input and output schema
-//! functions, the `prepare` function that reads the arguments and packages the call, and an
-//! `inventory::submit!` of the `SkillDescriptor`.
+//! functions, the `prepare` function that reads the arguments, takes the states and packages the call, the
+//! check that no state type is taken twice, and an `inventory::submit!` of the `SkillDescriptor` (with the
+//! skill's `State<T>` requirements).
 //!
 //! Every use of a user's type goes through a generic helper whose bound carries a custom diagnostic, written with
 //! that type's span: a parameter type that cannot be read from JSON is reported once per missing trait, on the
@@ -28,6 +29,7 @@ pub(crate) fn expand(skill: &Skill, function: &ItemFn) -> TokenStream {
     let input_schema = input_schema_fn(skill);
     let output_schema = output_schema_fn(skill);
     let prepare = prepare_fn(skill);
+    let (states, distinct_states) = state_requirements(skill);
     quote! {
         #function
 
@@ -36,6 +38,8 @@ pub(crate) fn expand(skill: &Skill, function: &ItemFn) -> TokenStream {
             #input_schema
             #output_schema
             #prepare
+            #distinct_states
+            const __SKILL_STATES: &[#sb::StateRequirement] = &[#(#states),*];
             #sb::inventory::submit! {
                 #sb::SkillDescriptor {
                     name: #name,
@@ -46,6 +50,7 @@ pub(crate) fn expand(skill: &Skill, function: &ItemFn) -> TokenStream {
                     line: ::core::line!(),
                     input_schema: __skill_input_schema,
                     output_schema: __skill_output_schema,
+                    states: __SKILL_STATES,
                     prepare: __skill_prepare,
                 }
             }
@@ -91,7 +96,7 @@ fn input_schema_fn(skill: &Skill) -> TokenStream {
                         schema.bounded_parameter::<#ty, #holder>(generator, #name, #description);
                     })
                 }
-                Param::Input { .. } | Param::Context { .. } => None,
+                Param::Input { .. } | Param::Context { .. } | Param::State { .. } => None,
             });
             quote! {
                 let mut schema = #sb::ArgumentsSchema::new();
@@ -130,6 +135,7 @@ fn prepare_fn(skill: &Skill) -> TokenStream {
     let input_binding = format_ident!("__skill_input");
     let has_context = skill.params.iter().any(|param| matches!(param, Param::Context { .. }));
     let mut reads = Vec::new();
+    let mut states = Vec::new();
     let call_args: Vec<TokenStream> = skill
         .params
         .iter()
@@ -149,6 +155,13 @@ fn prepare_fn(skill: &Skill) -> TokenStream {
             }
             // Spanned so that a `SkillContext` that is not skillbridge's is reported on the parameter.
             Param::Context { ty } => quote_spanned!(ty.span()=> __skill_context),
+            Param::State { ident, ty } => {
+                let name = property_name(ident);
+                states.push(quote_spanned! {ty.span()=>
+                    let #ident = #sb::state::<#ty>(__skill_states, #name)?;
+                });
+                quote!(#ident)
+            }
         })
         .collect();
     let takes_one_by_one = input_type(skill).is_none() && !reads.is_empty();
@@ -158,6 +171,7 @@ fn prepare_fn(skill: &Skill) -> TokenStream {
         quote!(__skill_arguments)
     };
     let unused_context = (!has_context).then(|| quote!(let _ = __skill_context;));
+    let unused_states = states.is_empty().then(|| quote!(let _ = __skill_states;));
     let output = &skill.output;
     let convert = quote_spanned! {output.span()=>
         {
@@ -186,11 +200,14 @@ fn prepare_fn(skill: &Skill) -> TokenStream {
         fn __skill_prepare(
             __skill_arguments: #sb::serde_json::Value,
             __skill_context: ::skillbridge::skill::SkillContext,
+            __skill_states: &::skillbridge::skill::States,
         ) -> ::core::result::Result<#sb::SkillRun, #sb::ArgumentsError> {
             #[allow(unused_variables)]
             let #arguments_binding = #sb::arguments_object(__skill_arguments)?;
             #(#reads)*
+            #(#states)*
             #unused_context
+            #unused_states
             ::core::result::Result::Ok(#run)
         }
     }
@@ -199,8 +216,35 @@ fn prepare_fn(skill: &Skill) -> TokenStream {
 fn input_type(skill: &Skill) -> Option<&Type> {
     skill.params.iter().find_map(|param| match param {
         Param::Input { ty } => Some(ty),
-        Param::Property { .. } | Param::Context { .. } => None,
+        Param::Property { .. } | Param::Context { .. } | Param::State { .. } => None,
     })
+}
+
+/// The `StateRequirement` of each `State<T>` parameter, and an impl of a trait local to the skill per state
+/// type: two parameters of one type (written alike or not, e.g. through an alias) are conflicting impls.
+/// (`validate` already refuses two written alike, with a clearer message.)
+fn state_requirements(skill: &Skill) -> (Vec<TokenStream>, TokenStream) {
+    let sb = private();
+    let mut requirements = Vec::new();
+    let mut impls = Vec::new();
+    for param in &skill.params {
+        if let Param::State { ident, ty } = param {
+            let name = property_name(ident);
+            requirements.push(quote_spanned! {ty.span()=>
+                #sb::state_requirement::<<#ty as #sb::StateParameter>::Inner>(#name)
+            });
+            impls.push(quote_spanned!(ty.span()=> impl SkillTakesEachStateTypeOnce for #ty {}));
+        }
+    }
+    let distinct = if impls.len() > 1 {
+        quote! {
+            trait SkillTakesEachStateTypeOnce {}
+            #(#impls)*
+        }
+    } else {
+        TokenStream::new()
+    };
+    (requirements, distinct)
 }
 
 /// The JSON name of a parameter: its identifier without `r#`.

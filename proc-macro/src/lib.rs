@@ -79,9 +79,13 @@ use proc_macro::TokenStream;
 /// - A parameter whose type is `SkillContext` (matched by the last path segment) is not part of the
 ///   schema: the runtime injects the call's context (thread, turn, call and request ids, tool name, and the
 ///   cancellation token that fires at the skill's timeout or when the turn is interrupted).
+/// - A parameter whose type is written `State<T>` (last path segment `State` with one type argument) is shared
+///   state: not part of the schema, injected from the states supplied to the catalog (`Bridge::builder().state(..)`,
+///   `skillbridge::cli::App::state(..)`). `T` must be `Send + Sync + 'static`; a skill may take several, each of a
+///   different `T` (the same `T` twice is a compile error). A skill whose state was not supplied stops start-up.
 /// - **Struct input:** mark one parameter `#[skill(input)]` and its type (a `Deserialize + JsonSchema`
 ///   struct with named fields) is the whole input schema; the skill may then have no other parameters
-///   except a `SkillContext`.
+///   except a `SkillContext` and `State<T>`s.
 ///
 /// ```
 /// use skillbridge::skill;

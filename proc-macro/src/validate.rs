@@ -39,6 +39,8 @@ pub(crate) enum Param {
     Input { ty: Type },
     /// The injected `SkillContext`.
     Context { ty: Type },
+    /// A `State<T>`, taken from the states supplied to the catalog.
+    State { ident: Ident, ty: Type },
 }
 
 pub(crate) fn validate(parsed: Parsed) -> syn::Result<Skill> {
@@ -150,6 +152,8 @@ pub(crate) fn validate(parsed: Parsed) -> syn::Result<Skill> {
 fn validate_params(raw_params: Vec<RawParam>, errors: &mut Vec<syn::Error>) -> Vec<Param> {
     let mut params = Vec::new();
     let mut context_seen = false;
+    // The `T` of each `State<T>` as written, to refuse the same one twice.
+    let mut states_seen: Vec<String> = Vec::new();
     let has_input = raw_params.iter().any(|param| param.input_marker.is_some());
     for raw in raw_params {
         let borrowed = Borrows::find(&raw.ty);
@@ -181,6 +185,33 @@ fn validate_params(raw_params: Vec<RawParam>, errors: &mut Vec<syn::Error>) -> V
             params.push(Param::Context { ty: raw.ty });
             continue;
         }
+        if let Some(inner) = state_inner(&raw.ty) {
+            if let Some(marker) = raw.input_marker {
+                errors.push(syn::Error::new(
+                    marker,
+                    "`State<..>` is supplied by whoever runs the skills; it cannot be the input",
+                ));
+            }
+            let key = quote::ToTokens::to_token_stream(inner).to_string();
+            if states_seen.contains(&key) {
+                errors.push(syn::Error::new_spanned(
+                    &raw.ty,
+                    format!(
+                        "a skill takes each state type once: an earlier parameter is already `State<{key}>`, and \
+                         both would hold the same value"
+                    ),
+                ));
+            }
+            states_seen.push(key);
+            match plain_name(&raw.pat) {
+                Some(ident) => params.push(Param::State { ident, ty: raw.ty }),
+                None => errors.push(syn::Error::new_spanned(
+                    &raw.pat,
+                    "a `State<..>` parameter needs a plain name (start-up errors name it when the state is missing)",
+                )),
+            }
+            continue;
+        }
         if raw.input_marker.is_some() {
             params.push(Param::Input { ty: raw.ty });
             continue;
@@ -188,7 +219,8 @@ fn validate_params(raw_params: Vec<RawParam>, errors: &mut Vec<syn::Error>) -> V
         if has_input {
             errors.push(syn::Error::new_spanned(
                 &raw.pat,
-                "a skill with an `#[skill(input)]` parameter takes no other parameters (except a `SkillContext`)",
+                "a skill with an `#[skill(input)]` parameter takes no other parameters (except a `SkillContext` and \
+                 `State<..>`s)",
             ));
         }
         let Some(ident) = plain_name(&raw.pat) else {
@@ -238,6 +270,7 @@ impl<'ast> Visit<'ast> for Borrows {
             Type::Path(path) if last_segment_is(&path.path, "SkillContext") => {
                 "take `SkillContext` by value (it is cheap to clone)"
             }
+            ty if state_inner(ty).is_some() => "take `State<..>` by value (it is cheap to clone)",
             _ => "a skill parameter must be owned: arguments are deserialized into owned values",
         };
         self.errors.push(syn::Error::new_spanned(reference, message));
@@ -256,6 +289,26 @@ fn is_context(ty: &Type) -> bool {
         Type::Path(path) => last_segment_is(&path.path, "SkillContext"),
         Type::Reference(reference) => is_context(&reference.elem),
         _ => false,
+    }
+}
+
+/// `T` of a type written `State<T>` (matched by the last path segment, with exactly one type argument): such a
+/// parameter is shared state. A `State` without arguments (a user's own enum, say) is an ordinary parameter.
+fn state_inner(ty: &Type) -> Option<&Type> {
+    let Type::Path(path) = ty else { return None };
+    if path.qself.is_some() {
+        return None;
+    }
+    let segment = path.path.segments.last()?;
+    if segment.ident != "State" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(arguments) = &segment.arguments else {
+        return None;
+    };
+    match arguments.args.iter().collect::<Vec<_>>().as_slice() {
+        [syn::GenericArgument::Type(inner)] => Some(inner),
+        _ => None,
     }
 }
 

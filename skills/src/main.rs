@@ -1,4 +1,5 @@
-//! The `skillbridge` binary: the command line of the skillbridge library with the shipped skills linked in.
+//! The `skillbridge` binary: the command line of the skillbridge library with the shipped skills linked in and
+//! their states supplied.
 
 use std::process::ExitCode;
 
@@ -10,6 +11,5 @@ use std::process::ExitCode;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    skillbridge_skills::link();
-    skillbridge::cli::main()
+    skillbridge_skills::app().run()
 }

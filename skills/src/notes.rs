@@ -1,13 +1,14 @@
 //! A scratchpad per conversation: the model saves short notes and reads them back later in the same thread.
 //!
-//! Notes are keyed by the call's thread id (from the injected `SkillContext`), kept in memory, and gone when
-//! the process exits. Sizes are bounded so that a runaway model cannot grow the process without limit.
+//! Notes are keyed by the call's thread id (from the injected `SkillContext`), kept in memory in the skills'
+//! shared state ([`Scratchpads`], taken as `State<Scratchpads>`), and gone when the process exits. Sizes are
+//! bounded so that a runaway model cannot grow the process without limit.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Mutex, MutexGuard};
 
-use skillbridge::skill;
 use skillbridge::skill::{SkillContext, SkillError};
+use skillbridge::{State, skill};
 
 /// Notes one thread may keep.
 const MAX_NOTES_PER_THREAD: usize = 100;
@@ -18,8 +19,12 @@ const MAX_KEY_CHARS: usize = 64;
 /// Threads with notes at once; the least recently written thread is forgotten past this.
 const MAX_THREADS: usize = 1000;
 
+/// The notes of every conversation: the state the note skills share.
 #[derive(Default)]
-struct Scratchpads {
+pub struct Scratchpads(Mutex<Pads>);
+
+#[derive(Default)]
+struct Pads {
     threads: HashMap<String, Pad>,
     writes: u64,
 }
@@ -30,11 +35,11 @@ struct Pad {
     last_write: u64,
 }
 
-static SCRATCHPADS: LazyLock<Mutex<Scratchpads>> = LazyLock::new(Mutex::default);
-
-fn scratchpads() -> std::sync::MutexGuard<'static, Scratchpads> {
-    // A panic while holding the lock leaves plain maps behind, which are still consistent.
-    SCRATCHPADS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+impl Scratchpads {
+    fn lock(&self) -> MutexGuard<'_, Pads> {
+        // A panic while holding the lock leaves plain maps behind, which are still consistent.
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// Saves a short note under a key for later in this conversation (replacing a note with the same key).
@@ -44,6 +49,7 @@ pub async fn note_save(
     key: String,
     /// The note; at most 4000 characters.
     text: String,
+    scratchpads: State<Scratchpads>,
     ctx: SkillContext,
 ) -> Result<String, SkillError> {
     let key = key.trim().to_owned();
@@ -53,7 +59,7 @@ pub async fn note_save(
     if text.chars().count() > MAX_NOTE_CHARS {
         return Err(format!("text: a note holds at most {MAX_NOTE_CHARS} characters").into());
     }
-    let mut pads = scratchpads();
+    let mut pads = scratchpads.lock();
     pads.writes += 1;
     let write = pads.writes;
     if !pads.threads.contains_key(&ctx.thread_id) && pads.threads.len() >= MAX_THREADS {
@@ -84,9 +90,10 @@ pub async fn note_save(
 pub async fn note_read(
     /// The note to read; leave out to read every note.
     key: Option<String>,
+    scratchpads: State<Scratchpads>,
     ctx: SkillContext,
 ) -> Result<BTreeMap<String, String>, SkillError> {
-    let pads = scratchpads();
+    let pads = scratchpads.lock();
     let notes = pads.threads.get(&ctx.thread_id).map(|pad| &pad.notes);
     match key.as_deref().map(str::trim) {
         None => Ok(notes.cloned().unwrap_or_default()),

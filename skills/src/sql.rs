@@ -1,19 +1,30 @@
 //! Read-only SQL over SQLite files: run one `SELECT`, or list the tables and their columns.
 //!
+//! **Which files**: the operator names them in the settings file, `[skills.sql] databases = { main =
+//! "/srv/main.db" }` ([`SqlSettings`]); the binary turns that table into the skills' shared state,
+//! [`SqlDatabases`] (`State<SqlDatabases>`), checking at start-up that every path is a file. The model picks a
+//! database **by name**, never by path. The design, kept simple: the skills take a plain `database: String`
+//! parameter, and [`states`] registers the configured names as its choices (`States::choices`), so the catalog
+//! built with that state announces `database` with `"enum": [the names]`, the list the model chooses from. Since
+//! a model may still send anything, the skills look the name up in the state and refuse any other value (a path
+//! included) with an error listing the configured names. With no database configured the schema has no enum and
+//! every call is refused with a message saying how to configure one.
+//!
 //! Databases are opened with `SQLITE_OPEN_READ_ONLY` (never created, never written), and a query must be a
 //! single statement that SQLite itself reports as read-only and that starts with `SELECT`, `WITH` or `VALUES`.
 //! A query stops when the call is cancelled (timeout or interrupted turn): SQLite's progress handler checks
 //! the skill's cancellation token.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use skillbridge::skill;
-use skillbridge::skill::{SkillContext, SkillError};
+use skillbridge::skill::{SkillContext, SkillError, States};
+use skillbridge::{State, skill};
 
 /// Rows returned when the call gives no `max_rows`.
 const DEFAULT_MAX_ROWS: u32 = 100;
@@ -21,6 +32,93 @@ const DEFAULT_MAX_ROWS: u32 = 100;
 const MAX_ROWS: u32 = 1000;
 /// SQLite virtual machine steps between two cancellation checks.
 const STEPS_PER_CANCELLATION_CHECK: i32 = 10_000;
+
+/// `[skills.sql]` of the settings file: the databases the SQL skills may read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SqlSettings {
+    /// Each database's name (what the model chooses) and the path of its SQLite file.
+    pub databases: BTreeMap<String, PathBuf>,
+}
+
+/// Why `[skills.sql]` cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SqlSettingsError {
+    /// A database name that is empty or not a plain word.
+    #[error("databases: `{0}` is not a usable name; use letters, digits, `_`, `-` and `.`")]
+    BadName(String),
+    /// A configured path that is not a file.
+    #[error("databases: `{name}` is {}, which is not a file", path.display())]
+    NotAFile {
+        /// The database's name.
+        name: String,
+        /// Its configured path.
+        path: PathBuf,
+    },
+}
+
+/// The databases the operator configured, by name: the state of [`sql_query`] and [`sql_tables`].
+#[derive(Debug, Clone, Default)]
+pub struct SqlDatabases {
+    by_name: BTreeMap<String, PathBuf>,
+}
+
+impl SqlDatabases {
+    /// The databases of `settings`, each checked to be a file.
+    pub fn new(settings: SqlSettings) -> Result<Self, SqlSettingsError> {
+        for (name, path) in &settings.databases {
+            let usable = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            if !usable {
+                return Err(SqlSettingsError::BadName(name.clone()));
+            }
+            if !path.is_file() {
+                return Err(SqlSettingsError::NotAFile {
+                    name: name.clone(),
+                    path: path.clone(),
+                });
+            }
+        }
+        Ok(Self {
+            by_name: settings.databases,
+        })
+    }
+
+    /// The configured names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.by_name.keys().cloned().collect()
+    }
+
+    /// The file of the database `name`; any other value, a path included, is refused with the configured names.
+    fn path(&self, name: &str) -> Result<&Path, SkillError> {
+        if let Some(path) = self.by_name.get(name) {
+            return Ok(path);
+        }
+        if self.by_name.is_empty() {
+            return Err(SkillError::new(
+                "database: no databases are configured; the operator lists them in the settings file as \
+                 [skills.sql] databases = { name = \"path\" }",
+            ));
+        }
+        Err(format!(
+            "database: no database named `{name}`; choose one of: {}",
+            self.names().join(", ")
+        )
+        .into())
+    }
+}
+
+/// The SQL skills' states for `settings`: the [`SqlDatabases`], with their names as the choices of the skills'
+/// `database` parameter.
+pub fn states(settings: SqlSettings) -> Result<States, SqlSettingsError> {
+    let mut states = States::new();
+    states
+        .insert(SqlDatabases::new(settings)?)
+        .choices("database", SqlDatabases::names);
+    Ok(states)
+}
 
 /// The rows of a query.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
@@ -55,15 +153,16 @@ pub struct ColumnInfo {
     pub primary_key: bool,
 }
 
-/// Runs one read-only SQL query (SELECT, WITH or VALUES) against a SQLite database file and returns the rows.
+/// Runs one read-only SQL query (SELECT, WITH or VALUES) against a configured SQLite database and returns the rows.
 #[skill(timeout = "30s")]
 pub fn sql_query(
-    /// Path of the SQLite database file.
+    /// The database, by name: one of those the operator configured.
     database: String,
     /// One read-only statement, like `SELECT name FROM users WHERE active = 1`.
     query: String,
     /// At most this many rows, 1 to 1000 (default 100).
     max_rows: Option<u32>,
+    databases: State<SqlDatabases>,
     ctx: SkillContext,
 ) -> Result<QueryResult, SkillError> {
     let max_rows = max_rows.unwrap_or(DEFAULT_MAX_ROWS);
@@ -71,7 +170,7 @@ pub fn sql_query(
         return Err(format!("max_rows: {max_rows} is out of range; give 1 to {MAX_ROWS}").into());
     }
     check_read_only_syntax(&query)?;
-    let connection = open_read_only(&database, &ctx)?;
+    let connection = open_read_only(&databases, &database, &ctx)?;
     let mut statement = connection.prepare(&query).map_err(|error| query_error(error, &ctx))?;
     if !statement.readonly() {
         return Err("only read-only queries are allowed".into());
@@ -97,14 +196,15 @@ pub fn sql_query(
     Ok(result)
 }
 
-/// Lists the tables and views of a SQLite database file with their columns.
+/// Lists the tables and views of a configured SQLite database with their columns.
 #[skill(timeout = "10s")]
 pub fn sql_tables(
-    /// Path of the SQLite database file.
+    /// The database, by name: one of those the operator configured.
     database: String,
+    databases: State<SqlDatabases>,
     ctx: SkillContext,
 ) -> Result<Vec<TableInfo>, SkillError> {
-    let connection = open_read_only(&database, &ctx)?;
+    let connection = open_read_only(&databases, &database, &ctx)?;
     let mut tables = connection
         .prepare("SELECT name, type FROM sqlite_schema WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name")
         .and_then(|mut statement| {
@@ -154,10 +254,10 @@ fn check_read_only_syntax(query: &str) -> Result<(), SkillError> {
     }
 }
 
-fn open_read_only(database: &str, ctx: &SkillContext) -> Result<Connection, SkillError> {
-    let path = Path::new(database);
+fn open_read_only(databases: &SqlDatabases, database: &str, ctx: &SkillContext) -> Result<Connection, SkillError> {
+    let path = databases.path(database)?;
     if !path.is_file() {
-        return Err(format!("database: no file at `{database}`").into());
+        return Err(format!("database: the file of `{database}` is gone").into());
     }
     // No SQLITE_OPEN_URI: the path is a plain file name, so `file:..?mode=rw` tricks cannot reopen it writable.
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -201,6 +301,55 @@ mod tests {
         assert_eq!(
             check_read_only_syntax("DELETE FROM t").unwrap_err().to_string(),
             "query: only SELECT, WITH and VALUES queries are allowed, not DELETE"
+        );
+    }
+
+    fn databases(dir: &Path, names: &[&str]) -> SqlDatabases {
+        let databases = names
+            .iter()
+            .map(|name| {
+                let path = dir.join(format!("{name}.db"));
+                Connection::open(&path).unwrap();
+                (name.to_string(), path)
+            })
+            .collect();
+        SqlDatabases::new(SqlSettings { databases }).unwrap()
+    }
+
+    #[test]
+    fn only_configured_names_are_opened_never_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let configured = databases(dir.path(), &["main", "archive"]);
+        assert_eq!(configured.names(), ["archive", "main"]);
+        assert_eq!(configured.path("main").unwrap(), dir.path().join("main.db"));
+        let path = dir.path().join("main.db").display().to_string();
+        assert_eq!(
+            configured.path(&path).unwrap_err().to_string(),
+            format!("database: no database named `{path}`; choose one of: archive, main")
+        );
+        let none = SqlDatabases::default();
+        assert!(
+            none.path("main")
+                .unwrap_err()
+                .to_string()
+                .starts_with("database: no databases are configured"),
+        );
+    }
+
+    #[test]
+    fn settings_are_checked_at_start_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.db");
+        let settings = |name: &str, path: &Path| SqlSettings {
+            databases: BTreeMap::from([(name.to_owned(), path.to_owned())]),
+        };
+        assert_eq!(
+            SqlDatabases::new(settings("main", &missing)).unwrap_err().to_string(),
+            format!("databases: `main` is {}, which is not a file", missing.display())
+        );
+        assert_eq!(
+            SqlDatabases::new(settings("a b", dir.path())).unwrap_err(),
+            SqlSettingsError::BadName("a b".into())
         );
     }
 

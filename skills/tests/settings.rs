@@ -366,6 +366,21 @@ fn table(workdir: &Path) -> Vec<Row> {
             None,
         ),
     ];
+    // `[skills.sql]` is read from the file only; the binary checks that each database is a file.
+    let database = workdir.join("main.db");
+    std::fs::write(&database, b"").unwrap();
+    let databases = format!("{{ main = {} }}", literal(&database.display().to_string()));
+    for command in ["serve", "send"] {
+        rows.push(row(
+            command,
+            "skills.sql.databases",
+            None,
+            None,
+            Some((&format!("[skills.sql]\ndatabases = {databases}"), &databases)),
+            None,
+            Some("{}"),
+        ));
+    }
     for row in &mut rows {
         if row.command == "send" {
             row.base.push("hello".into());

@@ -1,15 +1,38 @@
 //! The shipped skills called the way the bridge calls them: through the catalog, with JSON arguments and a
 //! context, answering the tool result Codex receives.
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
 use base64::Engine as _;
 use rusqlite::Connection;
 use serde_json::{Value, json};
+use skillbridge::State;
 use skillbridge::skill::{Catalog, ContentItem, SkillContext, ToolResult};
+use skillbridge_skills::sql::{SqlDatabases, SqlSettings};
 use tokio_util::sync::CancellationToken;
 
+/// The shipped skills with their states, and no SQL database configured.
 fn catalog() -> Catalog {
-    skillbridge_skills::link();
-    Catalog::from_registry().unwrap()
+    catalog_with(SqlSettings::default())
+}
+
+fn catalog_with(sql: SqlSettings) -> Catalog {
+    Catalog::from_registry_with(skillbridge_skills::states(sql).unwrap()).unwrap()
+}
+
+/// `[skills.sql] databases = { main = path }`.
+fn main_database(path: &Path) -> SqlSettings {
+    SqlSettings {
+        databases: BTreeMap::from([("main".to_owned(), path.to_owned())]),
+    }
+}
+
+/// Calls a SQL skill with `main` configured as `database`.
+async fn call_sql(name: &str, database: &tempfile::NamedTempFile, arguments: Value) -> ToolResult {
+    catalog_with(main_database(database.path()))
+        .invoke(name, arguments, SkillContext::detached(name))
+        .await
 }
 
 fn in_thread(thread: &str, tool: &str) -> SkillContext {
@@ -49,10 +72,10 @@ fn sample_database() -> tempfile::NamedTempFile {
 #[tokio::test]
 async fn sql_query_returns_rows_as_json() {
     let database = sample_database();
-    let path = database.path().to_str().unwrap();
-    let result = call(
+    let result = call_sql(
         "sql_query",
-        json!({"database": path, "query": "SELECT id, name, avatar FROM users WHERE active = 1 ORDER BY id"}),
+        &database,
+        json!({"database": "main", "query": "SELECT id, name, avatar FROM users WHERE active = 1 ORDER BY id"}),
     )
     .await;
     assert_eq!(
@@ -63,9 +86,10 @@ async fn sql_query_returns_rows_as_json() {
             "truncated": false
         })
     );
-    let limited = call(
+    let limited = call_sql(
         "sql_query",
-        json!({"database": path, "query": "SELECT name FROM users", "max_rows": 2}),
+        &database,
+        json!({"database": "main", "query": "SELECT name FROM users", "max_rows": 2}),
     )
     .await;
     assert_eq!(json_of(&limited)["truncated"], true);
@@ -74,7 +98,6 @@ async fn sql_query_returns_rows_as_json() {
 #[tokio::test]
 async fn sql_query_refuses_anything_but_one_read_only_statement() {
     let database = sample_database();
-    let path = database.path().to_str().unwrap();
     for (query, expected) in [
         (
             "DELETE FROM users",
@@ -87,7 +110,7 @@ async fn sql_query_refuses_anything_but_one_read_only_statement() {
         ("SELECT 1; DROP TABLE users", "query: give exactly one statement"),
         ("SELECT nope FROM users", "query failed: no such column: nope"),
     ] {
-        let result = call("sql_query", json!({"database": path, "query": query})).await;
+        let result = call_sql("sql_query", &database, json!({"database": "main", "query": query})).await;
         assert!(!result.success, "{query} must fail");
         assert!(
             result.text_content().starts_with(expected),
@@ -101,19 +124,51 @@ async fn sql_query_refuses_anything_but_one_read_only_statement() {
         .unwrap();
     assert_eq!(count, 3, "nothing was deleted");
 
-    let missing = call(
-        "sql_query",
-        json!({"database": "/nonexistent/x.db", "query": "SELECT 1"}),
-    )
-    .await;
-    assert_eq!(missing.text_content(), "database: no file at `/nonexistent/x.db`");
     assert!(!database.path().with_extension("db-journal").exists());
+}
+
+#[tokio::test]
+async fn the_sql_skills_read_only_configured_databases_chosen_by_name() {
+    let database = sample_database();
+    let configured = catalog_with(main_database(database.path()));
+    for skill in ["sql_query", "sql_tables"] {
+        let schema = configured.get(skill).unwrap().input_schema();
+        assert_eq!(schema["properties"]["database"]["enum"], json!(["main"]), "{skill}");
+    }
+    // The model names a path, even the configured file's: refused before the skill runs (the names are the
+    // schema's `enum`), with the names to choose from.
+    let path = database.path().display().to_string();
+    for chosen in [path.as_str(), "/etc/passwd", "other"] {
+        let refused = configured
+            .invoke(
+                "sql_query",
+                json!({"database": chosen, "query": "SELECT 1"}),
+                SkillContext::detached("sql_query"),
+            )
+            .await;
+        assert!(!refused.success);
+        assert_eq!(
+            refused.text_content(),
+            format!("invalid arguments for `sql_query`: database: \"{chosen}\" is not one of \"main\"")
+        );
+    }
+    // With none configured there is nothing to choose from, and the schema says nothing of it.
+    let unconfigured = catalog();
+    let schema = unconfigured.get("sql_tables").unwrap().input_schema();
+    assert_eq!(schema["properties"]["database"].get("enum"), None);
+    let refused = call("sql_tables", json!({"database": path})).await;
+    assert!(
+        refused
+            .text_content()
+            .starts_with("database: no databases are configured"),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]
 async fn sql_tables_lists_tables_views_and_columns() {
     let database = sample_database();
-    let result = call("sql_tables", json!({"database": database.path()})).await;
+    let result = call_sql("sql_tables", &database, json!({"database": "main"})).await;
     let tables = json_of(&result);
     assert_eq!(tables[0]["name"], "active_users");
     assert_eq!(tables[0]["kind"], "view");
@@ -132,10 +187,10 @@ fn cancellation_interrupts_a_running_query() {
     let ctx = SkillContext::new("t", None, "c", "1", "sql_query", token);
     // Billions of steps if not interrupted; SQLite's progress handler sees the fired token.
     let endless = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n";
-    let path = database.path().to_str().unwrap().to_owned();
+    let databases = State::new(SqlDatabases::new(main_database(database.path())).unwrap());
     let (done, outcome) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let result = skillbridge_skills::sql::sql_query(path, endless.into(), None, ctx);
+        let result = skillbridge_skills::sql::sql_query("main".into(), endless.into(), None, databases, ctx);
         let _ = done.send(result.map_err(|error| error.to_string()));
     });
     let result = outcome
@@ -219,6 +274,12 @@ async fn ticket_search_takes_a_struct_input() {
             .starts_with("invalid arguments for `ticket_search`: status: \"lost\" is not one of"),
         "{}",
         bad.text_content()
+    );
+    // The bound is the schema's, checked before the skill runs.
+    let too_many = call("ticket_search", json!({"limit": 80})).await;
+    assert_eq!(
+        too_many.text_content(),
+        "invalid arguments for `ticket_search`: limit: 80 is greater than the maximum of 50"
     );
 }
 

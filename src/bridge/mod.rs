@@ -54,7 +54,7 @@ pub use run::ServeReport;
 pub use send::{SendTurn, TurnEnd, TurnReply};
 
 use crate::admin::{AdminError, AdminToken};
-use crate::skill::{Catalog, CatalogError};
+use crate::skill::{Catalog, CatalogError, States};
 use crate::telemetry::{BridgeHealth, BridgeStats, ServedSession};
 use crate::upstream::{Feed, TurnTracker, Upstream, UpstreamError};
 use dispatcher::{DispatchConfig, Dispatcher};
@@ -114,6 +114,7 @@ pub enum BridgeError {
 #[must_use]
 pub struct BridgeBuilder {
     catalog: Option<Catalog>,
+    states: States,
     upstream: Option<Arc<dyn Upstream>>,
     concurrency: usize,
     grace: Duration,
@@ -125,9 +126,45 @@ pub struct BridgeBuilder {
 }
 
 impl BridgeBuilder {
-    /// The skills to serve (default: [`Catalog::from_registry`], every `#[skill]` of the binary).
+    /// The skills to serve (default: [`Catalog::from_registry_with`] the [states](Self::state), every `#[skill]`
+    /// of the binary). The states given to the builder are added to the catalog's.
     pub fn catalog(mut self, catalog: Catalog) -> Self {
         self.catalog = Some(catalog);
+        self
+    }
+
+    /// Supplies `value` to every skill that takes a [`State<T>`](crate::State) (replacing an earlier `T`). A
+    /// skill whose state is not supplied makes [`build`](Self::build) fail, before anything connects.
+    ///
+    /// ```standalone_crate
+    /// use skillbridge::{Bridge, State, skill};
+    ///
+    /// struct Pool;
+    ///
+    /// /// Pings the database.
+    /// #[skill]
+    /// async fn ping(pool: State<Pool>) -> &'static str {
+    ///     let _ = &*pool;
+    ///     "pong"
+    /// }
+    ///
+    /// # fn upstream() -> skillbridge::AppServerUpstream {
+    /// #     skillbridge::AppServerUpstream::new(skillbridge::upstream::app_server::AppServerCommand::new("codex"))
+    /// # }
+    /// let error = Bridge::builder().upstream(upstream()).build().unwrap_err();
+    /// assert!(error.to_string().contains("skill `ping` needs State<"), "{error}");
+    /// let bridge = Bridge::builder().upstream(upstream()).state(Pool).build().unwrap();
+    /// assert!(bridge.catalog().states().get::<Pool>().is_some());
+    /// ```
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.states.insert(value);
+        self
+    }
+
+    /// Supplies every state of `states` (see [`state`](Self::state)); use it to share a
+    /// [`State`](crate::State) you keep, or to pass [`States::choices`].
+    pub fn states(mut self, states: States) -> Self {
+        self.states.extend(states);
         self
     }
 
@@ -194,8 +231,8 @@ impl BridgeBuilder {
             return Err(BridgeError::Invalid("the concurrency must be at least 1".into()));
         }
         let catalog = match self.catalog {
-            Some(catalog) => catalog,
-            None => Catalog::from_registry()?,
+            Some(catalog) => catalog.with_states(self.states)?,
+            None => Catalog::from_registry_with(self.states)?,
         };
         let stats = Arc::new(BridgeStats::new());
         let health = Arc::new(BridgeHealth::new());
@@ -272,6 +309,7 @@ impl Bridge {
     pub fn builder() -> BridgeBuilder {
         BridgeBuilder {
             catalog: None,
+            states: States::new(),
             upstream: None,
             concurrency: DEFAULT_CONCURRENCY,
             grace: DEFAULT_GRACE,

@@ -1,10 +1,11 @@
 //! The command line of a skillbridge binary: the clap [`Cli`], its [`Command`]s, and [`main`].
 //!
 //! Each command lives in a file of its own (`skills.rs` holds `skills` and `call`) and exposes a clap `Args`
-//! struct with an `async fn run(self) -> ExitCode`; adding a command is one variant of [`Command`] and one
-//! arm in [`Cli::run`]. `serve` and `send` only turn their settings (`settings.rs`) into a
+//! struct with an `async fn run_with(self, &App) -> ExitCode`; adding a command is one variant of [`Command`] and
+//! one arm in [`App::run_parsed`]. [`App`] (`app.rs`) holds the states the binary's skills take. `serve` and `send` only turn their settings (`settings.rs`) into a
 //! [`Bridge`](crate::Bridge) and print what it did.
 
+mod app;
 mod send;
 mod serve;
 mod settings;
@@ -12,12 +13,13 @@ mod skills;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 use crate::bridge::BridgeError;
 use crate::upstream::UpstreamError;
 use crate::upstream::app_server::AppServerError;
 
+pub use app::App;
 pub use send::SendArgs;
 pub use serve::ServeArgs;
 pub use skills::{CallArgs, SkillsArgs, SkillsCommand};
@@ -64,20 +66,15 @@ pub enum Command {
 }
 
 impl Cli {
-    /// Runs the parsed command.
+    /// Runs the parsed command, without states (see [`App::run_parsed`]).
     pub async fn run(self) -> ExitCode {
-        match self.command {
-            Command::Skills(args) => args.run().await,
-            Command::Call(args) => args.run().await,
-            Command::Serve(args) => args.run().await,
-            Command::Send(args) => args.run().await,
-        }
+        App::new().run_parsed(self).await
     }
 }
 
 /// Parses `std::env::args`, starts logging (stderr, `RUST_LOG`) and a Tokio runtime, and runs the command.
 ///
-/// The whole `main` of a skills binary:
+/// The whole `main` of a skills binary whose skills take no state (with states, use [`App`]):
 ///
 /// ```no_run
 /// fn main() -> std::process::ExitCode {
@@ -85,28 +82,7 @@ impl Cli {
 /// }
 /// ```
 pub fn main() -> ExitCode {
-    settings::ignore_blank_variables(&Cli::command());
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(error) => {
-            // `--help` and `--version` arrive here too, with exit code 0.
-            let _ = error.print();
-            let given: Vec<String> = std::env::args().collect();
-            if let Some(variable) = settings::variable_behind(&error, &Cli::command(), &given) {
-                eprintln!("(that value comes from the environment variable {variable})");
-            }
-            return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(exit::USAGE));
-        }
-    };
-    init_logging(cli.command.default_log_level());
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::from(exit::FAILURE);
-        }
-    };
-    runtime.block_on(cli.run())
+    App::new().run()
 }
 
 impl Command {

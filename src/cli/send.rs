@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 use super::settings::{AppServerTable, ConfigArgs, ManagerTable, SendSettings, SendTable, SessionTable};
-use super::{Failure, exit};
+use super::{App, Failure, exit};
 use crate::bridge::TurnEnd;
 
 const SEND_LONG_ABOUT: &str = "\
@@ -64,11 +64,16 @@ impl SendArgs {
     /// Runs `skillbridge send`: prints the reply on stdout; exit 0 when the turn completed, 1 when it failed, was
     /// interrupted or timed out, or the upstream could not be used, 2 for unusable settings.
     pub async fn run(self) -> ExitCode {
-        self.send().await.unwrap_or_else(|failure| failure.exit("send"))
+        self.run_with(&App::new()).await
     }
 
-    async fn send(self) -> Result<ExitCode, Failure> {
-        let settings = SendSettings::resolve(&self)?;
+    /// Runs `skillbridge send` with the states of `app`.
+    pub async fn run_with(self, app: &App) -> ExitCode {
+        self.send(app).await.unwrap_or_else(|failure| failure.exit("send"))
+    }
+
+    async fn send(self, app: &App) -> Result<ExitCode, Failure> {
+        let settings = SendSettings::resolve(&self, app)?;
         if self.config.print_config {
             settings.config.print();
             return Ok(ExitCode::SUCCESS);

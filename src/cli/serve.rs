@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::settings::{AdminTable, AppServerTable, ConfigArgs, ManagerTable, ServeSettings, ServeTable, SessionTable};
-use super::{Failure, exit};
+use super::{App, Failure, exit};
 use crate::bridge::Bridge;
 
 const SERVE_ABOUT: &str = "Serve the skills to Codex through codex-manager (or codex app-server) until SIGINT/SIGTERM";
@@ -33,7 +33,8 @@ terminated. --session, --all-sessions and --delete-on-exit do not apply to it.
 
 Settings are layered: flag > environment variable > TOML file (--config) > codex-manager profile (--profile) >
 default. --print-config prints them as such a TOML file: the tables [codex_manager], [session], [serve], [admin]
-and [app_server] with every key. Durations are written like 500ms, 5s or 2m. Blank variables count as unset.
+and [app_server] with every key, and the [skills.NAME] tables the skills' states are built from (file only, e.g.
+[skills.sql] databases = { main = \"/srv/main.db\" }). Durations are written like 500ms, 5s or 2m. Blank variables count as unset.
 Tokens are never printed or logged.";
 
 const SERVE_EXAMPLES: &str = "\
@@ -103,11 +104,16 @@ impl ServeArgs {
     /// Runs `skillbridge serve`: exit 0 after a signal-initiated shutdown, 1 when startup fails or the upstream
     /// stops by itself, 2 for unusable settings.
     pub async fn run(self) -> ExitCode {
-        self.serve().await.unwrap_or_else(|failure| failure.exit("serve"))
+        self.run_with(&App::new()).await
     }
 
-    async fn serve(self) -> Result<ExitCode, Failure> {
-        let settings = ServeSettings::resolve(&self)?;
+    /// Runs `skillbridge serve` with the states of `app`.
+    pub async fn run_with(self, app: &App) -> ExitCode {
+        self.serve(app).await.unwrap_or_else(|failure| failure.exit("serve"))
+    }
+
+    async fn serve(self, app: &App) -> Result<ExitCode, Failure> {
+        let settings = ServeSettings::resolve(&self, app)?;
         if self.config.print_config {
             settings.config.print();
             return Ok(ExitCode::SUCCESS);

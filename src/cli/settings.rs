@@ -6,16 +6,19 @@
 //! (`env = ..`, each name written once), serde reads the file, and [`Layer::or`] stacks the two. The
 //! `CODEX_MANAGER_*` variables are read by [`ManagerConfigBuilder::env_overrides`], as every codex-manager
 //! client reads them. Blank variables count as unset. The tables are `[codex_manager]`, `[session]`, `[serve]`,
-//! `[admin]`, `[send]` and `[app_server]`, with the keys of their structs below.
+//! `[admin]`, `[send]` and `[app_server]`, with the keys of their structs below, and `[skills.<name>]`, read (from
+//! the file only) by the states the binary builds from them ([`App`]).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use super::App;
 use crate::admin::AdminToken;
 use crate::bridge::{Bridge, BridgeBuilder};
 use crate::manager::{
@@ -43,6 +46,12 @@ const POLL_INTERVAL_ENV: &str = "SKILLBRIDGE_POLL_INTERVAL";
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub(crate) struct SettingsError(String);
+
+impl SettingsError {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
 
 impl From<ConfigError> for SettingsError {
     fn from(error: ConfigError) -> Self {
@@ -343,6 +352,10 @@ pub(crate) struct Config {
     pub(crate) admin: AdminTable,
     pub(crate) send: SendTable,
     pub(crate) app_server: AppServerTable,
+    /// `[skills.<name>]`: the settings of skills, read by the states the binary builds from them
+    /// ([`App::state_from_config`](super::App::state_from_config)).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) skills: BTreeMap<String, toml::Value>,
 }
 
 /// Where the settings file is and whether to print the result; shared by `serve` and `send`.
@@ -363,13 +376,18 @@ pub struct ConfigArgs {
 
 impl ConfigArgs {
     fn load(&self) -> Result<Config, SettingsError> {
-        let Some(path) = &self.config else {
-            return Ok(Config::default());
-        };
-        let text = std::fs::read_to_string(path)
-            .map_err(|error| invalid(format!("cannot read config file {}: {error}", path.display())))?;
-        toml::from_str(&text).map_err(|error| invalid(format!("config file {}: {error}", path.display())))
+        load_config(self.config.as_deref())
     }
+}
+
+/// The settings file at `path`, or the defaults of none.
+pub(crate) fn load_config(path: Option<&Path>) -> Result<Config, SettingsError> {
+    let Some(path) = path else {
+        return Ok(Config::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| invalid(format!("cannot read config file {}: {error}", path.display())))?;
+    toml::from_str(&text).map_err(|error| invalid(format!("config file {}: {error}", path.display())))
 }
 
 /// The connection: profile < file < `CODEX_MANAGER_*` < flags. Returns it and the table `--print-config` shows.
@@ -573,6 +591,7 @@ impl Config {
                 restart: Some(false),
                 ..AppServerTable::default()
             },
+            skills: BTreeMap::new(),
         })
     }
 }
@@ -584,8 +603,9 @@ pub(crate) struct ServeSettings {
 }
 
 impl ServeSettings {
-    pub(crate) fn resolve(flags: &super::ServeArgs) -> Result<Self, SettingsError> {
-        let (file, defaults) = (flags.config.load()?, Config::defaults()?);
+    pub(crate) fn resolve(flags: &super::ServeArgs, app: &App) -> Result<Self, SettingsError> {
+        let (mut file, defaults) = (flags.config.load()?, Config::defaults()?);
+        let (states, skills) = app.resolve(std::mem::take(&mut file.skills))?;
         let session = flags.session.clone().or(file.session).or(defaults.session);
         let mut app_table = AppServerTable::layered(&flags.app_server, file.app_server);
         app_table.restart = flags.restart.or(app_table.restart).or(defaults.app_server.restart);
@@ -642,6 +662,7 @@ impl ServeSettings {
 
         let concurrency = serve.concurrency.map_or(1, NonZeroUsize::get);
         let mut bridge = Bridge::builder()
+            .states(states)
             .concurrency(concurrency)
             .grace(serve.grace.unwrap_or_default());
         bridge = match (app_server, manager) {
@@ -684,6 +705,7 @@ impl ServeSettings {
             admin,
             send: SendTable::default(),
             app_server: app_table,
+            skills,
         };
         Ok(Self { config, bridge })
     }
@@ -700,8 +722,9 @@ pub(crate) struct SendSettings {
 impl SendSettings {
     /// `send --app-server "text"` reads the text as the --app-server PATH; with no other argument it is the
     /// prompt, and the program is the default one.
-    pub(crate) fn resolve(flags: &super::SendArgs) -> Result<Self, SettingsError> {
-        let (file, defaults) = (flags.config.load()?, Config::defaults()?);
+    pub(crate) fn resolve(flags: &super::SendArgs, app: &App) -> Result<Self, SettingsError> {
+        let (mut file, defaults) = (flags.config.load()?, Config::defaults()?);
+        let (states, skills) = app.resolve(std::mem::take(&mut file.skills))?;
         let session = flags.session.clone().or(file.session).or(defaults.session);
         let mut prompt = flags.prompt.clone();
         let mut app_flags = flags.app_server.clone();
@@ -735,7 +758,10 @@ impl SendSettings {
         let timeout = positive("--timeout", send.timeout.unwrap_or_default())?;
         let poll_interval = positive("--poll-interval", send.poll_interval.unwrap_or_default())?;
         let concurrency = send.concurrency.map_or(1, NonZeroUsize::get);
-        let bridge = Bridge::builder().concurrency(concurrency).grace(SEND_CALLS_GRACE);
+        let bridge = Bridge::builder()
+            .states(states)
+            .concurrency(concurrency)
+            .grace(SEND_CALLS_GRACE);
         let bridge = match (app_server, manager) {
             (Some(app_server), _) => bridge.upstream(app_server.upstream()),
             (None, manager) => bridge.upstream(
@@ -749,6 +775,7 @@ impl SendSettings {
             session,
             send,
             app_server: app_table,
+            skills,
             ..Config::default()
         };
         Ok(Self {

@@ -1,13 +1,14 @@
 //! `skills` (table, `--json`, `show NAME`) and `call NAME JSON|-`: the local view of a binary's skills.
 
 use std::io::{self, Read, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::exit;
+use super::{App, exit};
 use crate::skill::{Catalog, ContentItem, Outcome, SkillContext, SkillInfo, ToolFlavor, ToolResult, format_duration};
 
 /// The longest description shown in the table, in characters.
@@ -28,6 +29,15 @@ pub struct SkillsArgs {
     /// `codex app-server` also wants `"type": "function"`.
     #[arg(long, value_enum, default_value_t = ToolFlavor::CodexManager, requires = "json")]
     pub flavor: ToolFlavor,
+
+    /// With --json: print `{"dynamicTools": [the payload], "states": {"<skill>": [{"parameter", "type"}]}}`, the
+    /// `State<T>` parameters of each skill next to the payload (they are never sent to Codex).
+    #[arg(long, requires = "json")]
+    pub states: bool,
+
+    /// TOML settings file whose `[skills.<name>]` tables configure the skills' states (as serve's --config).
+    #[arg(long, env = "SKILLBRIDGE_CONFIG", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
 
     /// Show one skill in detail instead.
     #[command(subcommand)]
@@ -65,13 +75,23 @@ pub struct CallArgs {
     /// receives it, instead of its text.
     #[arg(long)]
     pub json: bool,
+
+    /// TOML settings file whose `[skills.<name>]` tables configure the skills' states (as serve's --config).
+    #[arg(long, env = "SKILLBRIDGE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 impl SkillsArgs {
-    /// Runs `skills`.
+    /// Runs `skills`, without states.
     pub async fn run(self) -> ExitCode {
-        let Some(catalog) = load_catalog() else {
-            return ExitCode::from(exit::FAILURE);
+        self.run_with(&App::new()).await
+    }
+
+    /// Runs `skills` with the states of `app`.
+    pub async fn run_with(self, app: &App) -> ExitCode {
+        let catalog = match load_catalog(app, self.config.as_ref()) {
+            Ok(catalog) => catalog,
+            Err(code) => return ExitCode::from(code),
         };
         let output = match &self.command {
             Some(SkillsCommand::Show { name }) => match catalog.get(name) {
@@ -81,6 +101,10 @@ impl SkillsArgs {
                     return ExitCode::from(exit::USAGE);
                 }
             },
+            None if self.json && self.states => pretty(&json!({
+                "dynamicTools": catalog.dynamic_tools(self.flavor),
+                "states": state_listing(&catalog),
+            })),
             None if self.json => pretty(&Value::Array(catalog.dynamic_tools(self.flavor))),
             None if catalog.is_empty() => {
                 eprintln!("no skills are linked into this binary");
@@ -93,10 +117,16 @@ impl SkillsArgs {
 }
 
 impl CallArgs {
-    /// Runs `call`.
+    /// Runs `call`, without states.
     pub async fn run(self) -> ExitCode {
-        let Some(catalog) = load_catalog() else {
-            return ExitCode::from(exit::FAILURE);
+        self.run_with(&App::new()).await
+    }
+
+    /// Runs `call` with the states of `app`.
+    pub async fn run_with(self, app: &App) -> ExitCode {
+        let catalog = match load_catalog(app, self.config.as_ref()) {
+            Ok(catalog) => catalog,
+            Err(code) => return ExitCode::from(code),
         };
         if catalog.get(&self.name).is_none() {
             eprintln!("error: {}", unknown_skill(&catalog, &self.name));
@@ -153,11 +183,65 @@ impl CallArgs {
     }
 }
 
-/// The binary's skills; `None`, said on stderr, when they do not form a catalog.
-fn load_catalog() -> Option<Catalog> {
-    Catalog::from_registry()
-        .inspect_err(|error| eprintln!("error: this binary's skills are invalid: {error}"))
-        .ok()
+/// The binary's skills with the states of `app` (and of the settings file at `config`); the exit status, the
+/// reason said on stderr, when the settings are unusable (2) or the skills do not form a catalog (1), e.g.
+/// because a state was not provided.
+fn load_catalog(app: &App, config: Option<&PathBuf>) -> Result<Catalog, u8> {
+    let file = super::settings::load_config(config.map(PathBuf::as_path)).map_err(|error| {
+        eprintln!("error: {error}");
+        exit::USAGE
+    })?;
+    let (states, _) = app.resolve(file.skills).map_err(|error| {
+        eprintln!("error: {error}");
+        exit::USAGE
+    })?;
+    Catalog::from_registry_with(states).map_err(|error| {
+        eprintln!("error: this binary's skills cannot run: {error}");
+        exit::FAILURE
+    })
+}
+
+/// The `State<T>` parameters of each skill that takes some: `{"<skill>": [{"parameter": .., "type": ..}]}`.
+fn state_listing(catalog: &Catalog) -> Value {
+    let skills = catalog
+        .iter()
+        .filter(|skill| !skill.state_parameters().is_empty())
+        .map(|skill| {
+            let states: Vec<Value> = skill
+                .state_parameters()
+                .iter()
+                .map(|need| json!({"parameter": need.parameter(), "type": need.type_name()}))
+                .collect();
+            (skill.name().to_owned(), Value::Array(states))
+        });
+    Value::Object(skills.collect())
+}
+
+/// `name: State<T>` for each state parameter, comma separated.
+fn state_text(skill: &SkillInfo) -> String {
+    skill
+        .state_parameters()
+        .iter()
+        .map(|need| format!("{}: State<{}>", need.parameter(), short_type_name(need.type_name())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A type name without its module paths (`a::b::Pool<c::D>` → `Pool<D>`), to keep the table narrow.
+fn short_type_name(name: &str) -> String {
+    let mut short = String::new();
+    let mut word = String::new();
+    for c in name.chars() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            word.push(c);
+        } else {
+            short.push_str(word.rsplit("::").next().unwrap_or_default());
+            word.clear();
+            short.push(c);
+        }
+    }
+    short.push_str(word.rsplit("::").next().unwrap_or_default());
+    short
 }
 
 fn unknown_skill(catalog: &Catalog, name: &str) -> String {
@@ -189,7 +273,7 @@ fn pretty(value: &Value) -> String {
 /// One row per skill: name, parameters (`?` marks optional ones), timeout, the description's start.
 fn render_table(catalog: &Catalog) -> String {
     let mut table = tabwriter::TabWriter::new(Vec::new()).padding(2);
-    let _ = writeln!(table, "NAME\tPARAMETERS\tTIMEOUT\tDESCRIPTION");
+    let _ = writeln!(table, "NAME\tPARAMETERS\tSTATE\tTIMEOUT\tDESCRIPTION");
     for skill in catalog {
         let parameters: Vec<String> = skill
             .parameters()
@@ -198,7 +282,15 @@ fn render_table(catalog: &Catalog) -> String {
             .collect();
         let description = shorten(&one_line(skill.description()), TABLE_DESCRIPTION_CHARS);
         let (name, timeout) = (skill.name(), format_duration(skill.timeout()));
-        let _ = writeln!(table, "{name}\t{}\t{timeout}\t{description}", parameters.join(", "));
+        let states = match state_text(skill) {
+            text if text.is_empty() => "-".to_owned(),
+            text => text,
+        };
+        let _ = writeln!(
+            table,
+            "{name}\t{}\t{states}\t{timeout}\t{description}",
+            parameters.join(", ")
+        );
     }
     // Writing to memory cannot fail.
     String::from_utf8_lossy(&table.into_inner().unwrap_or_default())
@@ -225,11 +317,20 @@ fn render_skill(skill: &SkillInfo) -> String {
         None => "(none: the skill answers text or content items)".to_owned(),
     };
     format!(
-        "name:        {}\ndescription: {}\ntimeout:     {}\ndefined in:  {}\n\ninput schema:\n{}\n\noutput schema:\n{}",
+        "name:        {}\ndescription: {}\ntimeout:     {}\ndefined in:  {}\nstate:       {}\n\ninput schema:\n{}\n\noutput \
+         schema:\n{}",
         skill.name(),
         skill.description(),
         format_duration(skill.timeout()),
         skill.location(),
+        match skill.state_parameters() {
+            [] => "(none)".to_owned(),
+            needs => needs
+                .iter()
+                .map(|need| format!("{}: State<{}>", need.parameter(), need.type_name()))
+                .collect::<Vec<_>>()
+                .join(", "),
+        },
         pretty(skill.input_schema()),
         output_schema,
     )

@@ -11,14 +11,16 @@ use super::__private::{self as private, SkillDescriptor};
 use super::invoke::{self, Invocation};
 use super::schema::{self, SchemaProblem};
 use super::validate::ArgumentCheck;
-use super::{SkillContext, ToolResult};
+use super::{SkillContext, StateRequirement, States, ToolResult};
 
 /// The longest tool name Codex accepts.
 const MAX_NAME_LEN: usize = 64;
 
-/// The skills of this binary, sorted by name, ready to be announced to Codex and invoked.
+/// The skills of this binary, sorted by name, ready to be announced to Codex and invoked, with the
+/// [`States`] they take.
 ///
-/// Cheap to clone (one `Arc`), `Send + Sync`.
+/// Every skill of a catalog can run: the catalog is refused when a skill takes a [`State<T>`](super::State)
+/// that its `States` lack. Cheap to clone (one `Arc`), `Send + Sync`.
 ///
 /// ```
 /// use skillbridge::skill;
@@ -53,6 +55,7 @@ struct Inner {
     /// Sorted by name.
     skills: Vec<SkillInfo>,
     by_name: HashMap<String, usize>,
+    states: States,
 }
 
 /// Which upstream a `dynamicTools` payload is for.
@@ -102,6 +105,21 @@ pub enum CatalogError {
         /// What the root schema is instead.
         found: String,
     },
+    /// A skill takes a `State<T>` that was not supplied.
+    #[error(
+        "skill `{skill}` needs State<{type_name}>, which was not provided (parameter `{parameter}`, {location}); \
+         supply it with Bridge::builder().state(..) or skillbridge::cli::App::new().state(..)"
+    )]
+    MissingState {
+        /// The skill.
+        skill: String,
+        /// Where it is defined.
+        location: SkillLocation,
+        /// The `State<T>` parameter.
+        parameter: String,
+        /// `T`, as `std::any::type_name` names it.
+        type_name: String,
+    },
     /// A name or description Codex would reject (only reachable without the `#[skill]` checks).
     #[error("skill `{skill}` ({location}): {problem}")]
     InvalidSkill {
@@ -137,6 +155,8 @@ pub struct SkillInfo {
     description: &'static str,
     input_schema: Value,
     output_schema: Option<Value>,
+    /// The input schema as derived, before the rewrite for Codex: what arguments are checked against.
+    derived_input: Value,
     arguments: ArgumentCheck,
     timeout: Duration,
     location: SkillLocation,
@@ -168,7 +188,8 @@ impl SkillInfo {
         }
         let raw_input = (descriptor.input_schema)(&mut schema::input_generator());
         // Arguments are checked against the schema as derived: the portable rewrite only reshapes it for Codex.
-        let arguments = ArgumentCheck::compile(raw_input.as_value()).map_err(invalid)?;
+        let derived_input = raw_input.as_value().clone();
+        let arguments = ArgumentCheck::compile(&derived_input).map_err(invalid)?;
         let input_schema = schema::portable_input(raw_input).map_err(|problem| match problem {
             SchemaProblem::Recursive { type_name } => CatalogError::RecursiveSchema {
                 skill: descriptor.name.to_owned(),
@@ -187,6 +208,7 @@ impl SkillInfo {
             description: descriptor.description,
             input_schema,
             output_schema,
+            derived_input,
             arguments,
             timeout: Duration::from_millis(descriptor.timeout_ms),
             location,
@@ -229,6 +251,35 @@ impl SkillInfo {
     /// Where the skill is defined.
     pub fn location(&self) -> &SkillLocation {
         &self.location
+    }
+
+    /// Checks that `states` has every state the skill takes, and announces the parameters they restrict.
+    fn take_states(&mut self, states: &States) -> Result<(), CatalogError> {
+        let needs = self.descriptor.states;
+        if let Some(missing) = needs.iter().find(|need| !states.contains(need.type_id())) {
+            return Err(CatalogError::MissingState {
+                skill: self.name.to_owned(),
+                location: self.location.clone(),
+                parameter: missing.parameter().to_owned(),
+                type_name: missing.type_name().to_owned(),
+            });
+        }
+        if restrict_choices(&mut self.input_schema, needs, states) {
+            // The choices are checked like every other bound.
+            restrict_choices(&mut self.derived_input, needs, states);
+            self.arguments =
+                ArgumentCheck::compile(&self.derived_input).map_err(|problem| CatalogError::InvalidSkill {
+                    skill: self.name.to_owned(),
+                    location: self.location.clone(),
+                    problem,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// The `State<T>` parameters the skill takes (never part of its schemas or of the `dynamicTools` payload).
+    pub fn state_parameters(&self) -> &[StateRequirement] {
+        self.descriptor.states
     }
 
     /// The top-level parameter names, in schema order, each with whether it is required.
@@ -277,6 +328,30 @@ impl fmt::Debug for SkillInfo {
     }
 }
 
+/// Announces a parameter restricted by a state ([`States::choices`]) with `"enum"`: the values the state allows.
+/// A skill without that parameter is left as it is, and so is one when the state allows nothing (an empty `enum`
+/// would make the tool uncallable; the skill refuses every value then, and says why).
+/// Returns whether it restricted any.
+fn restrict_choices(input_schema: &mut Value, needs: &[StateRequirement], states: &States) -> bool {
+    let mut restricted = false;
+    for need in needs {
+        let Some((parameter, values)) = states.choices_of(need.type_id()) else {
+            continue;
+        };
+        if values.is_empty() {
+            continue;
+        }
+        if let Some(property) = input_schema["properties"]
+            .get_mut(parameter)
+            .and_then(Value::as_object_mut)
+        {
+            property.insert("enum".to_owned(), json!(values));
+            restricted = true;
+        }
+    }
+    restricted
+}
+
 /// `^[A-Za-z0-9_-]{1,64}$`, the tool names Codex and the model APIs accept.
 pub fn is_valid_name(name: &str) -> bool {
     (1..=MAX_NAME_LEN).contains(&name.len())
@@ -286,16 +361,39 @@ pub fn is_valid_name(name: &str) -> bool {
 }
 
 impl Catalog {
-    /// Every `#[skill]` linked into the binary, sorted by name.
+    /// Every `#[skill]` linked into the binary, sorted by name, without states.
     ///
     /// Fails when two skills share a name (the error names both, with their source locations), when an
-    /// input type is recursive, or when an input is not an object.
+    /// input type is recursive, when an input is not an object, or when a skill takes a
+    /// [`State<T>`](super::State) (use [`from_registry_with`](Self::from_registry_with) then).
     pub fn from_registry() -> Result<Catalog, CatalogError> {
-        Self::from_descriptors(private::registered())
+        Self::from_registry_with(States::new())
+    }
+
+    /// Every `#[skill]` linked into the binary, with `states` for the skills that take `State<T>` parameters.
+    ///
+    /// Fails as [`from_registry`](Self::from_registry) does, and with [`CatalogError::MissingState`] when a
+    /// skill takes a state that `states` lacks. Parameters restricted by a state ([`States::choices`]) are
+    /// announced with the state's values.
+    pub fn from_registry_with(states: States) -> Result<Catalog, CatalogError> {
+        Self::from_descriptors(private::registered(), states)
+    }
+
+    /// The same skills with `states` added to this catalog's (replacing those of the same types), checked again.
+    pub fn with_states(&self, states: States) -> Result<Catalog, CatalogError> {
+        let mut merged = self.inner.states.clone();
+        merged.extend(states);
+        Self::from_descriptors(self.iter().map(SkillInfo::descriptor), merged)
+    }
+
+    /// The states the skills take.
+    pub fn states(&self) -> &States {
+        &self.inner.states
     }
 
     fn from_descriptors(
         descriptors: impl IntoIterator<Item = &'static SkillDescriptor>,
+        states: States,
     ) -> Result<Catalog, CatalogError> {
         let mut skills = descriptors
             .into_iter()
@@ -317,13 +415,21 @@ impl Catalog {
                 second: pair[1].location.clone(),
             });
         }
+        // In name order, so that the first missing state reported does not depend on link order.
+        for skill in &mut skills {
+            skill.take_states(&states)?;
+        }
         let by_name = skills
             .iter()
             .enumerate()
             .map(|(index, skill)| (skill.name.to_owned(), index))
             .collect();
         Ok(Catalog {
-            inner: Arc::new(Inner { skills, by_name }),
+            inner: Arc::new(Inner {
+                skills,
+                by_name,
+                states,
+            }),
         })
     }
 
@@ -405,7 +511,7 @@ mod tests {
         None
     }
 
-    fn prepare(_: Value, _: SkillContext) -> Result<private::SkillRun, private::ArgumentsError> {
+    fn prepare(_: Value, _: SkillContext, _: &States) -> Result<private::SkillRun, private::ArgumentsError> {
         Ok(private::SkillRun::Blocking(Box::new(|| ToolResult::text("ok"))))
     }
 
@@ -419,6 +525,7 @@ mod tests {
             line,
             input_schema: object_schema,
             output_schema: no_output,
+            states: &[],
             prepare,
         }
     }
@@ -434,13 +541,13 @@ mod tests {
 
     #[test]
     fn sorts_by_name() {
-        let catalog = Catalog::from_descriptors([&BETA, &ALPHA]).unwrap();
+        let catalog = Catalog::from_descriptors([&BETA, &ALPHA], States::new()).unwrap();
         assert_eq!(catalog.names().collect::<Vec<_>>(), ["alpha", "beta"]);
     }
 
     #[test]
     fn duplicate_names_report_both_locations() {
-        let error = Catalog::from_descriptors([&BETA_AGAIN, &ALPHA, &BETA]).unwrap_err();
+        let error = Catalog::from_descriptors([&BETA_AGAIN, &ALPHA, &BETA], States::new()).unwrap_err();
         assert_eq!(
             error.to_string(),
             "two skills are named `beta`: catalog::tests at src/skill/catalog.rs:2 and catalog::tests at \
@@ -450,17 +557,85 @@ mod tests {
 
     #[test]
     fn rejects_names_codex_would_refuse() {
-        let error = Catalog::from_descriptors([&BAD_NAME]).unwrap_err();
+        let error = Catalog::from_descriptors([&BAD_NAME], States::new()).unwrap_err();
         assert!(matches!(error, CatalogError::InvalidSkill { .. }), "{error}");
     }
 
     #[test]
     fn rejects_inputs_that_are_not_objects() {
-        let error = Catalog::from_descriptors([&STRING_INPUT]).unwrap_err();
+        let error = Catalog::from_descriptors([&STRING_INPUT], States::new()).unwrap_err();
         assert_eq!(
             error.to_string(),
             "skill `stringly` (catalog::tests at src/skill/catalog.rs:5): its input must be an object with named \
              fields, but it is type \"string\""
+        );
+    }
+
+    fn database_schema(_: &mut SchemaGenerator) -> Schema {
+        schemars::json_schema!({"type": "object", "properties": {"database": {"type": "string"}}})
+    }
+
+    struct Databases(Vec<String>);
+
+    static NEEDS_DATABASES: SkillDescriptor = SkillDescriptor {
+        input_schema: database_schema,
+        states: &[StateRequirement::of::<Databases>("databases")],
+        ..descriptor("query", 6)
+    };
+
+    #[test]
+    fn a_state_that_was_not_supplied_is_refused_naming_skill_parameter_and_type() {
+        let error = Catalog::from_descriptors([&ALPHA, &NEEDS_DATABASES], States::new()).unwrap_err();
+        assert_eq!(
+            error,
+            CatalogError::MissingState {
+                skill: "query".into(),
+                location: NEEDS_DATABASES_LOCATION,
+                parameter: "databases".into(),
+                type_name: "skillbridge::skill::catalog::tests::Databases".into(),
+            }
+        );
+        assert!(
+            error.to_string().starts_with(
+                "skill `query` needs State<skillbridge::skill::catalog::tests::Databases>, which was not provided \
+                 (parameter `databases`, catalog::tests at src/skill/catalog.rs:6)"
+            ),
+            "{error}"
+        );
+    }
+
+    const NEEDS_DATABASES_LOCATION: SkillLocation = SkillLocation {
+        module_path: "catalog::tests",
+        file: "src/skill/catalog.rs",
+        line: 6,
+    };
+
+    #[test]
+    fn a_state_restricts_its_parameter_to_its_choices() {
+        let mut states = States::new();
+        states
+            .insert(Databases(vec!["main".into(), "archive".into()]))
+            .choices::<Databases, _>("database", |databases| databases.0.clone());
+        let catalog = Catalog::from_descriptors([&ALPHA, &NEEDS_DATABASES], states).unwrap();
+        let query = catalog.get("query").unwrap();
+        assert_eq!(
+            query.input_schema()["properties"]["database"],
+            json!({"type": "string", "enum": ["main", "archive"]})
+        );
+        assert_eq!(query.state_parameters()[0].parameter(), "databases");
+        assert_eq!(
+            catalog.get("alpha").unwrap().input_schema(),
+            &json!({"type": "object", "properties": {}})
+        );
+
+        let mut none = States::new();
+        none.insert(Databases(Vec::new()))
+            .choices::<Databases, _>("database", |databases| databases.0.clone());
+        let catalog = catalog.with_states(none).unwrap();
+        assert_eq!(
+            catalog.get("query").unwrap().input_schema()["properties"]["database"],
+            json!({"type": "string"}),
+            "no values: no enum, the skill says why it refuses"
         );
     }
 

@@ -126,7 +126,7 @@ async fn run(catalog: &Catalog, name: &str, arguments: Value, ctx: SkillContext)
         let message = format!("invalid arguments for `{name}`: {violations}");
         return (ToolResult::failure(message), Outcome::InvalidArguments);
     }
-    let prepared = match (skill.descriptor().prepare)(arguments, ctx) {
+    let prepared = match (skill.descriptor().prepare)(arguments, ctx, catalog.states()) {
         Ok(prepared) => prepared,
         Err(error) => {
             let message = format!("invalid arguments for `{name}`: {}", error.0);

@@ -5,7 +5,8 @@
 //! - [`Catalog::from_registry`] collects every registered skill of the binary;
 //! - [`Catalog::dynamic_tools`] renders the `dynamicTools` payload, [`Catalog::invoke`] runs a call;
 //! - [`ToolResult`], [`ContentItem`], [`Content`] and [`IntoToolResult`] describe what a call answers;
-//! - [`SkillContext`] is what a skill may know about the call, [`SkillError`] how it can fail.
+//! - [`SkillContext`] is what a skill may know about the call, [`SkillError`] how it can fail;
+//! - [`State`] is shared state a skill takes as a parameter, supplied through [`States`] (`state.rs`).
 
 mod catalog;
 mod content;
@@ -14,6 +15,7 @@ mod error;
 mod invoke;
 mod result;
 mod schema;
+mod state;
 mod validate;
 
 #[doc(hidden)]
@@ -27,3 +29,4 @@ pub use error::SkillError;
 pub use invoke::{Invocation, Outcome, format_duration};
 pub use result::{ContentItem, ToolResult};
 pub use skillbridge_macros::skill;
+pub use state::{State, StateRequirement, States};

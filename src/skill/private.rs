@@ -19,6 +19,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::content::error_message;
+pub use super::state::StateRequirement;
+use super::state::{State, States};
 use super::{IntoToolResult, SkillContext, ToolResult};
 
 /// One `#[skill]`, as registered with `inventory` by the generated code.
@@ -39,8 +41,10 @@ pub struct SkillDescriptor {
     pub input_schema: fn(&mut SchemaGenerator) -> Schema,
     /// The root schema of the JSON the skill returns, when it returns JSON of a `JsonSchema` type.
     pub output_schema: fn(&mut SchemaGenerator) -> Option<Schema>,
-    /// Deserializes the arguments and prepares the run.
-    pub prepare: fn(Value, SkillContext) -> Result<SkillRun, ArgumentsError>,
+    /// The `State<T>` parameters, checked against the supplied states when the catalog is built.
+    pub states: &'static [StateRequirement],
+    /// Deserializes the arguments, takes the states, and prepares the run.
+    pub prepare: fn(Value, SkillContext, &States) -> Result<SkillRun, ArgumentsError>,
 }
 
 inventory::collect!(SkillDescriptor);
@@ -201,6 +205,53 @@ impl ArgumentsSchema {
 )]
 pub trait SkillParameter: DeserializeOwned + JsonSchema {}
 impl<T: DeserializeOwned + JsonSchema> SkillParameter for T {}
+
+/// A `State<T>` parameter type. The macro takes a parameter written `State<..>` as state and uses this bound with
+/// the parameter's span, so a type of another crate that happens to be called `State` is reported on it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not skillbridge's `State<T>`",
+    label = "a skill parameter written `State<..>` is taken as shared state",
+    note = "use `skillbridge::State<T>`; to take a JSON argument of a type called `State`, rename it on import"
+)]
+pub trait StateParameter: Sized {
+    /// The state's type.
+    type Inner: 'static;
+    /// Wraps the shared value.
+    fn from_state(state: State<Self::Inner>) -> Self;
+}
+
+impl<T: 'static> StateParameter for State<T> {
+    type Inner = T;
+
+    fn from_state(state: State<T>) -> Self {
+        state
+    }
+}
+
+/// What a state's type must be: it is shared by every call, on any thread.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be shared state: it must be `Send + Sync + 'static`",
+    label = "every call of every skill that takes this state shares one value, on any thread",
+    note = "wrap what is not thread-safe: `Mutex<T>` for `Send` values, `Arc` instead of `Rc`"
+)]
+pub trait SharedState: Send + Sync + 'static {}
+impl<T: Send + Sync + 'static> SharedState for T {}
+
+/// The requirement of a `State<T>` parameter called `parameter`.
+pub const fn state_requirement<T: SharedState>(parameter: &'static str) -> StateRequirement {
+    StateRequirement::of::<T>(parameter)
+}
+
+/// The state a `State<T>` parameter takes. The catalog checked every skill's states when it was built, so the
+/// error is only reachable by running a descriptor outside a catalog.
+pub fn state<S: StateParameter>(states: &States, parameter: &str) -> Result<S, ArgumentsError> {
+    states.get::<S::Inner>().map(S::from_state).ok_or_else(|| {
+        ArgumentsError(format!(
+            "{parameter}: State<{}> was not provided",
+            std::any::type_name::<S::Inner>()
+        ))
+    })
+}
 
 /// Requires an `async fn` skill's future to be `Send` (it runs on a multi-threaded runtime); the compiler then
 /// points at the value held across an `.await` that is not.
