@@ -56,7 +56,7 @@ pub struct ColumnInfo {
 }
 
 /// Runs one read-only SQL query (SELECT, WITH or VALUES) against a SQLite database file and returns the rows.
-#[skill(timeout = "30s")]
+#[skill(timeout = "30s", title = "SQL query", read_only, open_world = false, tags = ["sql"])]
 pub fn sql_query(
     /// Path of the SQLite database file.
     database: String,
@@ -98,7 +98,7 @@ pub fn sql_query(
 }
 
 /// Lists the tables and views of a SQLite database file with their columns.
-#[skill(timeout = "10s")]
+#[skill(timeout = "10s", title = "SQL tables", read_only, open_world = false, tags = ["sql"])]
 pub fn sql_tables(
     /// Path of the SQLite database file.
     database: String,
