@@ -103,14 +103,14 @@ pub enum CatalogError {
         /// What the root schema is instead.
         found: String,
     },
-    /// A name, description, annotation or tag `#[skill]` would refuse (only reachable without its checks).
+    /// A name or description Codex would reject (only reachable without the `#[skill]` checks).
     #[error("skill `{skill}` ({location}): {problem}")]
     InvalidSkill {
         /// The skill.
         skill: String,
         /// Where it is defined.
         location: SkillLocation,
-        /// What is wrong.
+        /// What is wrong (also: contradictory annotations, a malformed or repeated tag).
         problem: String,
     },
 }
