@@ -16,7 +16,7 @@ use tower::ServiceExt;
 const TOKEN: &str = "admin-s3cret";
 
 /// Reverses a text.
-#[skill]
+#[skill(title = "Reverse", read_only, open_world = false, tags = ["text", "demo"])]
 fn reverse(
     /// The text to reverse.
     text: String,
@@ -177,9 +177,21 @@ async fn skills_lists_the_catalog_with_schemas_and_counts() {
     assert_eq!(multiply["timeoutMs"], 3000);
     assert_eq!(multiply["calls"]["total"], 0);
 
+    // Hints a skill does not give are absent, not false.
+    assert_eq!(multiply["annotations"], json!({}));
+    assert_eq!(multiply["tags"], json!([]));
+    assert_eq!(
+        skills[1]["annotations"],
+        json!({"title": "Reverse", "readOnlyHint": true, "openWorldHint": false})
+    );
+    assert_eq!(skills[1]["tags"], json!(["text", "demo"]));
+
     let reply = get(&admin.router, "/skills/reverse").await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(reply.json()["inputSchema"]["properties"]["text"]["type"], "string");
+    let reverse = reply.json();
+    assert_eq!(reverse["inputSchema"]["properties"]["text"]["type"], "string");
+    assert_eq!(reverse["annotations"]["readOnlyHint"], true);
+    assert_eq!(reverse["tags"], json!(["text", "demo"]));
 
     let reply = get(&admin.router, "/skills/nope").await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);

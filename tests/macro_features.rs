@@ -256,6 +256,25 @@ fn forbidden_keys(value: &Value, found: &mut Vec<String>) {
     }
 }
 
+/// Archives a record: read-write, destructive, idempotent, reaching an outside archive.
+#[skill(
+    title = "  Archive a record  ",
+    read_only = false,
+    destructive,
+    idempotent,
+    open_world,
+    tags = ["records", "admin"]
+)]
+fn archive_record(id: String) -> String {
+    id
+}
+
+/// Appends a line: says it adds (not destructive) and is not idempotent, nothing else.
+#[skill(destructive = false, idempotent = false, tags = ["records"])]
+async fn append_line(line: String) -> String {
+    line
+}
+
 // ---- tests -------------------------------------------------------------------------------------------
 
 #[test]
@@ -521,6 +540,64 @@ fn dynamic_tools_have_the_shape_of_each_upstream() {
     let add_app = app_server.iter().find(|tool| tool["name"] == "add").unwrap();
     assert_eq!(add_app["type"], "function");
     assert_eq!(add_app["inputSchema"], add_manager["inputSchema"]);
+}
+
+#[test]
+fn annotations_and_tags_land_in_the_skill_info() {
+    let catalog = catalog();
+    let archive = catalog.get("archive_record").unwrap();
+    let annotations = archive.annotations();
+    assert_eq!(annotations.title(), Some("Archive a record"), "trimmed");
+    assert_eq!(annotations.read_only(), Some(false));
+    assert_eq!(annotations.destructive(), Some(true));
+    assert_eq!(annotations.idempotent(), Some(true));
+    assert_eq!(annotations.open_world(), Some(true));
+    assert_eq!(archive.tags(), ["records", "admin"], "in the order written");
+    assert_eq!(
+        serde_json::to_value(annotations).unwrap(),
+        json!({"title": "Archive a record", "readOnlyHint": false, "destructiveHint": true, "idempotentHint": true,
+               "openWorldHint": true})
+    );
+
+    // Only what the attribute says is reported; the rest is absent, not `false`.
+    let append = catalog.get("append_line").unwrap().annotations();
+    assert_eq!(
+        (
+            append.title(),
+            append.read_only(),
+            append.destructive(),
+            append.idempotent(),
+            append.open_world()
+        ),
+        (None, None, Some(false), Some(false), None)
+    );
+    assert_eq!(
+        serde_json::to_value(append).unwrap(),
+        json!({"destructiveHint": false, "idempotentHint": false})
+    );
+    let add = catalog.get("add").unwrap();
+    assert!(add.annotations().is_empty());
+    assert!(add.tags().is_empty());
+    assert_eq!(serde_json::to_value(add.annotations()).unwrap(), json!({}));
+}
+
+#[test]
+fn annotations_and_tags_stay_out_of_the_dynamic_tools_payload() {
+    let catalog = catalog();
+    let archive = catalog.get("archive_record").unwrap();
+    assert_eq!(
+        archive.dynamic_tool(ToolFlavor::CodexManager),
+        json!({"name": "archive_record", "description": archive.description(), "inputSchema": archive.input_schema()})
+    );
+    let app_server = archive.dynamic_tool(ToolFlavor::AppServer);
+    assert_eq!(
+        app_server.as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["description", "inputSchema", "name", "type"]
+    );
+    let text = serde_json::to_string(&catalog.dynamic_tools(ToolFlavor::AppServer)).unwrap();
+    for word in ["Archive a record", "records", "Hint", "annotations", "tags"] {
+        assert!(!text.contains(word), "{word} leaked into the payload");
+    }
 }
 
 #[test]

@@ -26,6 +26,8 @@ pub(crate) fn expand(skill: &Skill, function: &ItemFn) -> TokenStream {
     let name = &skill.name;
     let description = &skill.description;
     let timeout_ms = skill.timeout_ms;
+    let annotations = annotations(skill);
+    let tags = &skill.tags;
     let input_schema = input_schema_fn(skill);
     let output_schema = output_schema_fn(skill);
     let prepare = prepare_fn(skill);
@@ -45,6 +47,8 @@ pub(crate) fn expand(skill: &Skill, function: &ItemFn) -> TokenStream {
                     name: #name,
                     description: #description,
                     timeout_ms: #timeout_ms,
+                    annotations: #annotations,
+                    tags: &[#(#tags),*],
                     module_path: ::core::module_path!(),
                     file: ::core::file!(),
                     line: ::core::line!(),
@@ -55,6 +59,29 @@ pub(crate) fn expand(skill: &Skill, function: &ItemFn) -> TokenStream {
                 }
             }
         };
+    }
+}
+
+/// The `RawAnnotations` of the descriptor.
+fn annotations(skill: &Skill) -> TokenStream {
+    let sb = private();
+    let some = |value: Option<TokenStream>| match value {
+        Some(value) => quote!(::core::option::Option::Some(#value)),
+        None => quote!(::core::option::Option::None),
+    };
+    let flag = |value: Option<bool>| some(value.map(|value| quote!(#value)));
+    let annotations = &skill.annotations;
+    let title = some(annotations.title.as_ref().map(|title| quote!(#title)));
+    let (read_only, destructive) = (flag(annotations.read_only), flag(annotations.destructive));
+    let (idempotent, open_world) = (flag(annotations.idempotent), flag(annotations.open_world));
+    quote! {
+        #sb::RawAnnotations {
+            title: #title,
+            read_only: #read_only,
+            destructive: #destructive,
+            idempotent: #idempotent,
+            open_world: #open_world,
+        }
     }
 }
 

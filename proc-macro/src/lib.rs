@@ -135,6 +135,31 @@ use proc_macro::TokenStream;
 /// - `timeout`: how long one call may run, as `500ms`, `30s`, `2m` or `1h` (default `60s`). Past it the call
 ///   answers `success: false` and the skill's cancellation token fires.
 ///
+/// Annotations and tags, also optional, describe the skill to people and tooling (`skillbridge skills`, the
+/// admin `/skills` routes, `SkillInfo::annotations` and `SkillInfo::tags`); they are not sent to Codex:
+/// - `title = ".."`: a human-readable title (not empty).
+/// - The hints of MCP's tool annotations, as bare flags: `read_only` (does not modify its environment),
+///   `destructive` (may destroy or overwrite data), `idempotent` (a repeated call has no further effect),
+///   `open_world` (reaches outside entities, like the web). `flag = false` says the opposite; a flag left out
+///   is reported as absent. A `read_only` skill cannot be `destructive`; no flag may be given twice.
+/// - `tags = ["tickets", "admin"]`: each matching `^[a-z0-9][a-z0-9_-]{0,31}$`, none twice.
+///
+/// ```
+/// use skillbridge::skill;
+///
+/// /// Deletes a note.
+/// #[skill(title = "Delete a note", destructive, idempotent, open_world = false, tags = ["notes"])]
+/// fn delete_note(key: String) -> String {
+///     format!("deleted {key}")
+/// }
+///
+/// let catalog = skillbridge::skill::Catalog::from_registry().unwrap();
+/// let tool = catalog.get("delete_note").unwrap();
+/// assert_eq!(tool.annotations().destructive(), Some(true));
+/// assert_eq!(tool.annotations().read_only(), None);
+/// assert_eq!(tool.tags(), ["notes"]);
+/// ```
+///
 /// Every rule above is checked at compile time, and every violation is reported at once, on the offending
 /// span. Duplicate names across the binary and recursive input types are reported by
 /// `Catalog::from_registry` at startup.

@@ -19,12 +19,27 @@ pub(crate) struct Parsed {
     pub errors: Vec<syn::Error>,
 }
 
-/// `#[skill(name = "..", description = "..", timeout = "..")]`.
+/// `#[skill(name = "..", description = "..", timeout = "..", title = "..", read_only, destructive, idempotent,
+/// open_world, tags = [".."])]`.
 #[derive(Default)]
 pub(crate) struct SkillArgs {
     pub name: Option<LitStr>,
     pub description: Option<LitStr>,
     pub timeout: Option<LitStr>,
+    pub title: Option<LitStr>,
+    pub read_only: Option<Flag>,
+    pub destructive: Option<Flag>,
+    pub idempotent: Option<Flag>,
+    pub open_world: Option<Flag>,
+    pub tags: Option<Vec<LitStr>>,
+}
+
+/// A hint flag: the bare word (`read_only`, on) or `read_only = false` (off).
+#[derive(Clone, Copy)]
+pub(crate) struct Flag {
+    /// The flag's name, as written.
+    pub span: Span,
+    pub value: bool,
 }
 
 /// One typed parameter of the function.
@@ -42,7 +57,8 @@ pub(crate) struct RawParam {
 /// The schemars attributes a plain parameter may carry: those that bound its value.
 const BOUND_KEYS: &[&str] = &["range", "length", "pattern", "regex", "email", "url"];
 
-const ARG_KEYS: &str = "`name`, `description` or `timeout`";
+const ARG_KEYS: &str =
+    "`name`, `description`, `timeout`, `title`, `read_only`, `destructive`, `idempotent`, `open_world` or `tags`";
 
 pub(crate) fn parse(attr: TokenStream, item: TokenStream) -> syn::Result<Parsed> {
     let function = parse_function(item)?;
@@ -161,6 +177,27 @@ fn parse_args(attr: TokenStream, errors: &mut Vec<syn::Error>) -> syn::Result<Sk
             "name" => &mut args.name,
             "description" => &mut args.description,
             "timeout" => &mut args.timeout,
+            "title" => &mut args.title,
+            "read_only" => {
+                read_flag(&meta, &mut args.read_only, errors);
+                continue;
+            }
+            "destructive" => {
+                read_flag(&meta, &mut args.destructive, errors);
+                continue;
+            }
+            "idempotent" => {
+                read_flag(&meta, &mut args.idempotent, errors);
+                continue;
+            }
+            "open_world" => {
+                read_flag(&meta, &mut args.open_world, errors);
+                continue;
+            }
+            "tags" => {
+                read_tags(&meta, &mut args.tags, errors);
+                continue;
+            }
             "input" => {
                 errors.push(syn::Error::new_spanned(
                     meta.path(),
@@ -207,6 +244,75 @@ fn parse_args(attr: TokenStream, errors: &mut Vec<syn::Error>) -> syn::Result<Sk
         }
     }
     Ok(args)
+}
+
+/// A hint flag: `read_only` or `read_only = false`. (`= true` is refused: the bare word says it.)
+fn read_flag(meta: &Meta, slot: &mut Option<Flag>, errors: &mut Vec<syn::Error>) {
+    let key = path_text(meta.path());
+    let value = match meta {
+        Meta::Path(_) => true,
+        Meta::NameValue(pair) => match &pair.value {
+            Expr::Lit(ExprLit {
+                lit: Lit::Bool(value), ..
+            }) if !value.value => false,
+            Expr::Lit(ExprLit {
+                lit: Lit::Bool(value), ..
+            }) => {
+                errors.push(syn::Error::new_spanned(
+                    value,
+                    format!("`{key}` is a bare flag: write `{key}`, not `{key} = true`"),
+                ));
+                return;
+            }
+            other => {
+                errors.push(syn::Error::new_spanned(
+                    other,
+                    format!("`{key}` is a flag: write `{key}`, or `{key} = false` to say the opposite"),
+                ));
+                return;
+            }
+        },
+        Meta::List(_) => {
+            errors.push(syn::Error::new_spanned(
+                meta,
+                format!("`{key}` is a flag: write `{key}`, or `{key} = false` to say the opposite"),
+            ));
+            return;
+        }
+    };
+    if slot.is_some() {
+        errors.push(syn::Error::new_spanned(meta.path(), format!("`{key}` is given twice")));
+    } else {
+        *slot = Some(Flag {
+            span: meta.path().span(),
+            value,
+        });
+    }
+}
+
+/// `tags = ["a", "b"]`: a list of string literals, judged by `validate`.
+fn read_tags(meta: &Meta, slot: &mut Option<Vec<LitStr>>, errors: &mut Vec<syn::Error>) {
+    const FORM: &str = "`tags` takes a list of string literals: `tags = [\"tickets\", \"admin\"]`";
+    let Meta::NameValue(pair) = meta else {
+        errors.push(syn::Error::new_spanned(meta, FORM));
+        return;
+    };
+    let Expr::Array(array) = &pair.value else {
+        errors.push(syn::Error::new_spanned(&pair.value, FORM));
+        return;
+    };
+    let mut tags = Vec::new();
+    for element in &array.elems {
+        match element {
+            Expr::Lit(ExprLit { lit: Lit::Str(tag), .. }) => tags.push(tag.clone()),
+            other => errors.push(syn::Error::new_spanned(other, FORM)),
+        }
+    }
+    if slot.is_some() {
+        errors.push(syn::Error::new_spanned(meta.path(), "`tags` is given twice"));
+    } else {
+        *slot = Some(tags);
+    }
 }
 
 fn parse_param_attr(attr: &Attribute, input_marker: &mut Option<Span>, errors: &mut Vec<syn::Error>) {

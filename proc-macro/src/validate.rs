@@ -6,23 +6,36 @@ use proc_macro2::Span;
 use syn::visit::Visit;
 use syn::{Ident, LitStr, Pat, ReturnType, Type};
 
-use crate::parse::{Parsed, RawParam, first_paragraph};
+use crate::parse::{Flag, Parsed, RawParam, SkillArgs, first_paragraph};
 
 /// Call deadline when the attribute gives none.
 const DEFAULT_TIMEOUT_MS: u64 = 60_000;
 /// The longest tool name Codex accepts.
 const MAX_NAME_LEN: usize = 64;
+/// The longest tag.
+const MAX_TAG_LEN: usize = 32;
 
 /// A skill that passed every check.
 pub(crate) struct Skill {
     pub name: String,
     pub description: String,
     pub timeout_ms: u64,
+    pub annotations: Annotations,
+    pub tags: Vec<String>,
     pub is_async: bool,
     pub fn_ident: Ident,
     pub params: Vec<Param>,
     /// The written return type (`()` when none is written).
     pub output: Type,
+}
+
+/// MCP tool annotations; `None`: not given.
+pub(crate) struct Annotations {
+    pub title: Option<String>,
+    pub read_only: Option<bool>,
+    pub destructive: Option<bool>,
+    pub idempotent: Option<bool>,
+    pub open_world: Option<bool>,
 }
 
 /// A parameter, by the role it plays.
@@ -119,6 +132,8 @@ pub(crate) fn validate(parsed: Parsed) -> syn::Result<Skill> {
         }),
         None => DEFAULT_TIMEOUT_MS,
     };
+    let annotations = checked_annotations(&args, &mut errors);
+    let tags = checked_tags(args.tags.as_deref().unwrap_or_default(), &mut errors);
     let output = match &sig.output {
         ReturnType::Default => syn::parse_quote!(()),
         ReturnType::Type(_, ty) => {
@@ -142,6 +157,8 @@ pub(crate) fn validate(parsed: Parsed) -> syn::Result<Skill> {
         name,
         description,
         timeout_ms,
+        annotations,
+        tags,
         is_async: sig.asyncness.is_some(),
         fn_ident: sig.ident.clone(),
         params,
@@ -337,6 +354,68 @@ fn checked_name(name: String, span: Span, errors: &mut Vec<syn::Error>) -> Strin
     name
 }
 
+/// The title and the hints; a read-only skill cannot be destructive, and a title says something.
+fn checked_annotations(args: &SkillArgs, errors: &mut Vec<syn::Error>) -> Annotations {
+    let title = args.title.as_ref().map(|literal| {
+        let title = literal.value().trim().to_owned();
+        if title.is_empty() {
+            errors.push(syn::Error::new(literal.span(), "the title must not be empty"));
+        }
+        title
+    });
+    if let (Some(Flag { value: true, .. }), Some(destructive @ Flag { value: true, .. })) =
+        (args.read_only, args.destructive)
+    {
+        errors.push(syn::Error::new(
+            destructive.span,
+            "a `read_only` skill cannot be `destructive`: it does not modify its environment; drop one of the two",
+        ));
+    }
+    let value = |flag: Option<Flag>| flag.map(|flag| flag.value);
+    Annotations {
+        title,
+        read_only: value(args.read_only),
+        destructive: value(args.destructive),
+        idempotent: value(args.idempotent),
+        open_world: value(args.open_world),
+    }
+}
+
+/// Each tag matches `^[a-z0-9][a-z0-9_-]{0,31}$` and is given once.
+fn checked_tags(literals: &[LitStr], errors: &mut Vec<syn::Error>) -> Vec<String> {
+    let mut tags: Vec<String> = Vec::new();
+    for literal in literals {
+        let tag = literal.value();
+        if tag.is_empty() {
+            errors.push(syn::Error::new(literal.span(), "a tag must not be empty"));
+        } else if !is_valid_tag(&tag) {
+            errors.push(syn::Error::new(
+                literal.span(),
+                format!(
+                    "invalid tag `{tag}`: a tag must match ^[a-z0-9][a-z0-9_-]{{0,{}}}$ (lower-case ASCII letters, \
+                     digits, `_` and `-`, starting with a letter or digit, at most {MAX_TAG_LEN})",
+                    MAX_TAG_LEN - 1
+                ),
+            ));
+        } else if tags.contains(&tag) {
+            errors.push(syn::Error::new(
+                literal.span(),
+                format!("the tag `{tag}` is given twice"),
+            ));
+        }
+        tags.push(tag);
+    }
+    tags
+}
+
+fn is_valid_tag(tag: &str) -> bool {
+    let lower_or_digit = |byte: u8| byte.is_ascii_lowercase() || byte.is_ascii_digit();
+    let mut bytes = tag.bytes();
+    tag.len() <= MAX_TAG_LEN
+        && bytes.next().is_some_and(lower_or_digit)
+        && bytes.all(|byte| lower_or_digit(byte) || byte == b'_' || byte == b'-')
+}
+
 /// `500ms`, `30s`, `2m`, `1h` in milliseconds.
 fn parse_timeout(literal: &LitStr) -> syn::Result<u64> {
     let text = literal.value();
@@ -394,6 +473,16 @@ mod tests {
         assert!(timeout("0s").unwrap_err().contains("needs some time"));
         assert!(timeout("99999999999999999999s").unwrap_err().contains("too large"));
         assert!(timeout("1.5s").unwrap_err().contains("unknown unit"));
+    }
+
+    #[test]
+    fn tag_rule() {
+        for good in ["a", "9", "tickets", "a-b_c", &"a".repeat(32)] {
+            assert!(is_valid_tag(good), "{good}");
+        }
+        for bad in ["", "-a", "_a", "Tickets", "a b", "a.b", "é", &"a".repeat(33)] {
+            assert!(!is_valid_tag(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ const AXIS: [u8; 3] = [0x33, 0x33, 0x33];
 const BAR_COLORS: [[u8; 3]; 2] = [[0x2b, 0x6c, 0xb0], [0x5a, 0x9b, 0xd8]];
 
 /// Draws a bar chart of labelled values and returns it as a PNG image, with the values as text.
-#[skill(timeout = "10s")]
+#[skill(timeout = "10s", title = "Bar chart", read_only, open_world = false, tags = ["chart"])]
 pub fn bar_chart(
     /// What the chart shows; repeated in the text.
     title: String,

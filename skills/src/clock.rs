@@ -31,7 +31,7 @@ pub struct ClockReading {
 }
 
 /// The current date and time in a time zone.
-#[skill(timeout = "5s")]
+#[skill(timeout = "5s", title = "Current time", read_only, open_world = false, tags = ["time"])]
 pub async fn current_time(
     /// IANA time zone name, like `Europe/Paris` or `America/New_York` (default `UTC`).
     time_zone: Option<String>,
@@ -44,7 +44,7 @@ pub async fn current_time(
 ///
 /// Times that do not exist (skipped by a daylight-saving jump) move forward; times that occur twice
 /// take the earlier one.
-#[skill(timeout = "5s")]
+#[skill(timeout = "5s", title = "Convert a time", read_only, open_world = false, tags = ["time"])]
 pub fn convert_time(
     /// The local date and time in `from_zone`, like `2026-03-29T14:30` or `2026-03-29 14:30:00`.
     time: String,

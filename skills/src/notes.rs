@@ -43,7 +43,7 @@ impl Scratchpads {
 }
 
 /// Saves a short note under a key for later in this conversation (replacing a note with the same key).
-#[skill]
+#[skill(title = "Save a note", read_only = false, destructive, idempotent, open_world = false, tags = ["notes"])]
 pub async fn note_save(
     /// A short name for the note, like `customer` or `open_question`.
     key: String,
@@ -86,7 +86,7 @@ pub async fn note_save(
 }
 
 /// Reads the notes saved earlier in this conversation: one by key, or all of them.
-#[skill]
+#[skill(title = "Read notes", read_only, open_world = false, tags = ["notes"])]
 pub async fn note_read(
     /// The note to read; leave out to read every note.
     key: Option<String>,

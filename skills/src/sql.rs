@@ -154,7 +154,7 @@ pub struct ColumnInfo {
 }
 
 /// Runs one read-only SQL query (SELECT, WITH or VALUES) against a configured SQLite database and returns the rows.
-#[skill(timeout = "30s")]
+#[skill(timeout = "30s", title = "SQL query", read_only, open_world = false, tags = ["sql"])]
 pub fn sql_query(
     /// The database, by name: one of those the operator configured.
     database: String,
@@ -197,7 +197,7 @@ pub fn sql_query(
 }
 
 /// Lists the tables and views of a configured SQLite database with their columns.
-#[skill(timeout = "10s")]
+#[skill(timeout = "10s", title = "SQL tables", read_only, open_world = false, tags = ["sql"])]
 pub fn sql_tables(
     /// The database, by name: one of those the operator configured.
     database: String,

@@ -25,7 +25,7 @@ pub struct TextStats {
 }
 
 /// Counts the words, characters and lines of a text.
-#[skill]
+#[skill(title = "Word count", read_only, open_world = false, tags = ["text"])]
 pub fn word_count(
     /// The text to measure.
     text: String,
@@ -50,7 +50,7 @@ pub fn word_count(
 /// Turns a title into a URL slug: lower-case ASCII words joined by a separator.
 ///
 /// Common Latin accents are folded (`Crème Brûlée` → `creme-brulee`); other characters separate words.
-#[skill]
+#[skill(title = "Slugify", read_only, open_world = false, tags = ["text"])]
 pub fn slugify(
     /// The text to turn into a slug.
     text: String,
@@ -96,7 +96,13 @@ pub fn slugify(
     Ok(slug)
 }
 
-#[skill(description = "Converts a text to upper case (Unicode-aware: `straße` becomes `STRASSE`).")]
+#[skill(
+    description = "Converts a text to upper case (Unicode-aware: `straße` becomes `STRASSE`).",
+    title = "Upper case",
+    read_only,
+    open_world = false,
+    tags = ["text"]
+)]
 pub fn uppercase(
     /// The text to convert.
     text: String,

@@ -128,7 +128,7 @@ const SAMPLE_TICKETS: &[Ticket] = &[
 ];
 
 /// Looks up a support ticket by its id (like `T-1001`).
-#[skill]
+#[skill(title = "Look up a ticket", read_only, open_world = false, tags = ["tickets"])]
 pub fn ticket_lookup(
     /// The ticket id, like `T-1001` (case-insensitive).
     ticket_id: String,
@@ -161,7 +161,7 @@ pub struct TicketQuery {
 }
 
 /// Searches support tickets by words, status and assignee, newest first.
-#[skill(name = "ticket_search")]
+#[skill(name = "ticket_search", title = "Search tickets", read_only, open_world = false, tags = ["tickets"])]
 pub fn search_tickets(#[skill(input)] query: TicketQuery, store: State<TicketStore>) -> Vec<Ticket> {
     // `limit` is 1 to 50: the catalog checks every call against the schema before the skill runs.
     let limit = query.limit.unwrap_or(DEFAULT_SEARCH_RESULTS);

@@ -201,3 +201,128 @@ fn help_explains_the_commands_and_exit_statuses() {
     );
     assert!(call_help.contains("`-` to read them from stdin"), "{call_help}");
 }
+
+/// What the shipped skills say about themselves, as `skills --json --details` prints it.
+fn details() -> Vec<Value> {
+    let output = skillbridge(&["skills", "--json", "--details"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    serde_json::from_str::<Value>(&stdout(&output))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn skills_json_stays_the_dynamic_tools_payload_the_golden_files_pin() {
+    // Annotations and tags are not part of what Codex receives: each tool is exactly its golden name,
+    // description and input schema.
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let expected: Vec<Value> = shipped()
+        .names()
+        .map(|name| {
+            let text = std::fs::read_to_string(golden.join(format!("{name}.json"))).unwrap();
+            let golden: Value = serde_json::from_str(&text).unwrap();
+            json!({"name": golden["name"], "description": golden["description"], "inputSchema": golden["inputSchema"]})
+        })
+        .collect();
+    let output = skillbridge(&["skills", "--json"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(stdout(&output), serde_json::to_string_pretty(&expected).unwrap() + "\n");
+    let payload: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    for tool in payload.as_array().unwrap() {
+        let keys: Vec<&String> = tool.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["description", "inputSchema", "name"], "{tool}");
+    }
+}
+
+#[test]
+fn skills_json_details_gives_each_skill_its_annotations_and_tags() {
+    let details = details();
+    let catalog = shipped();
+    assert_eq!(
+        details
+            .iter()
+            .map(|skill| skill["name"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        catalog.names().collect::<Vec<_>>()
+    );
+    let by_name = |name: &str| details.iter().find(|skill| skill["name"] == name).unwrap().clone();
+    let note_save = by_name("note_save");
+    assert_eq!(
+        note_save["annotations"],
+        json!({"title": "Save a note", "readOnlyHint": false, "destructiveHint": true, "idempotentHint": true,
+               "openWorldHint": false})
+    );
+    assert_eq!(note_save["tags"], json!(["notes"]));
+    assert_eq!(note_save["timeoutMs"], 60_000);
+    assert!(
+        note_save["definedIn"]
+            .as_str()
+            .unwrap()
+            .starts_with("skillbridge_skills::notes at skills/src/notes.rs:"),
+        "{note_save}"
+    );
+    let sql_query = by_name("sql_query");
+    assert_eq!(
+        sql_query["annotations"],
+        json!({"title": "SQL query", "readOnlyHint": true, "openWorldHint": false})
+    );
+    assert_eq!(
+        sql_query["inputSchema"],
+        *catalog.get("sql_query").unwrap().input_schema()
+    );
+    // Every shipped skill has a title, tags, and says whether it writes and whether its world is open.
+    for skill in &details {
+        let annotations = &skill["annotations"];
+        assert!(annotations["title"].is_string(), "{skill}");
+        assert!(annotations["readOnlyHint"].is_boolean(), "{skill}");
+        assert_eq!(annotations["openWorldHint"], false, "{skill}");
+        assert!(!skill["tags"].as_array().unwrap().is_empty(), "{skill}");
+    }
+
+    // `--details` describes skills, not a payload: it needs `--json` and takes no `--flavor`.
+    let output = skillbridge(&["skills", "--details"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let output = skillbridge(&["skills", "--json", "--details", "--flavor", "app-server"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+}
+
+#[test]
+fn the_table_and_show_give_hints_and_tags() {
+    let output = skillbridge(&["skills"]);
+    let table = stdout(&output);
+    let header = table.lines().next().unwrap();
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        ["NAME", "PARAMETERS", "STATE", "TIMEOUT", "HINTS", "TAGS", "DESCRIPTION"]
+    );
+    let row = |name: &str| -> Vec<String> {
+        let line = table
+            .lines()
+            .find(|line| line.starts_with(&format!("{name} ")))
+            .unwrap();
+        line.split("  ")
+            .map(str::trim)
+            .filter(|cell| !cell.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        row("note_save")[4..6],
+        ["rw,destructive,idempotent,closed-world", "notes"]
+    );
+    assert_eq!(row("ticket_lookup")[4..6], ["ro,closed-world", "tickets"]);
+
+    let output = skillbridge(&["skills", "show", "note_save"]);
+    assert_eq!(output.status.code(), Some(0));
+    let text = stdout(&output);
+    assert!(
+        text.starts_with(
+            "name:        note_save\ntitle:       Save a note\ndescription: Saves a short note under a key for later \
+             in this conversation (replacing a note with the same key).\nhints:       read-write, destructive, \
+             idempotent, closed-world\ntags:        notes\ntimeout:     1m\n"
+        ),
+        "{text}"
+    );
+}

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `GET /healthz` | 200 while the process runs |
 //! | `GET /readyz` | 200 once the upstream is connected and a session is served, else 503 with the reasons |
-//! | `GET /skills`, `GET /skills/{name}` | the catalog with schemas and per-skill call counts |
+//! | `GET /skills`, `GET /skills/{name}` | the catalog with schemas, annotations, tags and per-skill call counts |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /sessions` | the sessions served |
 //! | `GET /calls?limit=N` | recent calls, newest first (default 50, at most 1000) |
@@ -184,10 +184,13 @@ fn error_body(message: impl Into<String>) -> Json<Value> {
     Json(json!({ "error": message.into() }))
 }
 
+/// One skill: `annotations` is MCP's `ToolAnnotations` object (hints the skill does not give left out).
 fn skill_json(skill: &SkillInfo, stats: &BridgeStats) -> Value {
     json!({
         "name": skill.name(),
         "description": skill.description(),
+        "annotations": skill.annotations(),
+        "tags": skill.tags(),
         "inputSchema": skill.input_schema(),
         "outputSchema": skill.output_schema(),
         "timeoutMs": skill.timeout().as_millis() as u64,

@@ -1,4 +1,9 @@
-//! `skills` (table, `--json`, `show NAME`) and `call NAME JSON|-`: the local view of a binary's skills.
+//! `skills` (table, `--json`, `--json --details`, `show NAME`) and `call NAME JSON|-`: the local view of a
+//! binary's skills.
+//!
+//! `--json` is exactly the `dynamicTools` payload Codex receives; annotations and tags, which that payload has
+//! no place for, are in the table, in `show`, and in `--json --details` (the catalog as the admin `/skills` route
+//! shows it, without the call counts).
 
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -9,7 +14,9 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::{App, exit};
-use crate::skill::{Catalog, ContentItem, Outcome, SkillContext, SkillInfo, ToolFlavor, ToolResult, format_duration};
+use crate::skill::{
+    Annotations, Catalog, ContentItem, Outcome, SkillContext, SkillInfo, ToolFlavor, ToolResult, format_duration,
+};
 
 /// The longest description shown in the table, in characters.
 const TABLE_DESCRIPTION_CHARS: usize = 72;
@@ -19,6 +26,7 @@ const TABLE_DESCRIPTION_CHARS: usize = 72;
 #[command(after_help = "Examples:\n  \
     skillbridge skills\n  \
     skillbridge skills --json --flavor app-server\n  \
+    skillbridge skills --json --details\n  \
     skillbridge skills show word_count")]
 pub struct SkillsArgs {
     /// Print the exact `dynamicTools` payload (a JSON array) instead of the table.
@@ -39,6 +47,12 @@ pub struct SkillsArgs {
     #[arg(long, env = "SKILLBRIDGE_CONFIG", value_name = "FILE", global = true)]
     pub config: Option<PathBuf>,
 
+    /// With `--json`: print every skill in detail instead of the `dynamicTools` payload: name, title,
+    /// description, annotations (MCP hints), tags, timeout, location and schemas, as the admin `/skills` route
+    /// shows them.
+    #[arg(long, requires = "json", conflicts_with_all = ["flavor", "states"])]
+    pub details: bool,
+
     /// Show one skill in detail instead.
     #[command(subcommand)]
     pub command: Option<SkillsCommand>,
@@ -47,7 +61,8 @@ pub struct SkillsArgs {
 /// `skillbridge skills show`.
 #[derive(Debug, Subcommand)]
 pub enum SkillsCommand {
-    /// Show one skill: description, timeout, where it is defined, and its input and output schemas.
+    /// Show one skill: title, description, hints, tags, timeout, where it is defined, and its input and output
+    /// schemas.
     Show {
         /// The skill's name, as listed by `skillbridge skills`.
         name: String,
@@ -105,6 +120,7 @@ impl SkillsArgs {
                 "dynamicTools": catalog.dynamic_tools(self.flavor),
                 "states": state_listing(&catalog),
             })),
+            None if self.json && self.details => pretty(&Value::Array(catalog.iter().map(details).collect())),
             None if self.json => pretty(&Value::Array(catalog.dynamic_tools(self.flavor))),
             None if catalog.is_empty() => {
                 eprintln!("no skills are linked into this binary");
@@ -270,10 +286,10 @@ fn pretty(value: &Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
 }
 
-/// One row per skill: name, parameters (`?` marks optional ones), timeout, the description's start.
+/// One row per skill: name, parameters (`?` marks optional ones), timeout, hints, tags, the description's start.
 fn render_table(catalog: &Catalog) -> String {
     let mut table = tabwriter::TabWriter::new(Vec::new()).padding(2);
-    let _ = writeln!(table, "NAME\tPARAMETERS\tSTATE\tTIMEOUT\tDESCRIPTION");
+    let _ = writeln!(table, "NAME\tPARAMETERS\tSTATE\tTIMEOUT\tHINTS\tTAGS\tDESCRIPTION");
     for skill in catalog {
         let parameters: Vec<String> = skill
             .parameters()
@@ -286,9 +302,11 @@ fn render_table(catalog: &Catalog) -> String {
             text if text.is_empty() => "-".to_owned(),
             text => text,
         };
+        let hints = or_dash(hint_words(skill.annotations(), true).join(","));
+        let tags = or_dash(skill.tags().join(","));
         let _ = writeln!(
             table,
-            "{name}\t{}\t{states}\t{timeout}\t{description}",
+            "{name}\t{}\t{states}\t{timeout}\t{hints}\t{tags}\t{description}",
             parameters.join(", ")
         );
     }
@@ -296,6 +314,30 @@ fn render_table(catalog: &Catalog) -> String {
     String::from_utf8_lossy(&table.into_inner().unwrap_or_default())
         .trim_end()
         .to_owned()
+}
+
+/// The hints a skill gives, as words (`read-only`, `closed-world`, ..; `short` writes `ro`/`rw` for the first), in
+/// MCP's order. Hints it does not give are not listed.
+fn hint_words(annotations: &Annotations, short: bool) -> Vec<&'static str> {
+    let read_only = if short {
+        ["ro", "rw"]
+    } else {
+        ["read-only", "read-write"]
+    };
+    [
+        (annotations.read_only(), read_only),
+        (annotations.destructive(), ["destructive", "non-destructive"]),
+        (annotations.idempotent(), ["idempotent", "non-idempotent"]),
+        (annotations.open_world(), ["open-world", "closed-world"]),
+    ]
+    .into_iter()
+    .filter_map(|(hint, [yes, no])| hint.map(|hint| if hint { yes } else { no }))
+    .collect()
+}
+
+/// `-` for an empty table cell.
+fn or_dash(cell: String) -> String {
+    if cell.is_empty() { "-".to_owned() } else { cell }
 }
 
 /// Whitespace runs (newlines included) as single spaces, so that a description stays on its table row.
@@ -316,11 +358,23 @@ fn render_skill(skill: &SkillInfo) -> String {
         Some(schema) => pretty(schema),
         None => "(none: the skill answers text or content items)".to_owned(),
     };
+    let hints = hint_words(skill.annotations(), false);
     format!(
-        "name:        {}\ndescription: {}\ntimeout:     {}\ndefined in:  {}\nstate:       {}\n\ninput schema:\n{}\n\noutput \
-         schema:\n{}",
+        "name:        {}\ntitle:       {}\ndescription: {}\nhints:       {}\ntags:        {}\ntimeout:     {}\n\
+         defined in:  {}\nstate:       {}\n\ninput schema:\n{}\n\noutput schema:\n{}",
         skill.name(),
+        skill.annotations().title().unwrap_or("(none)"),
         skill.description(),
+        if hints.is_empty() {
+            "(none given)".to_owned()
+        } else {
+            hints.join(", ")
+        },
+        if skill.tags().is_empty() {
+            "(none)".to_owned()
+        } else {
+            skill.tags().join(", ")
+        },
         format_duration(skill.timeout()),
         skill.location(),
         match skill.state_parameters() {
@@ -334,6 +388,21 @@ fn render_skill(skill: &SkillInfo) -> String {
         pretty(skill.input_schema()),
         output_schema,
     )
+}
+
+/// One skill for `--json --details`: the keys of the admin `/skills` route (without `calls`), and where it is
+/// defined. `annotations` is MCP's `ToolAnnotations` object, hints that are not given left out.
+fn details(skill: &SkillInfo) -> Value {
+    json!({
+        "name": skill.name(),
+        "description": skill.description(),
+        "annotations": skill.annotations(),
+        "tags": skill.tags(),
+        "inputSchema": skill.input_schema(),
+        "outputSchema": skill.output_schema(),
+        "timeoutMs": skill.timeout().as_millis() as u64,
+        "definedIn": skill.location().to_string(),
+    })
 }
 
 /// Text items as they are; images as a short placeholder (use `--json` for the data).

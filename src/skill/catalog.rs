@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::__private::{self as private, SkillDescriptor};
+use super::annotations::{self, Annotations};
 use super::invoke::{self, Invocation};
 use super::schema::{self, SchemaProblem};
 use super::validate::ArgumentCheck;
@@ -127,7 +128,7 @@ pub enum CatalogError {
         skill: String,
         /// Where it is defined.
         location: SkillLocation,
-        /// What is wrong.
+        /// What is wrong (also: contradictory annotations, a malformed or repeated tag).
         problem: String,
     },
 }
@@ -149,10 +150,11 @@ impl fmt::Display for SkillLocation {
     }
 }
 
-/// One skill of a [`Catalog`]: its name, description, schemas and timeout.
+/// One skill of a [`Catalog`]: its name, description, schemas, timeout, annotations and tags.
 pub struct SkillInfo {
     name: &'static str,
     description: &'static str,
+    annotations: Annotations,
     input_schema: Value,
     output_schema: Option<Value>,
     /// The input schema as derived, before the rewrite for Codex: what arguments are checked against.
@@ -186,6 +188,13 @@ impl SkillInfo {
         if descriptor.timeout_ms == 0 {
             return Err(invalid("the timeout is zero".to_owned()));
         }
+        let annotations = Annotations::from_raw(&descriptor.annotations);
+        if let Some(problem) = annotations
+            .problem()
+            .or_else(|| annotations::tags_problem(descriptor.tags))
+        {
+            return Err(invalid(problem));
+        }
         let raw_input = (descriptor.input_schema)(&mut schema::input_generator());
         // Arguments are checked against the schema as derived: the portable rewrite only reshapes it for Codex.
         let derived_input = raw_input.as_value().clone();
@@ -206,6 +215,7 @@ impl SkillInfo {
         Ok(Self {
             name: descriptor.name,
             description: descriptor.description,
+            annotations,
             input_schema,
             output_schema,
             derived_input,
@@ -224,6 +234,18 @@ impl SkillInfo {
     /// The tool description the model reads.
     pub fn description(&self) -> &str {
         self.description
+    }
+
+    /// The skill's MCP tool annotations: title and behaviour hints, each `None` when the skill does not say.
+    /// Not part of the `dynamicTools` payload.
+    pub fn annotations(&self) -> &Annotations {
+        &self.annotations
+    }
+
+    /// The skill's tags (`#[skill(tags = [..])]`), in the order written; empty when it has none. Not part of the
+    /// `dynamicTools` payload.
+    pub fn tags(&self) -> &'static [&'static str] {
+        self.descriptor.tags
     }
 
     /// `Ok` when `arguments` satisfy the skill's whole input schema; otherwise each violation as `path: message`
@@ -322,6 +344,8 @@ impl fmt::Debug for SkillInfo {
         f.debug_struct("SkillInfo")
             .field("name", &self.name)
             .field("description", &self.description)
+            .field("annotations", &self.annotations)
+            .field("tags", &self.tags())
             .field("timeout", &self.timeout)
             .field("location", &self.location)
             .finish_non_exhaustive()
@@ -520,6 +544,8 @@ mod tests {
             name,
             description: "A test skill.",
             timeout_ms: 1000,
+            annotations: private::RawAnnotations::NONE,
+            tags: &[],
             module_path: "catalog::tests",
             file: "src/skill/catalog.rs",
             line,
@@ -537,6 +563,19 @@ mod tests {
     static STRING_INPUT: SkillDescriptor = SkillDescriptor {
         input_schema: string_schema,
         ..descriptor("stringly", 5)
+    };
+
+    static READ_ONLY_DESTRUCTIVE: SkillDescriptor = SkillDescriptor {
+        annotations: private::RawAnnotations {
+            read_only: Some(true),
+            destructive: Some(true),
+            ..private::RawAnnotations::NONE
+        },
+        ..descriptor("contradiction", 6)
+    };
+    static BAD_TAG: SkillDescriptor = SkillDescriptor {
+        tags: &["ok", "Not-Ok"],
+        ..descriptor("bad_tag", 7)
     };
 
     #[test]
@@ -637,6 +676,25 @@ mod tests {
             json!({"type": "string"}),
             "no values: no enum, the skill says why it refuses"
         );
+    }
+
+    #[test]
+    fn rejects_annotations_and_tags_the_macro_would_refuse() {
+        let error = Catalog::from_descriptors([&READ_ONLY_DESTRUCTIVE], States::new()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "skill `contradiction` (catalog::tests at src/skill/catalog.rs:6): a read-only skill cannot be destructive"
+        );
+        let error = Catalog::from_descriptors([&BAD_TAG], States::new()).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .ends_with("invalid tag \"Not-Ok\": a tag must match ^[a-z0-9][a-z0-9_-]{0,31}$"),
+            "{error}"
+        );
+        let catalog = Catalog::from_descriptors([&ALPHA], States::new()).unwrap();
+        let alpha = catalog.get("alpha").unwrap();
+        assert!(alpha.annotations().is_empty() && alpha.tags().is_empty());
     }
 
     #[test]

@@ -4,10 +4,12 @@
 //! - [`skill`](macro@skill) turns a free function into a Codex dynamic tool and registers it;
 //! - [`Catalog::from_registry`] collects every registered skill of the binary;
 //! - [`Catalog::dynamic_tools`] renders the `dynamicTools` payload, [`Catalog::invoke`] runs a call;
+//! - [`Annotations`] and tags describe a skill to people and tooling (they are not part of that payload);
 //! - [`ToolResult`], [`ContentItem`], [`Content`] and [`IntoToolResult`] describe what a call answers;
 //! - [`SkillContext`] is what a skill may know about the call, [`SkillError`] how it can fail;
 //! - [`State`] is shared state a skill takes as a parameter, supplied through [`States`] (`state.rs`).
 
+mod annotations;
 mod catalog;
 mod content;
 mod context;
@@ -22,6 +24,7 @@ mod validate;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use annotations::{Annotations, is_valid_tag};
 pub use catalog::{Catalog, CatalogError, SkillInfo, SkillLocation, ToolFlavor, is_valid_name};
 pub use content::{Content, IntoToolResult};
 pub use context::SkillContext;

@@ -31,6 +31,10 @@ pub struct SkillDescriptor {
     pub description: &'static str,
     /// The deadline of one call, in milliseconds.
     pub timeout_ms: u64,
+    /// The MCP tool annotations of `#[skill(title = .., read_only, ..)]`.
+    pub annotations: RawAnnotations,
+    /// The tags of `#[skill(tags = [..])]`, as written.
+    pub tags: &'static [&'static str],
     /// `module_path!()` where the skill is defined.
     pub module_path: &'static str,
     /// `file!()` where the skill is defined.
@@ -48,6 +52,33 @@ pub struct SkillDescriptor {
 }
 
 inventory::collect!(SkillDescriptor);
+
+/// The annotations as the attribute gives them (`None`: not given). The catalog turns them into the public
+/// [`Annotations`](super::Annotations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawAnnotations {
+    /// `title = ".."`.
+    pub title: Option<&'static str>,
+    /// `read_only` (`Some(true)`) or `read_only = false`.
+    pub read_only: Option<bool>,
+    /// `destructive` or `destructive = false`.
+    pub destructive: Option<bool>,
+    /// `idempotent` or `idempotent = false`.
+    pub idempotent: Option<bool>,
+    /// `open_world` or `open_world = false`.
+    pub open_world: Option<bool>,
+}
+
+impl RawAnnotations {
+    /// No title, no hints.
+    pub const NONE: Self = Self {
+        title: None,
+        read_only: None,
+        destructive: None,
+        idempotent: None,
+        open_world: None,
+    };
+}
 
 /// Every descriptor linked into the binary, in link order.
 pub(crate) fn registered() -> impl Iterator<Item = &'static SkillDescriptor> {

@@ -79,11 +79,42 @@ fn parameter_forms(r#type: String, level: u8, #[allow(unused_mut)] mut other: bo
     format!("{type} {level} {other}", type = r#type)
 }
 
+/// Every annotation, and tags.
+#[skill(
+    title = "Every annotation",
+    read_only,
+    idempotent,
+    open_world = false,
+    tags = ["forms", "a-tag_9"]
+)]
+fn annotated() -> &'static str {
+    "a"
+}
+
+/// The opposite hints, written `= false`; `destructive` without `read_only`.
+#[skill(read_only = false, destructive, idempotent = false, open_world, tags = [])]
+fn annotated_otherwise() {}
+
 fn main() {
     let catalog = Catalog::from_registry().expect("valid skills");
     let names: Vec<&str> = catalog.names().collect();
-    assert_eq!(names.len(), 11, "{names:?}");
+    assert_eq!(names.len(), 13, "{names:?}");
     assert!(names.contains(&"Custom-Name_1"));
     assert_eq!(catalog.get("Custom-Name_1").unwrap().timeout().as_millis(), 250);
     assert_eq!(sync_skill("ab".into(), Some(2)), "abab");
+
+    let annotated = catalog.get("annotated").unwrap();
+    let annotations = annotated.annotations();
+    assert_eq!(annotations.title(), Some("Every annotation"));
+    assert_eq!(
+        (annotations.read_only(), annotations.destructive(), annotations.idempotent(), annotations.open_world()),
+        (Some(true), None, Some(true), Some(false))
+    );
+    assert_eq!(annotated.tags(), ["forms", "a-tag_9"]);
+    let otherwise = catalog.get("annotated_otherwise").unwrap().annotations();
+    assert_eq!(
+        (otherwise.read_only(), otherwise.destructive(), otherwise.idempotent(), otherwise.open_world()),
+        (Some(false), Some(true), Some(false), Some(true))
+    );
+    assert!(catalog.get("sync_skill").unwrap().annotations().is_empty());
 }

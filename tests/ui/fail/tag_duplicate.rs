@@ -1,0 +1,9 @@
+use skillbridge::skill;
+
+/// Reads a record.
+#[skill(tags = ["records", "read", "records"])]
+fn read(key: String) -> String {
+    key
+}
+
+fn main() {}

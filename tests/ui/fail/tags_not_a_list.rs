@@ -1,0 +1,15 @@
+use skillbridge::skill;
+
+/// Reads a record.
+#[skill(tags = "records")]
+fn read(key: String) -> String {
+    key
+}
+
+/// Writes a record.
+#[skill(tags = ["records", write])]
+fn write(key: String) -> String {
+    key
+}
+
+fn main() {}
