@@ -144,6 +144,50 @@ async fn send_prints_the_reply_and_exits_zero() {
 }
 
 #[tokio::test]
+async fn tools_selects_what_the_session_offers_and_a_call_outside_it_never_runs() {
+    let double = CodexManagerDouble::builder()
+        .on_message(|_| {
+            Some(
+                TurnScript::new()
+                    .tool_call("note_save", json!({"key": "k", "text": "secret plan"}))
+                    .final_message_from(|answers| answer_text(&answers[0]).to_owned()),
+            )
+        })
+        .start()
+        .await
+        .unwrap();
+    let out = skillbridge(&[
+        "send",
+        "Save a note.",
+        "--tools",
+        "text",
+        "--read-only",
+        "--manager-url",
+        &double.base_url(),
+    ])
+    .await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let sessions = double.sessions();
+    let mut tools: Vec<&str> = sessions[0].tools.iter().filter_map(|t| t["name"].as_str()).collect();
+    tools.sort_unstable();
+    assert_eq!(tools, ["slugify", "uppercase", "word_count"]);
+    assert_eq!(
+        text(&out.stdout),
+        "tool `note_save` is not offered in this session; its tools are: slugify, uppercase, word_count\n"
+    );
+
+    let out = skillbridge(&["send", "x", "--tools", "txet", "--manager-url", &double.base_url()]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("`txet` is neither a skill nor a tag"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(double.sessions().len(), 1, "no session was created for the bad toolset");
+}
+
+#[tokio::test]
 async fn send_exits_one_when_the_turn_does_not_finish() {
     // The double's turn without a script stays in progress until interrupted.
     let double = CodexManagerDouble::start().await.unwrap();

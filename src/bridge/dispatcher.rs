@@ -402,6 +402,19 @@ impl Inner {
         if self.abandon.is_cancelled() {
             return self.abandoned(call, &token);
         }
+        if let Some(offered) = self.upstream.offered(&call.thread_id)
+            && !offered.contains(&call.tool)
+        {
+            let offered: Vec<&str> = offered.iter().map(String::as_str).collect();
+            return Invocation {
+                result: ToolResult::failure(format!(
+                    "tool `{}` is not offered in this session; its tools are: {}",
+                    call.tool,
+                    offered.join(", ")
+                )),
+                outcome: Outcome::NotOffered,
+            };
+        }
         let ctx = SkillContext::new(
             call.thread_id.clone(),
             call.turn_id.clone(),

@@ -24,6 +24,7 @@ use crate::bridge::{Bridge, BridgeBuilder};
 use crate::manager::{
     CodexManager, ConfigError, CreateSession, ManagerConfig, ManagerConfigBuilder, default_profile_path,
 };
+use crate::skill::Toolset;
 use crate::upstream::app_server::{AppServerCommand, RestartPolicy, ThreadStartParams};
 use crate::upstream::{AppServerUpstream, CodexManagerUpstream};
 
@@ -204,6 +205,19 @@ table! {
         /// Filesystem sandbox of created sessions: read-only, workspace-write or danger-full-access.
         #[arg(long, env = "SKILLBRIDGE_SANDBOX", value_name = "MODE", help_heading = "Sessions")]
         pub sandbox: Option<String>,
+        /// Offer created sessions only these skills and the skills with these tags (comma separated); a call to
+        /// any other tool is answered "not offered in this session". [default: every skill]
+        #[arg(long, env = "SKILLBRIDGE_TOOLS", value_name = "NAME_OR_TAG,..", value_delimiter = ',',
+              help_heading = "Sessions")]
+        pub tools: Option<Vec<String>>,
+        /// Leave these skills, and the skills with these tags, out of created sessions (comma separated).
+        #[arg(long, env = "SKILLBRIDGE_EXCLUDE_TOOLS", value_name = "NAME_OR_TAG,..", value_delimiter = ',',
+              help_heading = "Sessions")]
+        pub exclude_tools: Option<Vec<String>>,
+        /// Offer created sessions only the skills annotated `read_only`.
+        #[arg(long, env = "SKILLBRIDGE_READ_ONLY", num_args = 0, default_missing_value = "true",
+              value_parser = parse_bool, help_heading = "Sessions")]
+        pub read_only: Option<bool>,
     }
 }
 
@@ -487,7 +501,31 @@ fn codex_manager(
 ) -> Result<CodexManagerUpstream, SettingsError> {
     let client = CodexManager::new(manager.unwrap_or_default())
         .map_err(|error| invalid(format!("cannot set up the client: {error}")))?;
-    Ok(CodexManagerUpstream::new(client).session_template(session_template(session)))
+    Ok(CodexManagerUpstream::new(client)
+        .session_template(session_template(session))
+        .toolset(toolset(session)))
+}
+
+/// The skills `session` says created sessions are offered.
+fn toolset(session: &SessionTable) -> Toolset {
+    Toolset::all()
+        .only(
+            session
+                .tools
+                .iter()
+                .flatten()
+                .map(|name| name.trim())
+                .filter(|name| !name.is_empty()),
+        )
+        .exclude(
+            session
+                .exclude_tools
+                .iter()
+                .flatten()
+                .map(|name| name.trim())
+                .filter(|name| !name.is_empty()),
+        )
+        .read_only(session.read_only.unwrap_or(false))
 }
 
 /// `Some` when `codex app-server` is the upstream: the command line's `--app-server`, else the file's `enabled`,

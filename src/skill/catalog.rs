@@ -487,6 +487,14 @@ impl Catalog {
         self.iter().map(|skill| skill.dynamic_tool(flavor)).collect()
     }
 
+    /// The `dynamicTools` payload of the skills `offered` names (see [`Toolset::select`](super::Toolset::select)).
+    pub fn dynamic_tools_of(&self, offered: &std::collections::BTreeSet<String>, flavor: ToolFlavor) -> Vec<Value> {
+        self.iter()
+            .filter(|skill| offered.contains(skill.name()))
+            .map(|skill| skill.dynamic_tool(flavor))
+            .collect()
+    }
+
     /// Runs the skill `name` with `arguments` and answers the tool result the upstream receives.
     ///
     /// Never panics and never hangs: bad arguments, an unknown tool, a panicking skill, a skill past its

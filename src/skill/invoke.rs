@@ -45,6 +45,8 @@ pub enum Outcome {
     InvalidArguments,
     /// No skill has that name.
     UnknownTool,
+    /// The skill exists but is not offered in the call's session (its toolset leaves it out); it did not run.
+    NotOffered,
     /// The skill panicked.
     Panicked,
     /// The skill ran past its timeout; its cancellation token fired.
@@ -55,13 +57,14 @@ pub enum Outcome {
 
 impl Outcome {
     /// A stable snake_case label, for logs and metrics: `success`, `skill_error`, `invalid_arguments`,
-    /// `unknown_tool`, `panicked`, `timed_out`, `cancelled`.
+    /// `unknown_tool`, `not_offered`, `panicked`, `timed_out`, `cancelled`.
     pub fn as_str(&self) -> &'static str {
         match self {
             Outcome::Success => "success",
             Outcome::SkillError => "skill_error",
             Outcome::InvalidArguments => "invalid_arguments",
             Outcome::UnknownTool => "unknown_tool",
+            Outcome::NotOffered => "not_offered",
             Outcome::Panicked => "panicked",
             Outcome::TimedOut => "timed_out",
             Outcome::Cancelled => "cancelled",
@@ -94,7 +97,7 @@ pub(crate) async fn invoke(catalog: &Catalog, name: &str, arguments: Value, ctx:
             )
         }
         Outcome::Cancelled => tracing::info!(skill = name, elapsed_ms, "skill call cancelled"),
-        Outcome::UnknownTool | Outcome::Panicked | Outcome::TimedOut => {
+        Outcome::UnknownTool | Outcome::NotOffered | Outcome::Panicked | Outcome::TimedOut => {
             tracing::warn!(skill = name, outcome = outcome.as_str(), elapsed_ms, message = %result.text_content(),
                 "skill call failed")
         }
@@ -357,6 +360,7 @@ mod tests {
             Outcome::SkillError,
             Outcome::InvalidArguments,
             Outcome::UnknownTool,
+            Outcome::NotOffered,
             Outcome::Panicked,
             Outcome::TimedOut,
             Outcome::Cancelled,
@@ -371,6 +375,7 @@ mod tests {
                 "skill_error",
                 "invalid_arguments",
                 "unknown_tool",
+                "not_offered",
                 "panicked",
                 "timed_out",
                 "cancelled"

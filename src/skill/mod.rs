@@ -18,6 +18,7 @@ mod invoke;
 mod result;
 mod schema;
 mod state;
+mod toolset;
 mod validate;
 
 #[doc(hidden)]
@@ -33,3 +34,4 @@ pub use invoke::{Invocation, Outcome, format_duration};
 pub use result::{ContentItem, ToolResult};
 pub use skillbridge_macros::skill;
 pub use state::{State, StateRequirement, States};
+pub use toolset::{Offered, SelectionError, Toolset};

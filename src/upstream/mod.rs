@@ -297,6 +297,14 @@ pub trait Upstream: Send + Sync + 'static {
         Box::pin(async { Ok(Vec::new()) })
     }
 
+    /// The tools offered in session `thread`, when this upstream chose them (a [`Toolset`](crate::skill::Toolset));
+    /// a call to any other tool is answered "not offered in this session" and never runs. `None` (the default)
+    /// when every skill may be called there, as in a session attached to rather than created.
+    fn offered(&self, thread: &str) -> Option<crate::skill::Offered> {
+        let _ = thread;
+        None
+    }
+
     /// Delivers calls and turn events into `feed` until `stop` fires (`Ok`). An upstream that ends by itself
     /// (its child process exited) returns why.
     fn run<'a>(&'a self, feed: Feed, stop: CancellationToken) -> BoxFuture<'a, Result<(), UpstreamError>>;
@@ -343,6 +351,10 @@ impl<U: Upstream> Upstream for Arc<U> {
 
     fn open<'a>(&'a self, catalog: &'a Catalog) -> BoxFuture<'a, Result<Vec<ServedSession>, UpstreamError>> {
         (**self).open(catalog)
+    }
+
+    fn offered(&self, thread: &str) -> Option<crate::skill::Offered> {
+        (**self).offered(thread)
     }
 
     fn run<'a>(&'a self, feed: Feed, stop: CancellationToken) -> BoxFuture<'a, Result<(), UpstreamError>> {

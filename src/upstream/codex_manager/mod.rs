@@ -6,7 +6,7 @@ mod calls;
 mod feed;
 mod sessions;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::{AnswerOutcome, Feed, ToolCall, Upstream, UpstreamError};
 use crate::BoxFuture;
 use crate::manager::{CodexManager, CreateSession, ManagerError, SendMessage};
-use crate::skill::{Catalog, ToolFlavor, ToolResult};
+use crate::skill::{Catalog, Offered, ToolFlavor, ToolResult, Toolset};
 use crate::stream::StreamOptions;
 use crate::telemetry::ServedSession;
 use sessions::{NAME, Sessions};
@@ -55,6 +55,9 @@ pub struct CodexManagerUpstream {
     stream_options: StreamOptions,
     sessions: Arc<Sessions>,
     calls: Arc<calls::Calls>,
+    toolset: Toolset,
+    /// The tools of the sessions created here, when the toolset leaves some skills out.
+    offered: OnceLock<Offered>,
 }
 
 impl CodexManagerUpstream {
@@ -70,6 +73,8 @@ impl CodexManagerUpstream {
             stream_options: StreamOptions::default(),
             sessions: Arc::new(Sessions::new(client.clone())),
             calls: Arc::default(),
+            toolset: Toolset::all(),
+            offered: OnceLock::new(),
             client,
         }
     }
@@ -96,6 +101,14 @@ impl CodexManagerUpstream {
     /// catalog's.
     pub fn session_template(mut self, template: CreateSession) -> Self {
         self.template = template;
+        self
+    }
+
+    /// Which skills the sessions created here are offered (default: every skill of the catalog). A call in one of
+    /// them to any other tool is answered "not offered in this session" and never runs. Attached sessions keep the
+    /// tools they were created with.
+    pub fn toolset(mut self, toolset: Toolset) -> Self {
+        self.toolset = toolset;
         self
     }
 
@@ -140,7 +153,14 @@ impl CodexManagerUpstream {
                 "nothing to serve: create a session, attach to one, or serve all sessions".into(),
             ));
         }
-        let tools = catalog.dynamic_tools(ToolFlavor::CodexManager);
+        let offered = self
+            .toolset
+            .select(catalog)
+            .map_err(|error| UpstreamError::Invalid(format!("--tools/--exclude-tools/--read-only: {error}")))?;
+        let tools = catalog.dynamic_tools_of(&offered, ToolFlavor::CodexManager);
+        if !self.toolset.is_all() {
+            let _ = self.offered.set(offered);
+        }
         if create > 0 && tools.is_empty() {
             tracing::warn!("no skills are registered: the created sessions have no dynamic tools");
         }
@@ -250,6 +270,11 @@ impl Upstream for CodexManagerUpstream {
 
     fn open<'a>(&'a self, catalog: &'a Catalog) -> BoxFuture<'a, Result<Vec<ServedSession>, UpstreamError>> {
         Box::pin(self.open_sessions(catalog))
+    }
+
+    fn offered(&self, thread: &str) -> Option<Offered> {
+        let offered = self.offered.get()?;
+        self.sessions.created_here(thread).then(|| Arc::clone(offered))
     }
 
     fn run<'a>(&'a self, feed: Feed, stop: CancellationToken) -> BoxFuture<'a, Result<(), UpstreamError>> {

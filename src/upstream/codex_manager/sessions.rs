@@ -57,6 +57,11 @@ impl Sessions {
         session(thread_id.to_owned(), false)
     }
 
+    /// Whether `thread` is a session created here (or its replacement).
+    pub(super) fn created_here(&self, thread: &str) -> bool {
+        lock(&self.state).created.iter().any(|(_, created)| created == thread)
+    }
+
     /// The threads served.
     pub(super) fn served(&self) -> BTreeSet<String> {
         lock(&self.state).served.clone()
