@@ -64,7 +64,7 @@ async fn metrics_sessions_and_calls_follow_real_calls() {
     assert_eq!(http.get("/readyz").await.0, 200, "connected with a session");
     assert_eq!(
         http.json("/sessions").await,
-        json!([{"id": thread, "upstream": "codex-manager", "created": true}])
+        json!([{"id": thread, "upstream": "codex-manager", "created": true, "tools": ["greet"]}])
     );
     let before = http.get("/metrics").await.1;
     assert_eq!(

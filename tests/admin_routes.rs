@@ -140,6 +140,7 @@ async fn readyz_needs_a_connected_upstream_and_a_session() {
         id: "thread-1".into(),
         upstream: "codex-manager",
         created: true,
+        tools: Some(vec!["reverse".into()]),
     });
     let reply = get(&admin.router, "/readyz").await;
     assert_eq!(reply.status, StatusCode::OK);
@@ -324,6 +325,7 @@ async fn metrics_sessions_and_calls() {
         id: "thread-9".into(),
         upstream: "codex-manager",
         created: false,
+        tools: None,
     });
     let reply = get(&admin.router, "/metrics").await;
     assert_eq!(reply.status, StatusCode::OK);
@@ -348,8 +350,24 @@ async fn metrics_sessions_and_calls() {
     let reply = get(&admin.router, "/sessions").await;
     assert_eq!(
         reply.json(),
-        json!([{"id": "thread-9", "upstream": "codex-manager", "created": false}])
+        json!([{"id": "thread-9", "upstream": "codex-manager", "created": false, "tools": null}])
     );
+    // A session created here lists the tools it was offered.
+    admin.health.add_session(ServedSession {
+        id: "thread-10".into(),
+        upstream: "codex-manager",
+        created: true,
+        tools: Some(vec!["reverse".into()]),
+    });
+    let sessions = get(&admin.router, "/sessions").await.json();
+    let created = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "thread-10")
+        .unwrap()
+        .clone();
+    assert_eq!(created["tools"], json!(["reverse"]));
 
     let reply = get(&admin.router, "/calls").await;
     assert_eq!(reply.json(), json!([]));

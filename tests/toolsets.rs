@@ -83,6 +83,8 @@ async fn a_session_is_offered_its_toolset_and_a_call_outside_it_never_runs() {
     let session = double.sessions().into_iter().find(|s| s.id == thread).unwrap();
     let tools: Vec<&str> = session.tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(tools, ["ticket_read"]);
+    // The admin `/sessions` route shows the same.
+    assert_eq!(bridge.sessions()[0].tools, Some(vec!["ticket_read".to_owned()]));
 
     let read = double.inject_tool_call(&thread, "ticket_read", json!({"id": "T-1"}));
     let body = double.wait_answered(&read, WAIT).await.expect("answered");

@@ -19,6 +19,9 @@ pub struct ServedSession {
     pub upstream: &'static str,
     /// `true` when this bridge created it (and so may delete it on exit).
     pub created: bool,
+    /// The tools it was offered, by name, when this bridge created it; `None` for a session attached to, whose
+    /// tools were fixed by whoever created it.
+    pub tools: Option<Vec<String>>,
 }
 
 /// The live state of an upstream connection (a websocket stream, a child process), read on demand.
@@ -200,6 +203,7 @@ mod tests {
             id: "t".into(),
             upstream: "codex-manager",
             created: true,
+            tools: None,
         });
         assert_eq!(health.readiness(), Ok(()));
         link.0.store(false, Ordering::Relaxed);
@@ -214,6 +218,7 @@ mod tests {
             id: id.into(),
             upstream: "codex-manager",
             created: true,
+            tools: None,
         };
         health.add_session(session("old"));
         health.add_session(session("kept"));
@@ -237,6 +242,7 @@ mod tests {
             id: id.into(),
             upstream,
             created: true,
+            tools: None,
         };
         health.add_session(session("old", "app-server"));
         health.add_session(session("other", "codex-manager"));

@@ -229,7 +229,12 @@ impl AppServerUpstream {
             let mut state = self.shared.state.borrow().clone();
             state.up = true;
             // Before publishing: whoever sees `up` in the state sees the sessions too.
-            let threads = state.threads.iter().cloned().map(thread_session);
+            let tools = tool_names(&lock(&self.shared.dynamic_tools));
+            let threads = state
+                .threads
+                .iter()
+                .cloned()
+                .map(|thread| thread_session(thread, &tools));
             feed.health().replace_sessions(NAME, threads);
             feed.link_up();
             self.shared.state.send_replace(state);
@@ -340,12 +345,17 @@ impl AppServerUpstream {
     }
 }
 
-fn thread_session(thread: String) -> ServedSession {
+fn thread_session(thread: String, tools: &[String]) -> ServedSession {
     ServedSession {
         id: thread,
         upstream: NAME,
         created: true,
+        tools: Some(tools.to_vec()),
     }
+}
+
+fn tool_names(tools: &[DynamicTool]) -> Vec<String> {
+    tools.iter().map(|tool| tool.name.clone()).collect()
 }
 
 impl Upstream for AppServerUpstream {
@@ -364,8 +374,12 @@ impl Upstream for AppServerUpstream {
             if tools.is_empty() {
                 tracing::warn!("no skills are registered: the threads have no dynamic tools");
             }
+            let names = tool_names(&tools);
             let threads = self.open_child(tools).await?;
-            Ok(threads.into_iter().map(thread_session).collect())
+            Ok(threads
+                .into_iter()
+                .map(|thread| thread_session(thread, &names))
+                .collect())
         })
     }
 

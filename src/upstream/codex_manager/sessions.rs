@@ -48,13 +48,18 @@ impl Sessions {
         let mut state = lock(&self.state);
         state.created.push((created.session_id, created.thread_id.clone()));
         state.served.insert(created.thread_id.clone());
-        Ok(session(created.thread_id, true))
+        let names = template
+            .dynamic_tools
+            .iter()
+            .filter_map(|tool| tool["name"].as_str().map(str::to_owned))
+            .collect();
+        Ok(session(created.thread_id, Some(names)))
     }
 
     /// Serves an existing session too.
     pub(super) fn attached(&self, thread_id: &str) -> ServedSession {
         lock(&self.state).served.insert(thread_id.to_owned());
-        session(thread_id.to_owned(), false)
+        session(thread_id.to_owned(), None)
     }
 
     /// Whether `thread` is a session created here (or its replacement).
@@ -112,10 +117,12 @@ impl Sessions {
     }
 }
 
-fn session(id: String, created: bool) -> ServedSession {
+/// A served session: created here with `tools`, or attached to (`None`).
+fn session(id: String, tools: Option<Vec<String>>) -> ServedSession {
     ServedSession {
         id,
         upstream: NAME,
-        created,
+        created: tools.is_some(),
+        tools,
     }
 }
