@@ -1,12 +1,13 @@
 //! `skillbridge serve` and `send` through the shipped binary: help text, exit statuses of failed starts, and a
 //! whole `send` turn against the codex-manager double.
 
-use std::process::Output;
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
 use skillbridge_doubles::CodexManagerDouble;
 use skillbridge_doubles::codex_manager::{TurnScript, answer_text};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -185,6 +186,60 @@ async fn tools_selects_what_the_session_offers_and_a_call_outside_it_never_runs(
         text(&out.stderr)
     );
     assert_eq!(double.sessions().len(), 1, "no session was created for the bad toolset");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_groups_in_the_settings_file_each_get_their_toolset() {
+    let double = CodexManagerDouble::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("skillbridge.toml");
+    std::fs::write(
+        &config,
+        "[[serve.session]]\ntools = [\"text\"]\n\n[[serve.session]]\ncount = 2\ntools = [\"time\"]\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_skillbridge"))
+        .args(["serve", "--manager-url", &double.base_url(), "--no-admin", "--config"])
+        .arg(&config)
+        .env_remove("SKILLBRIDGE_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut served = Vec::new();
+    while served.len() < 3 {
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("serve prints its sessions");
+        match line.unwrap() {
+            Some(line) => served.extend(line.strip_prefix("session ").map(|id| id.trim().to_owned())),
+            None => panic!("serve exited after {served:?}"),
+        }
+    }
+    let tools_of = |id: &str| -> Vec<String> {
+        let session = double.sessions().into_iter().find(|s| s.id == id).unwrap();
+        let mut tools: Vec<String> = session
+            .tools
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect();
+        tools.sort_unstable();
+        tools
+    };
+    let mut groups: Vec<Vec<String>> = served.iter().map(|id| tools_of(id)).collect();
+    groups.sort();
+    assert_eq!(
+        groups,
+        [
+            vec!["convert_time", "current_time"],
+            vec!["convert_time", "current_time"],
+            vec!["slugify", "uppercase", "word_count"]
+        ]
+    );
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
 }
 
 #[tokio::test]

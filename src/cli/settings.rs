@@ -261,6 +261,44 @@ table! {
         #[arg(long, env = "SKILLBRIDGE_DELETE_ON_EXIT", num_args = 0, default_missing_value = "true",
               value_parser = parse_bool, help_heading = "Sessions")]
         pub delete_on_exit: Option<bool>,
+        /// Groups of sessions created with toolsets of their own: `[[serve.session]]` tables of the settings
+        /// file only. With any, `--sessions` defaults to 0.
+        #[arg(skip)]
+        pub session: Vec<SessionGroup>,
+    }
+}
+
+/// `[[serve.session]]`: `count` sessions (default 1) offered the skills `tools` names (skills or tags; every
+/// skill when empty) less `exclude_tools`, only the `read_only` ones if set.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionGroup {
+    /// How many sessions of this group to create (default 1).
+    pub count: Option<usize>,
+    /// Skills and tags to offer (every skill when empty).
+    pub tools: Vec<String>,
+    /// Skills and tags to leave out.
+    pub exclude_tools: Vec<String>,
+    /// Offer only the skills annotated `read_only`.
+    pub read_only: bool,
+}
+
+impl SessionGroup {
+    fn toolset(&self) -> Toolset {
+        Toolset::all()
+            .only(
+                self.tools
+                    .iter()
+                    .map(|name| name.trim())
+                    .filter(|name| !name.is_empty()),
+            )
+            .exclude(
+                self.exclude_tools
+                    .iter()
+                    .map(|name| name.trim())
+                    .filter(|name| !name.is_empty()),
+            )
+            .read_only(self.read_only)
     }
 }
 
@@ -664,7 +702,10 @@ impl ServeSettings {
         serve.attach.retain(|id| !id.trim().is_empty());
         serve.attach.dedup();
         serve.prompt = serve.prompt.filter(|p| !p.trim().is_empty());
-        let sessions = *serve.sessions.get_or_insert(usize::from(serve.attach.is_empty()));
+        let sessions = *serve
+            .sessions
+            .get_or_insert(usize::from(serve.attach.is_empty() && serve.session.is_empty()));
+        let grouped: usize = serve.session.iter().map(|group| group.count.unwrap_or(1)).sum();
         let (all_sessions, delete_on_exit) = (serve.all_sessions == Some(true), serve.delete_on_exit == Some(true));
         if app_server.is_some() {
             let conflicts = [
@@ -675,6 +716,11 @@ impl ServeSettings {
                 ),
                 ("--all-sessions", all_sessions, ", and every one of them is served"),
                 ("--delete-on-exit", delete_on_exit, " and end with it"),
+                (
+                    "[[serve.session]]",
+                    !serve.session.is_empty(),
+                    ", all offered every skill (session groups with toolsets of their own need codex-manager)",
+                ),
             ];
             if let Some((setting, _, why)) = conflicts.iter().find(|(_, given, _)| *given) {
                 let threads = "the threads live in the codex app-server child this bridge starts";
@@ -686,7 +732,7 @@ impl ServeSettings {
                 ));
             }
         }
-        if sessions == 0 && serve.attach.is_empty() && !all_sessions {
+        if sessions + grouped == 0 && serve.attach.is_empty() && !all_sessions {
             return Err(invalid(
                 "nothing to serve: --sessions 0 needs --session ID or --all-sessions",
             ));
@@ -716,6 +762,9 @@ impl ServeSettings {
             (None, manager) => {
                 let upstream = (serve.attach.iter()).fold(codex_manager(manager, &session)?, |upstream, id| {
                     upstream.attach(id.clone())
+                });
+                let upstream = (serve.session.iter()).fold(upstream, |upstream, group| {
+                    upstream.session_group(group.count.unwrap_or(1), group.toolset())
                 });
                 let upstream = upstream
                     .sessions(sessions)

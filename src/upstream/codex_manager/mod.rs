@@ -6,7 +6,7 @@ mod calls;
 mod feed;
 mod sessions;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -56,8 +56,8 @@ pub struct CodexManagerUpstream {
     sessions: Arc<Sessions>,
     calls: Arc<calls::Calls>,
     toolset: Toolset,
-    /// The tools of the sessions created here, when the toolset leaves some skills out.
-    offered: OnceLock<Offered>,
+    /// Further groups of sessions, each created with its own toolset.
+    groups: Vec<(usize, Toolset)>,
 }
 
 impl CodexManagerUpstream {
@@ -74,7 +74,7 @@ impl CodexManagerUpstream {
             sessions: Arc::new(Sessions::new(client.clone())),
             calls: Arc::default(),
             toolset: Toolset::all(),
-            offered: OnceLock::new(),
+            groups: Vec::new(),
             client,
         }
     }
@@ -109,6 +109,13 @@ impl CodexManagerUpstream {
     /// tools they were created with.
     pub fn toolset(mut self, toolset: Toolset) -> Self {
         self.toolset = toolset;
+        self
+    }
+
+    /// Also creates `count` sessions offered `toolset`, besides those of [`sessions`](Self::sessions) and
+    /// [`toolset`](Self::toolset) (which then default to none unless set). Repeatable: one group per call.
+    pub fn session_group(mut self, count: usize, toolset: Toolset) -> Self {
+        self.groups.push((count, toolset));
         self
     }
 
@@ -147,36 +154,46 @@ impl CodexManagerUpstream {
     }
 
     async fn open_sessions(&self, catalog: &Catalog) -> Result<Vec<ServedSession>, UpstreamError> {
-        let create = self.create.unwrap_or(if self.attach.is_empty() { 1 } else { 0 });
-        if create == 0 && self.attach.is_empty() && !self.all_sessions {
+        let create = self
+            .create
+            .unwrap_or(if self.attach.is_empty() && self.groups.is_empty() {
+                1
+            } else {
+                0
+            });
+        let grouped: usize = self.groups.iter().map(|(count, _)| count).sum();
+        if create + grouped == 0 && self.attach.is_empty() && !self.all_sessions {
             return Err(UpstreamError::Invalid(
                 "nothing to serve: create a session, attach to one, or serve all sessions".into(),
             ));
         }
-        let offered = self
-            .toolset
-            .select(catalog)
-            .map_err(|error| UpstreamError::Invalid(format!("--tools/--exclude-tools/--read-only: {error}")))?;
-        let tools = catalog.dynamic_tools_of(&offered, ToolFlavor::CodexManager);
-        if !self.toolset.is_all() {
-            let _ = self.offered.set(offered);
+        let mut groups = vec![(create, &self.toolset)];
+        groups.extend(self.groups.iter().map(|(count, toolset)| (*count, toolset)));
+        let mut plans = Vec::new();
+        for (count, toolset) in groups {
+            let offered = toolset
+                .select(catalog)
+                .map_err(|error| UpstreamError::Invalid(format!("toolset ({toolset}): {error}")))?;
+            let mut template = self.template.clone();
+            template.dynamic_tools = catalog.dynamic_tools_of(&offered, ToolFlavor::CodexManager);
+            if count > 0 && template.dynamic_tools.is_empty() {
+                tracing::warn!("no skills are registered: the created sessions have no dynamic tools");
+            }
+            let offered = (!toolset.is_all()).then_some(offered);
+            plans.push((count, Arc::new(sessions::Plan { template, offered })));
         }
-        if create > 0 && tools.is_empty() {
-            tracing::warn!("no skills are registered: the created sessions have no dynamic tools");
-        }
-        let mut template = self.template.clone();
-        template.dynamic_tools = tools;
-        self.sessions.set_template(template);
         let mut sessions = Vec::new();
-        for _ in 0..create {
-            match self.sessions.create().await {
-                Ok(session) => sessions.push(session),
-                Err(error) => {
-                    self.sessions.delete_created().await;
-                    return Err(self.unreachable_or(error, |source| UpstreamError::Refused {
-                        action: "create a session",
-                        source,
-                    }));
+        for (count, plan) in &plans {
+            for _ in 0..*count {
+                match self.sessions.create(plan).await {
+                    Ok(session) => sessions.push(session),
+                    Err(error) => {
+                        self.sessions.delete_created().await;
+                        return Err(self.unreachable_or(error, |source| UpstreamError::Refused {
+                            action: "create a session",
+                            source,
+                        }));
+                    }
                 }
             }
         }
@@ -273,8 +290,7 @@ impl Upstream for CodexManagerUpstream {
     }
 
     fn offered(&self, thread: &str) -> Option<Offered> {
-        let offered = self.offered.get()?;
-        self.sessions.created_here(thread).then(|| Arc::clone(offered))
+        self.sessions.offered(thread)
     }
 
     fn run<'a>(&'a self, feed: Feed, stop: CancellationToken) -> BoxFuture<'a, Result<(), UpstreamError>> {

@@ -2,9 +2,10 @@
 //! and re-creates when codex-manager loses them) and those it attached to — shared by the upstream and its feed.
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::manager::{CodexManager, CreateSession, ManagerError};
+use crate::skill::Offered;
 use crate::telemetry::ServedSession;
 use crate::util::lock;
 
@@ -18,12 +19,25 @@ pub(super) struct Sessions {
 
 #[derive(Default)]
 struct State {
-    /// How to create a session, tools included (set when the upstream opens).
-    template: CreateSession,
-    /// Session id and thread id of each session created here.
-    created: Vec<(String, String)>,
+    /// Each session created here, with how it was created.
+    created: Vec<Created>,
     /// Thread ids of every session served.
     served: BTreeSet<String>,
+}
+
+/// A session created here: what to create again should codex-manager lose it, and the tools it was offered when
+/// its toolset left some skills out.
+struct Created {
+    session_id: String,
+    thread_id: String,
+    plan: Arc<Plan>,
+}
+
+/// How a group of sessions is created: the request (`dynamicTools` included), and the tools offered when the
+/// group's toolset leaves some skills out (`None`: every skill).
+pub(super) struct Plan {
+    pub(super) template: CreateSession,
+    pub(super) offered: Option<Offered>,
 }
 
 impl Sessions {
@@ -34,21 +48,20 @@ impl Sessions {
         }
     }
 
-    /// How sessions are created from now on (`dynamicTools` included).
-    pub(super) fn set_template(&self, template: CreateSession) {
-        lock(&self.state).template = template;
-    }
-
-    /// Creates a session with the template and serves it.
-    pub(super) async fn create(&self) -> Result<ServedSession, ManagerError> {
-        let template = lock(&self.state).template.clone();
-        let created = self.client.create_session(&template).await?;
-        let tools = template.dynamic_tools.len();
+    /// Creates a session as `plan` says and serves it.
+    pub(super) async fn create(&self, plan: &Arc<Plan>) -> Result<ServedSession, ManagerError> {
+        let created = self.client.create_session(&plan.template).await?;
+        let tools = plan.template.dynamic_tools.len();
         tracing::info!(session = %created.session_id, tools, "created session");
         let mut state = lock(&self.state);
-        state.created.push((created.session_id, created.thread_id.clone()));
+        state.created.push(Created {
+            session_id: created.session_id,
+            thread_id: created.thread_id.clone(),
+            plan: Arc::clone(plan),
+        });
         state.served.insert(created.thread_id.clone());
-        let names = template
+        let names = plan
+            .template
             .dynamic_tools
             .iter()
             .filter_map(|tool| tool["name"].as_str().map(str::to_owned))
@@ -62,9 +75,11 @@ impl Sessions {
         session(thread_id.to_owned(), None)
     }
 
-    /// Whether `thread` is a session created here (or its replacement).
-    pub(super) fn created_here(&self, thread: &str) -> bool {
-        lock(&self.state).created.iter().any(|(_, created)| created == thread)
+    /// The tools offered in `thread`, when it was created here by a toolset that leaves some skills out.
+    pub(super) fn offered(&self, thread: &str) -> Option<Offered> {
+        let state = lock(&self.state);
+        let created = state.created.iter().find(|created| created.thread_id == thread)?;
+        created.plan.offered.clone()
     }
 
     /// The threads served.
@@ -78,13 +93,13 @@ impl Sessions {
         let lost = {
             let mut state = lock(&self.state);
             state.served.remove(thread);
-            let position = state.created.iter().position(|(_, created)| created == thread);
+            let position = state.created.iter().position(|created| created.thread_id == thread);
             position.map(|at| state.created.remove(at))
         };
         let Some(lost) = lost else {
             return Ok(None);
         };
-        match self.create().await {
+        match self.create(&lost.plan).await {
             Ok(session) => Ok(Some(session)),
             Err(error) => {
                 // Still ours to re-create: the next listing finds it missing again and retries.
@@ -100,7 +115,7 @@ impl Sessions {
     pub(super) async fn delete_created(&self) -> Vec<String> {
         let created = std::mem::take(&mut lock(&self.state).created);
         let mut deleted = Vec::new();
-        for (id, _) in created {
+        for Created { session_id: id, .. } in created {
             match self.client.delete_session(&id).await {
                 Ok(_) => {
                     tracing::info!(session = %id, "deleted session");
