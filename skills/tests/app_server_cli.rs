@@ -203,6 +203,57 @@ impl Serve {
     }
 }
 
+#[tokio::test]
+async fn a_toolset_limits_what_codex_shows_the_model_and_a_call_outside_it_never_runs() {
+    let script = ModelScript::new()
+        .call("uppercase", json!({"text": "shown"}))
+        .call("note_save", json!({"key": "k", "text": "not shown"}));
+    let Some(rig) = Rig::start("a_toolset_limits_what_codex_shows_the_model", script).await else {
+        return;
+    };
+
+    let out = output(rig.skillbridge(&[
+        "send",
+        "--app-server",
+        rig.codex(),
+        "--cwd",
+        rig.workdir(),
+        "--tools",
+        "text",
+        "--read-only",
+        "Uppercase 'shown' and save a note.",
+    ]))
+    .await;
+
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let requests = rig.model.requests();
+    let mut shown: Vec<&str> = requests[0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|tool| tool["name"].as_str())
+        .filter(|name| ["uppercase", "slugify", "word_count", "note_save", "current_time"].contains(name))
+        .collect();
+    shown.sort_unstable();
+    assert_eq!(
+        shown,
+        ["slugify", "uppercase", "word_count"],
+        "what the model was shown"
+    );
+    let outputs = requests
+        .iter()
+        .map(tool_outputs)
+        .find(|outputs| !outputs.is_empty())
+        .expect("the tool outputs reached the model");
+    assert_eq!(outputs[0], ("call_0_0".to_owned(), "SHOWN".to_owned()));
+    // Codex 0.169 refuses a call to a tool it did not declare before it reaches the bridge (whose own check,
+    // "not offered in this session", is the second line: tests/toolsets.rs and serve_cli.rs).
+    assert_eq!(
+        outputs[1],
+        ("call_0_1".to_owned(), "unsupported call: note_save".to_owned())
+    );
+}
+
 fn signal(pid: u32, name: &str) {
     let status = std::process::Command::new("kill")
         .args([&format!("-{name}"), &pid.to_string()])

@@ -523,12 +523,15 @@ fn thread_options(session: &SessionTable) -> Result<ThreadStartParams, SettingsE
 struct AppServerSettings {
     command: AppServerCommand,
     thread_options: ThreadStartParams,
+    toolset: Toolset,
     restart: bool,
 }
 
 impl AppServerSettings {
     fn upstream(self) -> AppServerUpstream {
-        AppServerUpstream::new(self.command).thread_options(self.thread_options)
+        AppServerUpstream::new(self.command)
+            .thread_options(self.thread_options)
+            .toolset(self.toolset)
     }
 }
 
@@ -586,6 +589,7 @@ fn app_server(table: &AppServerTable, session: &SessionTable) -> Result<Option<A
     Ok(Some(AppServerSettings {
         command,
         thread_options: thread_options(session)?,
+        toolset: toolset(session),
         restart: table.restart.unwrap_or(false),
     }))
 }

@@ -24,7 +24,7 @@ use super::process::{AppServerCommand, ExitReport};
 use super::protocol::{DynamicTool, ThreadStartParams};
 use super::rpc::RpcError;
 use crate::BoxFuture;
-use crate::skill::{Catalog, ToolResult};
+use crate::skill::{Catalog, Offered, ToolResult, Toolset};
 use crate::telemetry::{LinkStatus, ServedSession};
 use crate::upstream::{AnswerOutcome, Feed, ToolCall, Upstream, UpstreamError};
 use crate::util::{Backoff, lock};
@@ -116,6 +116,8 @@ pub struct AppServerUpstream {
 struct Shared {
     config: Config,
     dynamic_tools: Mutex<Vec<DynamicTool>>,
+    /// The tools the threads are offered, when the toolset leaves some skills out.
+    offered: Mutex<Option<Offered>>,
     child: RwLock<Option<AppServer>>,
     answers: CurrentChild,
     link: Arc<ChildLink>,
@@ -129,6 +131,7 @@ struct Config {
     threads: usize,
     thread_options: ThreadStartParams,
     restart: Option<RestartPolicy>,
+    toolset: Toolset,
 }
 
 impl std::fmt::Debug for AppServerUpstream {
@@ -150,6 +153,7 @@ impl AppServerUpstream {
             threads: 1,
             thread_options: ThreadStartParams::new(cwd),
             restart: None,
+            toolset: Toolset::all(),
         })
     }
 
@@ -158,6 +162,7 @@ impl AppServerUpstream {
             shared: Arc::new(Shared {
                 config,
                 dynamic_tools: Mutex::new(Vec::new()),
+                offered: Mutex::new(None),
                 child: RwLock::new(None),
                 answers: CurrentChild::default(),
                 link: Arc::new(ChildLink::default()),
@@ -181,6 +186,12 @@ impl AppServerUpstream {
     /// The `thread/start` parameters (cwd, model, approval policy, sandbox); the dynamic tools are the catalog's.
     pub fn thread_options(self, options: ThreadStartParams) -> Self {
         self.configure(|config| config.thread_options = options)
+    }
+
+    /// Which skills the threads are offered (default: every skill of the catalog); a call to any other tool is
+    /// answered "not offered in this session" and never runs.
+    pub fn toolset(self, toolset: Toolset) -> Self {
+        self.configure(|config| config.toolset = toolset)
     }
 
     /// Restarts a child that exits, with fresh threads, after a backoff (default: no restart, the exit ends the
@@ -363,6 +374,11 @@ impl Upstream for AppServerUpstream {
         NAME
     }
 
+    fn offered(&self, thread: &str) -> Option<Offered> {
+        let _ = thread;
+        lock(&self.shared.offered).clone()
+    }
+
     fn open<'a>(&'a self, catalog: &'a Catalog) -> BoxFuture<'a, Result<Vec<ServedSession>, UpstreamError>> {
         Box::pin(async move {
             if self.shared.config.threads == 0 {
@@ -370,7 +386,18 @@ impl Upstream for AppServerUpstream {
                     "nothing to serve: a codex app-server upstream needs at least one thread".into(),
                 ));
             }
-            let tools: Vec<DynamicTool> = catalog.iter().map(DynamicTool::of).collect();
+            let toolset = &self.shared.config.toolset;
+            let offered = toolset
+                .select(catalog)
+                .map_err(|error| UpstreamError::Invalid(format!("toolset ({toolset}): {error}")))?;
+            let tools: Vec<DynamicTool> = catalog
+                .iter()
+                .filter(|skill| offered.contains(skill.name()))
+                .map(DynamicTool::of)
+                .collect();
+            if !toolset.is_all() {
+                *lock(&self.shared.offered) = Some(offered);
+            }
             if tools.is_empty() {
                 tracing::warn!("no skills are registered: the threads have no dynamic tools");
             }
