@@ -9,8 +9,8 @@
 //!
 //! A state may also restrict the values of a string parameter of the skills that take it
 //! ([`States::choices`]): the catalog then announces that parameter with an `enum` of the values (e.g. the
-//! names of the databases an operator configured). The skill still checks the value it gets, since a model
-//! may send anything.
+//! names of the databases an operator configured), and every call's arguments are checked against it like any
+//! other bound. A skill called directly as a Rust function gets no such check, so the shipped ones check again.
 
 // Doc examples that define skills taking state are `standalone_crate`: merged doctests share one skill registry,
 // where a state-taking skill would make every other example's `Catalog::from_registry()` fail.
