@@ -181,6 +181,7 @@ async fn skills_lists_the_catalog_with_schemas_and_counts() {
     // Hints a skill does not give are absent, not false.
     assert_eq!(multiply["annotations"], json!({}));
     assert_eq!(multiply["tags"], json!([]));
+    assert_eq!(multiply["states"], json!([]));
     assert_eq!(
         skills[1]["annotations"],
         json!({"title": "Reverse", "readOnlyHint": true, "openWorldHint": false})

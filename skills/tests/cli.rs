@@ -256,6 +256,11 @@ fn skills_json_details_gives_each_skill_its_annotations_and_tags() {
     );
     assert_eq!(note_save["tags"], json!(["notes"]));
     assert_eq!(note_save["timeoutMs"], 60_000);
+    assert_eq!(
+        by_name("sql_query")["states"],
+        json!([{"parameter": "databases", "type": "skillbridge_skills::sql::SqlDatabases"}])
+    );
+    assert_eq!(by_name("word_count")["states"], json!([]));
     assert!(
         note_save["definedIn"]
             .as_str()

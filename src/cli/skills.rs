@@ -398,6 +398,7 @@ fn details(skill: &SkillInfo) -> Value {
         "description": skill.description(),
         "annotations": skill.annotations(),
         "tags": skill.tags(),
+        "states": skill.state_parameters(),
         "inputSchema": skill.input_schema(),
         "outputSchema": skill.output_schema(),
         "timeoutMs": skill.timeout().as_millis() as u64,

@@ -119,6 +119,18 @@ pub struct StateRequirement {
     type_name: fn() -> &'static str,
 }
 
+/// Serialized as `{"parameter": "databases", "type": "my_crate::Databases"}`, as `skills --json --details` and the
+/// admin `/skills` route show it.
+impl serde::Serialize for StateRequirement {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("parameter", self.parameter)?;
+        map.serialize_entry("type", (self.type_name)())?;
+        map.end()
+    }
+}
+
 impl StateRequirement {
     #[doc(hidden)]
     pub const fn of<T: Send + Sync + 'static>(parameter: &'static str) -> Self {
