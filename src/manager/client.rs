@@ -482,12 +482,9 @@ impl CodexManager {
         };
         tracing::debug!(operation, method = %method, route = %redact_url(route), "codex-manager request");
         let started = Instant::now();
-        let sent = match self.shared.route_url(route) {
-            Some(url) => self.send(operation, method, url, headers, body, read).await,
-            None => {
-                let url = self.shared.config.url(route);
-                self.send(operation, method, url.as_str(), headers, body, read).await
-            }
+        let sent = match self.send_to_route(operation, method, route, headers, body).await {
+            Ok((status, headers, bytes)) => read_response(operation, status, headers, &bytes, read),
+            Err(error) => Err(error),
         };
         let failed = |error: ManagerError| {
             tracing::debug!(operation, route = %redact_url(route), error = %error, "codex-manager call failed");
@@ -519,14 +516,7 @@ impl CodexManager {
         tracing::debug!(operation, method = %Method::GET, route = %redact_url(route), "codex-manager request");
         let started = Instant::now();
         let headers = self.shared.headers.clone();
-        let sent = match self.shared.route_url(route) {
-            Some(url) => self.send_bytes(operation, Method::GET, url, headers, None).await,
-            None => {
-                let url = self.shared.config.url(route);
-                self.send_bytes(operation, Method::GET, url.as_str(), headers, None)
-                    .await
-            }
-        };
+        let sent = self.send_to_route(operation, Method::GET, route, headers, None).await;
         let failed = |error: ManagerError| {
             tracing::debug!(operation, route = %redact_url(route), error = %error, "codex-manager call failed");
             error
@@ -553,23 +543,24 @@ impl CodexManager {
         read: Read,
     ) -> Result<(CallResponse, Vec<UnreadableRow>), ManagerError> {
         let (status, headers, bytes) = self.send_bytes(operation, method, url, headers, body).await?;
-        let read = match parse_body(&bytes) {
-            Ok(body) => Ok((body, Vec::new())),
-            Err(error) => match read {
-                Read::Rows => read_rows(&bytes).ok_or(error),
-                Read::Whole => Err(error),
-            },
-        };
-        match read {
-            Ok((body, unreadable)) => Ok((CallResponse { status, headers, body }, unreadable)),
-            Err(error) => Err(ManagerError::Decode {
-                operation: operation.to_owned(),
-                message: format!(
-                    "{status} body {}: {}",
-                    unreadable_json(&error),
-                    excerpt(&String::from_utf8_lossy(&bytes))
-                ),
-            }),
+        read_response(operation, status, headers, &bytes, read)
+    }
+
+    /// [`send_bytes`](Self::send_bytes) to `route` below the prefix, without parsing a URL when the route allows.
+    async fn send_to_route(
+        &self,
+        operation: &str,
+        method: Method,
+        route: &str,
+        headers: HeaderMap,
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), ManagerError> {
+        match self.shared.route_url(route) {
+            Some(url) => self.send_bytes(operation, method, url, headers, body).await,
+            None => {
+                let url = self.shared.config.url(route);
+                self.send_bytes(operation, method, url.as_str(), headers, body).await
+            }
         }
     }
     /// Sends one request and returns a 2xx answer's status, headers and body. Any other status is
@@ -602,6 +593,34 @@ impl CodexManager {
             });
         }
         Ok((status, headers, bytes))
+    }
+}
+
+/// A 2xx answer's body read as `read` says: the body as JSON and the rows that could not be read.
+fn read_response(
+    operation: &str,
+    status: StatusCode,
+    headers: HeaderMap,
+    bytes: &[u8],
+    read: Read,
+) -> Result<(CallResponse, Vec<UnreadableRow>), ManagerError> {
+    let read = match parse_body(bytes) {
+        Ok(body) => Ok((body, Vec::new())),
+        Err(error) => match read {
+            Read::Rows => read_rows(bytes).ok_or(error),
+            Read::Whole => Err(error),
+        },
+    };
+    match read {
+        Ok((body, unreadable)) => Ok((CallResponse { status, headers, body }, unreadable)),
+        Err(error) => Err(ManagerError::Decode {
+            operation: operation.to_owned(),
+            message: format!(
+                "{status} body {}: {}",
+                unreadable_json(&error),
+                excerpt(&String::from_utf8_lossy(bytes))
+            ),
+        }),
     }
 }
 
