@@ -71,6 +71,20 @@ impl Bins {
         Ok(Bins::new(dir))
     }
 
+    /// The binaries in `dir` (default: beside this executable), built first unless `build` is false, and checked
+    /// to be there: what every harness does before it runs.
+    pub fn ready(dir: Option<PathBuf>, build: bool) -> Result<Bins> {
+        let bins = match dir {
+            Some(dir) => Bins::new(dir),
+            None => Bins::beside_this_executable()?,
+        };
+        if build {
+            bins.build()?;
+        }
+        bins.check()?;
+        Ok(bins)
+    }
+
     /// Builds the benchmark binaries with the profile of their directory (`target/release` → `--release`).
     pub fn build(&self) -> Result<()> {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());

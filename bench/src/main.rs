@@ -55,14 +55,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<ExitCode> {
-    let bins = match args.bin_dir {
-        Some(dir) => Bins::new(dir),
-        None => Bins::beside_this_executable()?,
-    };
-    if !args.no_build {
-        bins.build()?;
-    }
-    bins.check()?;
+    let bins = Bins::ready(args.bin_dir, !args.no_build)?;
     let plan = if args.quick { Plan::quick() } else { Plan::full() };
     let out = args.out.unwrap_or_else(|| {
         if args.quick {

@@ -218,3 +218,35 @@ pub fn raise_fd_limit() -> Result<u64> {
     }
     Ok(limit.rlim_cur)
 }
+
+/// Runs the harness `program` with `--quick --no-build --out <dir>/<out_name>` to its end, its output in files of
+/// `dir`, killing it after `deadline`: how the smoke tests run a harness. Returns its exit status and what it
+/// printed (stdout, then stderr).
+pub fn run_quick(program: &Path, dir: &Path, out_name: &str, deadline: Duration) -> Result<(ExitStatus, String)> {
+    std::fs::create_dir_all(dir)?;
+    let (stdout_path, stderr_path) = (dir.join("stdout.txt"), dir.join("stderr.txt"));
+    let mut child = std::process::Command::new(program)
+        .args(["--quick", "--no-build", "--out"])
+        .arg(dir.join(out_name))
+        .stdout(std::fs::File::create(&stdout_path)?)
+        .stderr(std::fs::File::create(&stderr_path)?)
+        .stdin(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", program.display()))?;
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            child.kill()?;
+            bail!(
+                "the quick run did not finish within {deadline:?}; output in {}",
+                dir.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let printed = std::fs::read_to_string(&stdout_path)? + &std::fs::read_to_string(&stderr_path)?;
+    Ok((status, printed))
+}

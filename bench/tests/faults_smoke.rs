@@ -4,10 +4,11 @@
 //! memory figures of a debug build on a busy CI machine mean little, so they are printed, not asserted; the full run
 //! is `cargo run --release -p skillbridge-bench --bin skillbridge-faults`.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use serde_json::Value;
+use skillbridge_bench::process::run_quick;
 
 /// The quick run takes well under a minute on a debug build; this only stops a hung harness.
 const DEADLINE: Duration = Duration::from_secs(240);
@@ -15,32 +16,9 @@ const DEADLINE: Duration = Duration::from_secs(240);
 #[test]
 fn a_quick_run_survives_every_fault_with_every_call_answered_once() {
     let dir = std::env::temp_dir().join(format!("skillbridge-faults-smoke-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("faults.json");
-    let stdout_path = dir.join("stdout.txt");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_skillbridge-faults"))
-        .args(["--quick", "--no-build", "--out"])
-        .arg(&out)
-        .stdout(std::fs::File::create(&stdout_path).unwrap())
-        .stderr(std::fs::File::create(dir.join("stderr.txt")).unwrap())
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > DEADLINE {
-            child.kill().unwrap();
-            panic!(
-                "the quick run did not finish within {DEADLINE:?}; output in {}",
-                dir.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let printed = std::fs::read_to_string(&stdout_path).unwrap();
+    let program = PathBuf::from(env!("CARGO_BIN_EXE_skillbridge-faults"));
+    let (status, printed) = run_quick(&program, &dir, "faults.json", DEADLINE).unwrap();
     // 1 means a threshold was missed (judged below, row by row); anything else is a harness failure.
     assert!(
         matches!(status.code(), Some(0 | 1)),

@@ -4,10 +4,10 @@
 //! `cargo run --release -p skillbridge-bench`.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
+use skillbridge_bench::process::run_quick;
 
 /// The whole quick run takes a few seconds; this only stops a hung harness.
 const DEADLINE: Duration = Duration::from_secs(90);
@@ -15,33 +15,9 @@ const DEADLINE: Duration = Duration::from_secs(90);
 #[test]
 fn a_quick_run_measures_every_workload_and_writes_the_report() {
     let dir = std::env::temp_dir().join(format!("skillbridge-bench-smoke-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("quick.json");
-    let stdout_path = dir.join("stdout.txt");
-    let stderr_path = dir.join("stderr.txt");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_skillbridge-bench"))
-        .args(["--quick", "--no-build", "--out"])
-        .arg(&out)
-        .stdout(std::fs::File::create(&stdout_path).unwrap())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > DEADLINE {
-            child.kill().unwrap();
-            panic!(
-                "the quick run did not finish within {DEADLINE:?}; output in {}",
-                dir.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let printed = std::fs::read_to_string(&stdout_path).unwrap() + &std::fs::read_to_string(&stderr_path).unwrap();
+    let program = PathBuf::from(env!("CARGO_BIN_EXE_skillbridge-bench"));
+    let (status, printed) = run_quick(&program, &dir, "quick.json", DEADLINE).unwrap();
     assert!(status.success(), "the quick run failed ({status}):\n{printed}");
 
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
