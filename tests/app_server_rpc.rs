@@ -1,10 +1,11 @@
 //! The app-server JSON-RPC layer over an in-memory pipe: ids, response routing, server-started messages,
 //! malformed input, and the connection ending.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod captured_logs;
+
 use std::time::Duration;
 
+use captured_logs::CapturedLogs;
 use serde_json::{Value, json};
 use skillbridge::upstream::app_server::rpc::{
     Incoming, MAX_LINE_BYTES, Notification, RpcConnection, RpcError, ServerRequest,
@@ -64,37 +65,6 @@ async fn next_incoming(incoming: &mut UnboundedReceiver<Incoming>) -> Option<Inc
     tokio::time::timeout(STEP, incoming.recv())
         .await
         .expect("nothing arrived")
-}
-
-/// Captures this thread's log output (the tests run on a current-thread runtime, so spawned tasks log here).
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
-
-impl CapturedLogs {
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let logs = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || logs.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::DEBUG)
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for CapturedLogs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]
@@ -206,7 +176,7 @@ async fn a_notification_without_params_is_sent_without_the_field() {
 #[tokio::test]
 async fn malformed_lines_are_skipped_with_a_log_and_the_stream_goes_on() {
     let logs = CapturedLogs::default();
-    let _guard = logs.install();
+    let _guard = logs.install(tracing::Level::DEBUG);
     let (_rpc, mut incoming, mut server) = connect();
 
     server.write("this is not json").await;
@@ -233,7 +203,7 @@ async fn malformed_lines_are_skipped_with_a_log_and_the_stream_goes_on() {
 #[tokio::test]
 async fn an_over_long_line_is_skipped_without_losing_the_next_message() {
     let logs = CapturedLogs::default();
-    let _guard = logs.install();
+    let _guard = logs.install(tracing::Level::DEBUG);
     let (_rpc, mut incoming, mut server) = connect();
 
     let writer = tokio::spawn(async move {

@@ -3,10 +3,11 @@
 //!
 //! The stream runs over in-memory channels on Tokio's paused clock, so the minute passes exactly and at once.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod captured_logs;
+
 use std::time::Duration;
 
+use captured_logs::CapturedLogs;
 use futures::channel::mpsc as fmpsc;
 use serde_json::json;
 use skillbridge::manager::ManagerConfig;
@@ -17,40 +18,13 @@ use tokio_util::sync::CancellationToken;
 /// Fail-safe bound of every wait (on the paused clock it only passes when something is stuck).
 const WAIT: Duration = Duration::from_secs(600);
 
-/// Captures this thread's log output (a current-thread runtime, so the stream's tasks log here).
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
-
-impl CapturedLogs {
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let logs = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || logs.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-
-    /// The warn lines about malformed frames, taken out of the capture.
-    fn take_warnings(&self) -> Vec<String> {
-        let text = String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap();
-        text.lines()
-            .filter(|line| line.contains("WARN") && line.contains("malformed"))
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-impl Write for CapturedLogs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+/// The warn lines about malformed frames, taken out of the capture.
+fn take_warnings(logs: &CapturedLogs) -> Vec<String> {
+    logs.take()
+        .lines()
+        .filter(|line| line.contains("WARN") && line.contains("malformed"))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A tool-call signal whose arguments nest `depth` arrays deep.
@@ -64,7 +38,7 @@ fn deep_call(depth: usize) -> String {
 #[tokio::test(start_paused = true)]
 async fn malformed_frames_are_counted_by_kind_and_logged_once_a_minute_per_kind() {
     let logs = CapturedLogs::default();
-    let _guard = logs.install();
+    let _guard = logs.install(tracing::Level::INFO);
     let (servers_tx, mut servers) = mpsc::unbounded_channel();
     let connector = move |_request: ConnectRequest| {
         let servers = servers_tx.clone();
@@ -113,7 +87,7 @@ async fn malformed_frames_are_counted_by_kind_and_logged_once_a_minute_per_kind(
     send("[1]".into());
     send(deep_call(200));
     sync(&send).await;
-    let first = logs.take_warnings();
+    let first = take_warnings(&logs);
     assert_eq!(first.len(), 3, "one line per kind at once:\n{}", first.join("\n"));
     assert!(
         first[0].contains("kind=\"not_json\"") && first[0].contains("not valid JSON"),
@@ -131,20 +105,20 @@ async fn malformed_frames_are_counted_by_kind_and_logged_once_a_minute_per_kind(
     // A call nested just shallow enough is no malformed frame.
     send(deep_call(122));
     sync(&send).await;
-    assert!(logs.take_warnings().is_empty());
+    assert!(take_warnings(&logs).is_empty());
 
     // Within the minute: counted, not logged at warn.
     tokio::time::sleep(Duration::from_secs(59)).await;
     send("still not json".into());
     sync(&send).await;
-    assert!(logs.take_warnings().is_empty());
+    assert!(take_warnings(&logs).is_empty());
 
     // A minute after the first line: one line with the count since (two quiet ones, and this one).
     tokio::time::sleep(Duration::from_secs(1)).await;
     send("not json again".into());
     send("and again".into());
     sync(&send).await;
-    let again = logs.take_warnings();
+    let again = take_warnings(&logs);
     assert_eq!(again.len(), 1, "{}", again.join("\n"));
     assert!(
         again[0].contains("kind=\"not_json\"") && again[0].contains("count=4") && again[0].contains("4 of this kind"),

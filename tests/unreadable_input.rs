@@ -5,11 +5,13 @@
 
 mod bridge_support;
 
-use std::io::Write;
+mod captured_logs;
+
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use bridge_support::{WAIT, builder, client, eventually, eventually_async, listings, sample, start, upstream_of};
+use captured_logs::CapturedLogs;
 use serde_json::{Value, json};
 use skillbridge::Bridge;
 use skillbridge::manager::{CodexManager, UnreadableRow};
@@ -38,42 +40,6 @@ fn nested_arguments(depth: usize) -> Value {
 /// The reason a row with arguments 126 levels deep is given (`details` holds them one level deeper).
 const TOO_DEEP_126: &str = "`arguments` nests 126 levels deep (the row 128): rows are read to a depth of 127";
 
-/// Captures this thread's log output (current-thread runtimes, so the bridge's tasks log here).
-///
-/// Every test of this binary installs one, first thing: while a single scoped subscriber exists, tracing computes a
-/// log statement's interest with the default of whichever thread reaches it first, so a test without one running
-/// the same code would switch the statement off for the test that captures.
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
-
-impl CapturedLogs {
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let logs = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || logs.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-
-    fn lines_with(&self, text: &str) -> Vec<String> {
-        let logs = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
-        logs.lines().filter(|l| l.contains(text)).map(str::to_owned).collect()
-    }
-}
-
-impl Write for CapturedLogs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 async fn metrics(bridge: &Bridge) -> String {
     let request = axum::http::Request::get("/metrics").body(Body::empty()).unwrap();
     let response = bridge.admin_router().oneshot(request).await.unwrap();
@@ -83,7 +49,7 @@ async fn metrics(bridge: &Bridge) -> String {
 
 #[tokio::test]
 async fn a_listing_returns_the_rows_it_can_read_and_says_why_not_the_others() {
-    let _guard = CapturedLogs::default().install();
+    let _guard = CapturedLogs::default().install(tracing::Level::INFO);
     let double = CodexManagerDouble::start().await.unwrap();
     let thread = double.create_session(vec![]);
     let first = double.inject_tool_call(&thread, "shout", json!({"text": "first"}));
@@ -126,7 +92,7 @@ async fn a_listing_returns_the_rows_it_can_read_and_says_why_not_the_others() {
 #[tokio::test]
 async fn a_call_too_deep_to_read_is_reported_once_and_the_calls_after_it_are_answered() {
     let logs = CapturedLogs::default();
-    let _guard = logs.install();
+    let _guard = logs.install(tracing::Level::INFO);
     let double = CodexManagerDouble::start().await.unwrap();
     let thread = double.create_session(vec![]);
     // Published while nobody listens: only the listing can find these.
@@ -200,7 +166,7 @@ async fn a_call_too_deep_to_read_is_reported_once_and_the_calls_after_it_are_ans
 
 #[tokio::test]
 async fn malformed_frames_are_counted_by_kind_in_the_metrics() {
-    let _guard = CapturedLogs::default().install();
+    let _guard = CapturedLogs::default().install(tracing::Level::INFO);
     let double = CodexManagerDouble::start().await.unwrap();
     let thread = double.create_session(vec![]);
     let bridge = start(builder().upstream(upstream_of(client(&double)).attach(&thread))).await;
