@@ -2,13 +2,13 @@
 //! printed on the terminal and written as Markdown.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 
 use serde::Serialize;
 
 use skillbridge_bench::clients::Kind;
 use skillbridge_bench::double::{Burst, Latency};
 use skillbridge_bench::procfs::Machine;
+use skillbridge_bench::table::{Table, thousands};
 
 /// Everything one run measured.
 #[derive(Debug, Clone, Serialize)]
@@ -284,79 +284,6 @@ fn mib(kib: u64) -> String {
     format!("{:.1}", kib as f64 / 1024.0)
 }
 
-fn thousands(value: f64) -> String {
-    let digits = format!("{:.0}", value);
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 && c != '-' {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// A table with a header row, rendered aligned for the terminal or as Markdown.
-struct Table {
-    header: Vec<String>,
-    rows: Vec<Vec<String>>,
-}
-
-impl Table {
-    fn new(header: &[&str]) -> Table {
-        Table {
-            header: header.iter().map(|h| (*h).to_owned()).collect(),
-            rows: Vec::new(),
-        }
-    }
-
-    fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
-    }
-
-    fn text(&self) -> String {
-        let widths: Vec<usize> = (0..self.header.len())
-            .map(|i| {
-                std::iter::once(&self.header)
-                    .chain(&self.rows)
-                    .map(|row| row.get(i).map_or(0, |c| c.chars().count()))
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let mut out = String::new();
-        for row in std::iter::once(&self.header).chain(&self.rows) {
-            let line: Vec<String> = row
-                .iter()
-                .zip(&widths)
-                .enumerate()
-                .map(|(i, (cell, width))| {
-                    if i < 2 {
-                        format!("{cell:<width$}")
-                    } else {
-                        format!("{cell:>width$}")
-                    }
-                })
-                .collect();
-            let _ = writeln!(out, "{}", line.join("  ").trim_end());
-        }
-        out
-    }
-
-    fn markdown(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(out, "| {} |", self.header.join(" | "));
-        let rule: Vec<&str> = (0..self.header.len())
-            .map(|i| if i < 2 { "---" } else { "---:" })
-            .collect();
-        let _ = writeln!(out, "|{}|", rule.join("|"));
-        for row in &self.rows {
-            let _ = writeln!(out, "| {} |", row.join(" | "));
-        }
-        out
-    }
-}
-
 /// What the rows of the calls table are.
 const LEGEND: &str = "`noop` is a plain `fn` skill (handed to Tokio's blocking pool: a thread wake-up there and back per \
                       call), `noop_async` the same as an `async fn` (polled in the call's own task); `@64` keeps 64 \
@@ -376,7 +303,8 @@ impl Report {
             "CPU µs/call double",
             "other load %",
             "complete",
-        ]);
+        ])
+        .right_aligned_from(2);
         let w4 = self.w4.series.iter();
         for series in self.w1.iter().chain(std::iter::once(&self.w2)).chain(w4) {
             let label = format!(
@@ -415,7 +343,8 @@ impl Report {
             "peak RSS MiB (W1)",
             "start-to-ready ms (median)",
             "runs",
-        ]);
+        ])
+        .right_aligned_from(2);
         for f in &self.w3 {
             footprint.row(vec![
                 "memory, start".to_owned(),
@@ -426,7 +355,7 @@ impl Report {
                 f.start_to_ready_ms.len().to_string(),
             ]);
         }
-        let mut targets = Table::new(&["target", "goal", "measured", "met"]);
+        let mut targets = Table::new(&["target", "goal", "measured", "met"]).right_aligned_from(2);
         for t in &self.targets {
             targets.row(vec![
                 t.name.clone(),
@@ -498,13 +427,5 @@ mod tests {
         assert_eq!(median(vec![]), 0.0);
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
-    }
-
-    #[test]
-    fn thousands_separators() {
-        assert_eq!(thousands(0.0), "0");
-        assert_eq!(thousands(999.4), "999");
-        assert_eq!(thousands(1280.0), "1,280");
-        assert_eq!(thousands(1234567.0), "1,234,567");
     }
 }

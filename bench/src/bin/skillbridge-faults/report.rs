@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 use skillbridge_bench::procfs::Machine;
+use skillbridge_bench::table::{Table, thousands};
 
 use crate::sampler::Usage;
 
@@ -152,17 +153,17 @@ impl Report {
         ]);
         for row in &self.rows {
             let c = &row.counts;
-            table.push(vec![
+            table.row(vec![
                 row.id.to_owned(),
                 row.fault.clone(),
-                thousands(c.calls),
-                thousands(c.answered_once),
-                thousands(c.lost),
-                thousands(c.lost_by_restart),
-                thousands(c.answered_twice),
-                thousands(c.misdelivered),
-                thousands(c.reruns),
-                thousands(row.calls_per_sec.round() as usize),
+                thousands(c.calls as f64),
+                thousands(c.answered_once as f64),
+                thousands(c.lost as f64),
+                thousands(c.lost_by_restart as f64),
+                thousands(c.answered_twice as f64),
+                thousands(c.misdelivered as f64),
+                thousands(c.reruns as f64),
+                thousands(row.calls_per_sec),
                 format!("{:.1}", row.usage.peak_rss_kib as f64 / 1024.0),
                 row.usage.peak_fds.to_string(),
                 row.usage.peak_sockets.to_string(),
@@ -176,7 +177,7 @@ impl Report {
         let mut table = Table::new(&["row", "check", "goal", "measured", "met"]);
         for row in &self.rows {
             if let Some(error) = &row.error {
-                table.push(vec![
+                table.row(vec![
                     row.id.to_owned(),
                     "ran to its end".into(),
                     "yes".into(),
@@ -185,7 +186,7 @@ impl Report {
                 ]);
             }
             for check in &row.checks {
-                table.push(vec![
+                table.row(vec![
                     row.id.to_owned(),
                     check.what.clone(),
                     check.goal.clone(),
@@ -235,94 +236,5 @@ impl Report {
             self.checks_table().markdown(),
             self.notes("- ")
         )
-    }
-}
-
-/// `50000` → `50,000`.
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
-}
-
-/// Rows of cells under a header.
-struct Table {
-    header: Vec<String>,
-    rows: Vec<Vec<String>>,
-}
-
-impl Table {
-    fn new(header: &[&str]) -> Table {
-        Table {
-            header: header.iter().map(|h| (*h).to_owned()).collect(),
-            rows: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, row: Vec<String>) {
-        self.rows.push(row);
-    }
-
-    /// Columns padded to their widest cell.
-    fn text(&self) -> String {
-        let widths: Vec<usize> = (0..self.header.len())
-            .map(|i| {
-                std::iter::once(&self.header)
-                    .chain(&self.rows)
-                    .map(|row| row[i].chars().count())
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let mut out = String::new();
-        for row in std::iter::once(&self.header).chain(&self.rows) {
-            let cells: Vec<String> = row
-                .iter()
-                .zip(&widths)
-                .map(|(cell, width)| format!("{cell:<width$}"))
-                .collect();
-            let _ = writeln!(out, "{}", cells.join("  ").trim_end());
-        }
-        out
-    }
-
-    fn markdown(&self) -> String {
-        let mut out = format!("| {} |\n", self.header.join(" | "));
-        let _ = writeln!(out, "|{}", "---|".repeat(self.header.len()));
-        for row in &self.rows {
-            let cells: Vec<String> = row.iter().map(|cell| cell.replace('|', "\\|")).collect();
-            let _ = writeln!(out, "| {} |", cells.join(" | "));
-        }
-        out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_get_thousands_separators() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(50_000), "50,000");
-        assert_eq!(thousands(1_234_567), "1,234,567");
-    }
-
-    #[test]
-    fn tables_align_and_escape() {
-        let mut table = Table::new(&["a", "long header"]);
-        table.push(vec!["wide cell".into(), "x|y".into()]);
-        assert_eq!(table.text(), "a          long header\nwide cell  x|y\n");
-        assert_eq!(
-            table.markdown(),
-            "| a | long header |\n|---|---|\n| wide cell | x\\|y |\n"
-        );
     }
 }
