@@ -186,17 +186,9 @@ fn error_body(message: impl Into<String>) -> Json<Value> {
 
 /// One skill: `annotations` is MCP's `ToolAnnotations` object (hints the skill does not give left out).
 fn skill_json(skill: &SkillInfo, stats: &BridgeStats) -> Value {
-    json!({
-        "name": skill.name(),
-        "description": skill.description(),
-        "annotations": skill.annotations(),
-        "tags": skill.tags(),
-        "states": skill.state_parameters(),
-        "inputSchema": skill.input_schema(),
-        "outputSchema": skill.output_schema(),
-        "timeoutMs": skill.timeout().as_millis() as u64,
-        "calls": stats.skill_counts(skill.name()),
-    })
+    let mut listing = skill.listing();
+    listing["calls"] = json!(stats.skill_counts(skill.name()));
+    listing
 }
 
 async fn healthz() -> Json<Value> {

@@ -393,17 +393,9 @@ fn render_skill(skill: &SkillInfo) -> String {
 /// One skill for `--json --details`: the keys of the admin `/skills` route (without `calls`), and where it is
 /// defined. `annotations` is MCP's `ToolAnnotations` object, hints that are not given left out.
 fn details(skill: &SkillInfo) -> Value {
-    json!({
-        "name": skill.name(),
-        "description": skill.description(),
-        "annotations": skill.annotations(),
-        "tags": skill.tags(),
-        "states": skill.state_parameters(),
-        "inputSchema": skill.input_schema(),
-        "outputSchema": skill.output_schema(),
-        "timeoutMs": skill.timeout().as_millis() as u64,
-        "definedIn": skill.location().to_string(),
-    })
+    let mut listing = skill.listing();
+    listing["definedIn"] = json!(skill.location().to_string());
+    listing
 }
 
 /// Text items as they are; images as a short placeholder (use `--json` for the data).

@@ -321,6 +321,22 @@ impl SkillInfo {
             .unwrap_or_default()
     }
 
+    /// The skill as the listings show it (admin `/skills`, `skills --json --details`): name, description,
+    /// annotations (MCP's `ToolAnnotations`, hints not given left out), tags, `State<T>` parameters, schemas and
+    /// timeout. Never sent to Codex.
+    pub fn listing(&self) -> Value {
+        json!({
+            "name": self.name(),
+            "description": self.description(),
+            "annotations": self.annotations(),
+            "tags": self.tags(),
+            "states": self.state_parameters(),
+            "inputSchema": self.input_schema(),
+            "outputSchema": self.output_schema(),
+            "timeoutMs": self.timeout().as_millis() as u64,
+        })
+    }
+
     /// The skill's entry of a `dynamicTools` payload.
     pub fn dynamic_tool(&self, flavor: ToolFlavor) -> Value {
         let mut tool = json!({
