@@ -68,7 +68,8 @@ mod util;
 #[cfg(feature = "bridge")]
 pub use bridge::{Bridge, BridgeBuilder, BridgeError, TurnEnd, TurnReply};
 pub use skill::{
-    Catalog, CatalogError, Content, ContentItem, IntoToolResult, SkillContext, SkillError, State, States, ToolResult,
+    Catalog, CatalogError, Content, ContentItem, IntoToolResult, RuntimeSkill, SkillContext, SkillError, State, States,
+    ToolResult,
 };
 pub use skillbridge_macros::skill;
 #[cfg(feature = "bridge")]

@@ -54,7 +54,7 @@ pub use run::ServeReport;
 pub use send::{SendTurn, TurnEnd, TurnReply};
 
 use crate::admin::{AdminError, AdminToken};
-use crate::skill::{Catalog, CatalogError, States};
+use crate::skill::{Catalog, CatalogError, RuntimeSkill, States};
 use crate::telemetry::{BridgeHealth, BridgeStats, ServedSession};
 use crate::upstream::{Feed, TurnTracker, Upstream, UpstreamError};
 use dispatcher::{DispatchConfig, Dispatcher};
@@ -114,6 +114,7 @@ pub enum BridgeError {
 #[must_use]
 pub struct BridgeBuilder {
     catalog: Option<Catalog>,
+    skills: Vec<RuntimeSkill>,
     states: States,
     upstream: Option<Arc<dyn Upstream>>,
     concurrency: usize,
@@ -130,6 +131,19 @@ impl BridgeBuilder {
     /// of the binary). The states given to the builder are added to the catalog's.
     pub fn catalog(mut self, catalog: Catalog) -> Self {
         self.catalog = Some(catalog);
+        self
+    }
+
+    /// Adds a skill built at run time to the catalog (the given [`catalog`](Self::catalog) or the registry's). A
+    /// name another skill has makes [`build`](Self::build) fail, naming both.
+    pub fn skill(mut self, skill: RuntimeSkill) -> Self {
+        self.skills.push(skill);
+        self
+    }
+
+    /// Adds skills built at run time (see [`skill`](Self::skill)).
+    pub fn skills(mut self, skills: impl IntoIterator<Item = RuntimeSkill>) -> Self {
+        self.skills.extend(skills);
         self
     }
 
@@ -231,8 +245,8 @@ impl BridgeBuilder {
             return Err(BridgeError::Invalid("the concurrency must be at least 1".into()));
         }
         let catalog = match self.catalog {
-            Some(catalog) => catalog.with_states(self.states)?,
-            None => Catalog::from_registry_with(self.states)?,
+            Some(catalog) => catalog.extended(self.states, self.skills)?,
+            None => Catalog::builder().states(self.states).skills(self.skills).build()?,
         };
         let stats = Arc::new(BridgeStats::new());
         let health = Arc::new(BridgeHealth::new());
@@ -309,6 +323,7 @@ impl Bridge {
     pub fn builder() -> BridgeBuilder {
         BridgeBuilder {
             catalog: None,
+            skills: Vec::new(),
             states: States::new(),
             upstream: None,
             concurrency: DEFAULT_CONCURRENCY,

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use super::settings::{self, SettingsError};
 use super::{Cli, Command, exit};
-use crate::skill::States;
+use crate::skill::{RuntimeSkill, States};
 
 /// Reads one `[skills.<name>]` table (`None` when the file has none) into the states; returns the table as
 /// read, defaults filled in, for `--print-config`.
@@ -58,6 +58,7 @@ type LoadFn = dyn Fn(Option<toml::Value>) -> Result<(States, toml::Value), Strin
 #[derive(Clone, Default)]
 pub struct App {
     states: States,
+    skills: Vec<RuntimeSkill>,
     from_config: BTreeMap<&'static str, Arc<LoadFn>>,
 }
 
@@ -65,6 +66,7 @@ impl fmt::Debug for App {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("App")
             .field("states", &self.states)
+            .field("skills", &self.skills)
             .field("from_config", &self.from_config.keys().collect::<Vec<_>>())
             .finish()
     }
@@ -80,6 +82,24 @@ impl App {
     pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
         self.states.insert(value);
         self
+    }
+
+    /// Adds a skill built at run time (see [`RuntimeSkill`]) to every command, beside the binary's `#[skill]`s. A
+    /// name another skill has stops every command at start-up, naming both.
+    pub fn skill(mut self, skill: RuntimeSkill) -> Self {
+        self.skills.push(skill);
+        self
+    }
+
+    /// Adds skills built at run time (see [`skill`](Self::skill)).
+    pub fn skills(mut self, skills: impl IntoIterator<Item = RuntimeSkill>) -> Self {
+        self.skills.extend(skills);
+        self
+    }
+
+    /// The skills built at run time, in the order added.
+    pub(crate) fn runtime_skills(&self) -> &[RuntimeSkill] {
+        &self.skills
     }
 
     /// Supplies every state of `states` (shared [`State`](crate::State)s, [`States::choices`]).

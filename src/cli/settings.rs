@@ -751,6 +751,7 @@ impl ServeSettings {
         let concurrency = serve.concurrency.map_or(1, NonZeroUsize::get);
         let mut bridge = Bridge::builder()
             .states(states)
+            .skills(app.runtime_skills().iter().cloned())
             .concurrency(concurrency)
             .grace(serve.grace.unwrap_or_default());
         bridge = match (app_server, manager) {
@@ -851,6 +852,7 @@ impl SendSettings {
         let concurrency = send.concurrency.map_or(1, NonZeroUsize::get);
         let bridge = Bridge::builder()
             .states(states)
+            .skills(app.runtime_skills().iter().cloned())
             .concurrency(concurrency)
             .grace(SEND_CALLS_GRACE);
         let bridge = match (app_server, manager) {

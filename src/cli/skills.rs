@@ -211,10 +211,15 @@ fn load_catalog(app: &App, config: Option<&PathBuf>) -> Result<Catalog, u8> {
         eprintln!("error: {error}");
         exit::USAGE
     })?;
-    Catalog::from_registry_with(states).map_err(|error| {
-        eprintln!("error: this binary's skills cannot run: {error}");
-        exit::FAILURE
-    })
+    let skills = app.runtime_skills().iter().cloned();
+    Catalog::builder()
+        .states(states)
+        .skills(skills)
+        .build()
+        .map_err(|error| {
+            eprintln!("error: this binary's skills cannot run: {error}");
+            exit::FAILURE
+        })
 }
 
 /// The `State<T>` parameters of each skill that takes some: `{"<skill>": [{"parameter": .., "type": ..}]}`.

@@ -6,6 +6,8 @@
 //! the admin `/skills` routes. Neither is part of the `dynamicTools` payload: Codex's dynamic tools have no place
 //! for them, so what Codex receives does not change.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use super::__private::RawAnnotations;
@@ -50,11 +52,11 @@ const MAX_TAG_LEN: usize = 32;
 ///     serde_json::json!({"title": "Read a ticket", "readOnlyHint": true, "openWorldHint": false}),
 /// );
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Annotations {
     #[serde(skip_serializing_if = "Option::is_none")]
-    title: Option<&'static str>,
+    title: Option<Cow<'static, str>>,
     #[serde(rename = "readOnlyHint", skip_serializing_if = "Option::is_none")]
     read_only: Option<bool>,
     #[serde(rename = "destructiveHint", skip_serializing_if = "Option::is_none")]
@@ -66,9 +68,44 @@ pub struct Annotations {
 }
 
 impl Annotations {
+    /// No title and no hints; add them with the `with_*` methods (for a [`RuntimeSkill`](super::RuntimeSkill)).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The same annotations with a display title.
+    pub fn with_title(mut self, title: impl Into<Cow<'static, str>>) -> Self {
+        self.title = Some(title.into());
+        self
+    }
+
+    /// The same annotations with `readOnlyHint`.
+    pub fn with_read_only(mut self, read_only: bool) -> Self {
+        self.read_only = Some(read_only);
+        self
+    }
+
+    /// The same annotations with `destructiveHint`.
+    pub fn with_destructive(mut self, destructive: bool) -> Self {
+        self.destructive = Some(destructive);
+        self
+    }
+
+    /// The same annotations with `idempotentHint`.
+    pub fn with_idempotent(mut self, idempotent: bool) -> Self {
+        self.idempotent = Some(idempotent);
+        self
+    }
+
+    /// The same annotations with `openWorldHint`.
+    pub fn with_open_world(mut self, open_world: bool) -> Self {
+        self.open_world = Some(open_world);
+        self
+    }
+
     pub(crate) fn from_raw(raw: &RawAnnotations) -> Self {
         Self {
-            title: raw.title,
+            title: raw.title.map(Cow::Borrowed),
             read_only: raw.read_only,
             destructive: raw.destructive,
             idempotent: raw.idempotent,
@@ -77,8 +114,8 @@ impl Annotations {
     }
 
     /// A human-readable title for the skill (`#[skill(title = "..")]`); the tool name stays the identifier.
-    pub fn title(&self) -> Option<&'static str> {
-        self.title
+    pub fn title(&self) -> Option<&str> {
+        self.title.as_deref()
     }
 
     /// MCP `readOnlyHint`: `Some(true)` when the skill does not modify its environment.
@@ -110,7 +147,7 @@ impl Annotations {
 
     /// Why these annotations contradict themselves, if they do: a read-only skill cannot be destructive.
     pub(crate) fn problem(&self) -> Option<String> {
-        if self.title.is_some_and(|title| title.trim().is_empty()) {
+        if self.title.as_deref().is_some_and(|title| title.trim().is_empty()) {
             return Some("the title is empty".to_owned());
         }
         (self.read_only == Some(true) && self.destructive == Some(true))
@@ -180,7 +217,7 @@ mod tests {
             open_world: Some(false),
         });
         assert_eq!(
-            serde_json::to_value(annotations).unwrap(),
+            serde_json::to_value(&annotations).unwrap(),
             json!({"readOnlyHint": false, "destructiveHint": true, "openWorldHint": false})
         );
         assert!(!annotations.is_empty());

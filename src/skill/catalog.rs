@@ -7,15 +7,16 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::__private::{self as private, SkillDescriptor};
+use super::__private::{self as private, ArgumentsError, SkillDescriptor, SkillRun};
 use super::annotations::{self, Annotations};
 use super::invoke::{self, Invocation};
+use super::runtime::RuntimeSkill;
 use super::schema::{self, SchemaProblem};
 use super::validate::ArgumentCheck;
 use super::{SkillContext, StateRequirement, States, ToolResult};
 
 /// The longest tool name Codex accepts.
-const MAX_NAME_LEN: usize = 64;
+pub(crate) const MAX_NAME_LEN: usize = 64;
 
 /// The skills of this binary, sorted by name, ready to be announced to Codex and invoked, with the
 /// [`States`] they take.
@@ -74,7 +75,10 @@ pub enum ToolFlavor {
 #[non_exhaustive]
 pub enum CatalogError {
     /// Two skills share a name; tool names must be unique.
-    #[error("two skills are named `{name}`: {first} and {second}; rename one with #[skill(name = \"..\")]")]
+    #[error(
+        "two skills are named `{name}`: {first} and {second}; tool names must be unique (a #[skill] is renamed with \
+         #[skill(name = \"..\")])"
+    )]
     DuplicateName {
         /// The shared name.
         name: String,
@@ -136,7 +140,8 @@ pub enum CatalogError {
 /// Where a skill is defined.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SkillLocation {
-    /// The module path (`my_skills::text`).
+    /// The module path (`my_skills::text`); `run-time skill` for a [`RuntimeSkill`], whose file and line are where
+    /// [`RuntimeSkill::builder`] was called.
     pub module_path: &'static str,
     /// The source file.
     pub file: &'static str,
@@ -150,23 +155,57 @@ impl fmt::Display for SkillLocation {
     }
 }
 
-/// One skill of a [`Catalog`]: its name, description, schemas, timeout, annotations and tags.
+/// One skill of a [`Catalog`], `#[skill]` or [`RuntimeSkill`]: its name, description, schemas, timeout,
+/// annotations and tags.
 pub struct SkillInfo {
-    name: &'static str,
-    description: &'static str,
+    name: String,
+    description: String,
     annotations: Annotations,
+    tags: Vec<String>,
     input_schema: Value,
     output_schema: Option<Value>,
     /// The input schema as derived, before the rewrite for Codex: what arguments are checked against.
     derived_input: Value,
-    arguments: ArgumentCheck,
+    arguments: Arc<ArgumentCheck>,
     timeout: Duration,
     location: SkillLocation,
-    descriptor: &'static SkillDescriptor,
+    definition: Definition,
+}
+
+/// Where a skill comes from; a catalog is rebuilt from these (with other states, more skills).
+#[derive(Clone)]
+enum Definition {
+    Macro(&'static SkillDescriptor),
+    Runtime(RuntimeSkill),
 }
 
 impl SkillInfo {
-    fn new(descriptor: &'static SkillDescriptor) -> Result<Self, CatalogError> {
+    fn new(definition: Definition) -> Result<Self, CatalogError> {
+        match definition {
+            Definition::Macro(descriptor) => Self::from_descriptor(descriptor),
+            Definition::Runtime(skill) => Ok(Self::from_runtime(skill)),
+        }
+    }
+
+    /// A run-time skill was checked and compiled when it was built.
+    fn from_runtime(skill: RuntimeSkill) -> Self {
+        let parts = skill.parts();
+        Self {
+            name: parts.name.clone(),
+            description: parts.description.clone(),
+            annotations: parts.annotations.clone(),
+            tags: parts.tags.clone(),
+            input_schema: parts.input_schema.clone(),
+            output_schema: parts.output_schema.clone(),
+            derived_input: parts.derived_input.clone(),
+            arguments: Arc::clone(&parts.arguments),
+            timeout: parts.timeout,
+            location: parts.location.clone(),
+            definition: Definition::Runtime(skill),
+        }
+    }
+
+    fn from_descriptor(descriptor: &'static SkillDescriptor) -> Result<Self, CatalogError> {
         let location = SkillLocation {
             module_path: descriptor.module_path,
             file: descriptor.file,
@@ -213,27 +252,28 @@ impl SkillInfo {
         })?;
         let output_schema = (descriptor.output_schema)(&mut schema::output_generator()).map(schema::portable_output);
         Ok(Self {
-            name: descriptor.name,
-            description: descriptor.description,
+            name: descriptor.name.to_owned(),
+            description: descriptor.description.to_owned(),
             annotations,
+            tags: descriptor.tags.iter().map(|&tag| tag.to_owned()).collect(),
             input_schema,
             output_schema,
             derived_input,
-            arguments,
+            arguments: Arc::new(arguments),
             timeout: Duration::from_millis(descriptor.timeout_ms),
             location,
-            descriptor,
+            definition: Definition::Macro(descriptor),
         })
     }
 
     /// The tool name.
     pub fn name(&self) -> &str {
-        self.name
+        &self.name
     }
 
     /// The tool description the model reads.
     pub fn description(&self) -> &str {
-        self.description
+        &self.description
     }
 
     /// The skill's MCP tool annotations: title and behaviour hints, each `None` when the skill does not say.
@@ -244,8 +284,18 @@ impl SkillInfo {
 
     /// The skill's tags (`#[skill(tags = [..])]`), in the order written; empty when it has none. Not part of the
     /// `dynamicTools` payload.
-    pub fn tags(&self) -> &'static [&'static str] {
-        self.descriptor.tags
+    pub fn tags(&self) -> &[String] {
+        &self.tags
+    }
+
+    /// `true` when the skill has the tag `tag`.
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|own| own == tag)
+    }
+
+    /// `true` for a skill built with [`RuntimeSkill`], `false` for a `#[skill]`.
+    pub fn is_runtime(&self) -> bool {
+        matches!(self.definition, Definition::Runtime(_))
     }
 
     /// `Ok` when `arguments` satisfy the skill's whole input schema; otherwise each violation as `path: message`
@@ -277,7 +327,7 @@ impl SkillInfo {
 
     /// Checks that `states` has every state the skill takes, and announces the parameters they restrict.
     fn take_states(&mut self, states: &States) -> Result<(), CatalogError> {
-        let needs = self.descriptor.states;
+        let needs = self.state_parameters();
         if let Some(missing) = needs.iter().find(|need| !states.contains(need.type_id())) {
             return Err(CatalogError::MissingState {
                 skill: self.name.to_owned(),
@@ -289,19 +339,24 @@ impl SkillInfo {
         if restrict_choices(&mut self.input_schema, needs, states) {
             // The choices are checked like every other bound.
             restrict_choices(&mut self.derived_input, needs, states);
-            self.arguments =
+            let arguments =
                 ArgumentCheck::compile(&self.derived_input).map_err(|problem| CatalogError::InvalidSkill {
                     skill: self.name.to_owned(),
                     location: self.location.clone(),
                     problem,
                 })?;
+            self.arguments = Arc::new(arguments);
         }
         Ok(())
     }
 
     /// The `State<T>` parameters the skill takes (never part of its schemas or of the `dynamicTools` payload).
-    pub fn state_parameters(&self) -> &[StateRequirement] {
-        self.descriptor.states
+    pub fn state_parameters(&self) -> &'static [StateRequirement] {
+        match &self.definition {
+            Definition::Macro(descriptor) => descriptor.states,
+            // A run-time skill's handler captures what it needs.
+            Definition::Runtime(_) => &[],
+        }
     }
 
     /// The top-level parameter names, in schema order, each with whether it is required.
@@ -350,8 +405,14 @@ impl SkillInfo {
         tool
     }
 
-    pub(crate) fn descriptor(&self) -> &'static SkillDescriptor {
-        self.descriptor
+    /// Reads the arguments into the skill's parameters (with its states) and prepares the run.
+    pub(crate) fn prepare(&self, arguments: Value, ctx: SkillContext, states: &States) -> Result<SkillRun, String> {
+        match &self.definition {
+            Definition::Macro(descriptor) => {
+                (descriptor.prepare)(arguments, ctx, states).map_err(|ArgumentsError(message)| message)
+            }
+            Definition::Runtime(skill) => skill.start(arguments, ctx).map(SkillRun::Async),
+        }
     }
 }
 
@@ -416,14 +477,33 @@ impl Catalog {
     /// skill takes a state that `states` lacks. Parameters restricted by a state ([`States::choices`]) are
     /// announced with the state's values.
     pub fn from_registry_with(states: States) -> Result<Catalog, CatalogError> {
-        Self::from_descriptors(private::registered(), states)
+        Self::builder().states(states).build()
+    }
+
+    /// Builds a catalog of the registered `#[skill]`s (unless [`without_registry`](CatalogBuilder::without_registry)),
+    /// the [`RuntimeSkill`]s given, and the states they take. See [`RuntimeSkill`] for an example.
+    pub fn builder() -> CatalogBuilder {
+        CatalogBuilder {
+            registry: true,
+            skills: Vec::new(),
+            states: States::new(),
+        }
     }
 
     /// The same skills with `states` added to this catalog's (replacing those of the same types), checked again.
     pub fn with_states(&self, states: States) -> Result<Catalog, CatalogError> {
+        self.extended(states, Vec::new())
+    }
+
+    /// The same skills and `skills`, with `states` added to this catalog's, checked again.
+    pub(crate) fn extended(&self, states: States, skills: Vec<RuntimeSkill>) -> Result<Catalog, CatalogError> {
         let mut merged = self.inner.states.clone();
         merged.extend(states);
-        Self::from_descriptors(self.iter().map(SkillInfo::descriptor), merged)
+        let definitions = self
+            .iter()
+            .map(|skill| skill.definition.clone())
+            .chain(skills.into_iter().map(Definition::Runtime));
+        Self::from_definitions(definitions, merged)
     }
 
     /// The states the skills take.
@@ -431,18 +511,18 @@ impl Catalog {
         &self.inner.states
     }
 
-    fn from_descriptors(
-        descriptors: impl IntoIterator<Item = &'static SkillDescriptor>,
+    fn from_definitions(
+        definitions: impl IntoIterator<Item = Definition>,
         states: States,
     ) -> Result<Catalog, CatalogError> {
-        let mut skills = descriptors
+        let mut skills = definitions
             .into_iter()
             .map(SkillInfo::new)
             .collect::<Result<Vec<_>, _>>()?;
         // Location order makes the duplicate report independent of link order.
         skills.sort_by(|a, b| {
-            (a.name, a.location.file, a.location.line, a.location.module_path).cmp(&(
-                b.name,
+            (&a.name, a.location.file, a.location.line, a.location.module_path).cmp(&(
+                &b.name,
                 b.location.file,
                 b.location.line,
                 b.location.module_path,
@@ -462,7 +542,7 @@ impl Catalog {
         let by_name = skills
             .iter()
             .enumerate()
-            .map(|(index, skill)| (skill.name.to_owned(), index))
+            .map(|(index, skill)| (skill.name.clone(), index))
             .collect();
         Ok(Catalog {
             inner: Arc::new(Inner {
@@ -526,6 +606,60 @@ impl Catalog {
     }
 }
 
+/// Builds a [`Catalog`]: the registered `#[skill]`s, [`RuntimeSkill`]s, and the [`States`] the skills take.
+#[must_use]
+#[derive(Debug)]
+pub struct CatalogBuilder {
+    registry: bool,
+    skills: Vec<RuntimeSkill>,
+    states: States,
+}
+
+impl CatalogBuilder {
+    /// Leaves out the `#[skill]`s linked into the binary: the catalog has only the run-time skills given.
+    pub fn without_registry(mut self) -> Self {
+        self.registry = false;
+        self
+    }
+
+    /// Adds a skill built at run time.
+    pub fn skill(mut self, skill: RuntimeSkill) -> Self {
+        self.skills.push(skill);
+        self
+    }
+
+    /// Adds skills built at run time.
+    pub fn skills(mut self, skills: impl IntoIterator<Item = RuntimeSkill>) -> Self {
+        self.skills.extend(skills);
+        self
+    }
+
+    /// Supplies `value` to every skill that takes `State<T>` (replacing an earlier `T`).
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.states.insert(value);
+        self
+    }
+
+    /// Supplies every state of `states`.
+    pub fn states(mut self, states: States) -> Self {
+        self.states.extend(states);
+        self
+    }
+
+    /// Checks the skills and builds the catalog. Fails as [`Catalog::from_registry_with`] does; a run-time skill
+    /// whose name another skill has is a [`CatalogError::DuplicateName`] naming both.
+    pub fn build(self) -> Result<Catalog, CatalogError> {
+        let registered = self
+            .registry
+            .then(private::registered)
+            .into_iter()
+            .flatten()
+            .map(Definition::Macro);
+        let definitions = registered.chain(self.skills.into_iter().map(Definition::Runtime));
+        Catalog::from_definitions(definitions, self.states)
+    }
+}
+
 impl fmt::Debug for Catalog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.names()).finish()
@@ -580,6 +714,10 @@ mod tests {
         }
     }
 
+    fn macros<const N: usize>(descriptors: [&'static SkillDescriptor; N]) -> impl Iterator<Item = Definition> {
+        descriptors.into_iter().map(Definition::Macro)
+    }
+
     static ALPHA: SkillDescriptor = descriptor("alpha", 1);
     static BETA: SkillDescriptor = descriptor("beta", 2);
     static BETA_AGAIN: SkillDescriptor = descriptor("beta", 3);
@@ -604,29 +742,29 @@ mod tests {
 
     #[test]
     fn sorts_by_name() {
-        let catalog = Catalog::from_descriptors([&BETA, &ALPHA], States::new()).unwrap();
+        let catalog = Catalog::from_definitions(macros([&BETA, &ALPHA]), States::new()).unwrap();
         assert_eq!(catalog.names().collect::<Vec<_>>(), ["alpha", "beta"]);
     }
 
     #[test]
     fn duplicate_names_report_both_locations() {
-        let error = Catalog::from_descriptors([&BETA_AGAIN, &ALPHA, &BETA], States::new()).unwrap_err();
+        let error = Catalog::from_definitions(macros([&BETA_AGAIN, &ALPHA, &BETA]), States::new()).unwrap_err();
         assert_eq!(
             error.to_string(),
             "two skills are named `beta`: catalog::tests at src/skill/catalog.rs:2 and catalog::tests at \
-             src/skill/catalog.rs:3; rename one with #[skill(name = \"..\")]"
+             src/skill/catalog.rs:3; tool names must be unique (a #[skill] is renamed with #[skill(name = \"..\")])"
         );
     }
 
     #[test]
     fn rejects_names_codex_would_refuse() {
-        let error = Catalog::from_descriptors([&BAD_NAME], States::new()).unwrap_err();
+        let error = Catalog::from_definitions(macros([&BAD_NAME]), States::new()).unwrap_err();
         assert!(matches!(error, CatalogError::InvalidSkill { .. }), "{error}");
     }
 
     #[test]
     fn rejects_inputs_that_are_not_objects() {
-        let error = Catalog::from_descriptors([&STRING_INPUT], States::new()).unwrap_err();
+        let error = Catalog::from_definitions(macros([&STRING_INPUT]), States::new()).unwrap_err();
         assert_eq!(
             error.to_string(),
             "skill `stringly` (catalog::tests at src/skill/catalog.rs:5): its input must be an object with named \
@@ -648,7 +786,7 @@ mod tests {
 
     #[test]
     fn a_state_that_was_not_supplied_is_refused_naming_skill_parameter_and_type() {
-        let error = Catalog::from_descriptors([&ALPHA, &NEEDS_DATABASES], States::new()).unwrap_err();
+        let error = Catalog::from_definitions(macros([&ALPHA, &NEEDS_DATABASES]), States::new()).unwrap_err();
         assert_eq!(
             error,
             CatalogError::MissingState {
@@ -679,7 +817,7 @@ mod tests {
         states
             .insert(Databases(vec!["main".into(), "archive".into()]))
             .choices::<Databases, _>("database", |databases| databases.0.clone());
-        let catalog = Catalog::from_descriptors([&ALPHA, &NEEDS_DATABASES], states).unwrap();
+        let catalog = Catalog::from_definitions(macros([&ALPHA, &NEEDS_DATABASES]), states).unwrap();
         let query = catalog.get("query").unwrap();
         assert_eq!(
             query.input_schema()["properties"]["database"],
@@ -704,19 +842,19 @@ mod tests {
 
     #[test]
     fn rejects_annotations_and_tags_the_macro_would_refuse() {
-        let error = Catalog::from_descriptors([&READ_ONLY_DESTRUCTIVE], States::new()).unwrap_err();
+        let error = Catalog::from_definitions(macros([&READ_ONLY_DESTRUCTIVE]), States::new()).unwrap_err();
         assert_eq!(
             error.to_string(),
             "skill `contradiction` (catalog::tests at src/skill/catalog.rs:6): a read-only skill cannot be destructive"
         );
-        let error = Catalog::from_descriptors([&BAD_TAG], States::new()).unwrap_err();
+        let error = Catalog::from_definitions(macros([&BAD_TAG]), States::new()).unwrap_err();
         assert!(
             error
                 .to_string()
                 .ends_with("invalid tag \"Not-Ok\": a tag must match ^[a-z0-9][a-z0-9_-]{0,31}$"),
             "{error}"
         );
-        let catalog = Catalog::from_descriptors([&ALPHA], States::new()).unwrap();
+        let catalog = Catalog::from_definitions(macros([&ALPHA]), States::new()).unwrap();
         let alpha = catalog.get("alpha").unwrap();
         assert!(alpha.annotations().is_empty() && alpha.tags().is_empty());
     }

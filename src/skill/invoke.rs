@@ -122,17 +122,22 @@ async fn run(catalog: &Catalog, name: &str, arguments: Value, ctx: SkillContext)
     // A child token: the deadline cancels this run only, while the caller's token still reaches it.
     let run_token = call_token.child_token();
     let ctx = ctx.with_cancellation(run_token.clone());
-    // Arguments that are not an object at all get the deserializer's plainer explanation.
+    // Models omit the arguments of tools without parameters; `null` is checked as the `{}` it stands for.
+    let arguments = match arguments {
+        Value::Null => Value::Object(serde_json::Map::new()),
+        arguments => arguments,
+    };
+    // Arguments that are not an object at all get the plainer explanation of `prepare`.
     if let Err(violations) = skill.check_arguments(&arguments)
         && arguments.is_object()
     {
         let message = format!("invalid arguments for `{name}`: {violations}");
         return (ToolResult::failure(message), Outcome::InvalidArguments);
     }
-    let prepared = match (skill.descriptor().prepare)(arguments, ctx, catalog.states()) {
+    let prepared = match skill.prepare(arguments, ctx, catalog.states()) {
         Ok(prepared) => prepared,
         Err(error) => {
-            let message = format!("invalid arguments for `{name}`: {}", error.0);
+            let message = format!("invalid arguments for `{name}`: {error}");
             return (ToolResult::failure(message), Outcome::InvalidArguments);
         }
     };

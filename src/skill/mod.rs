@@ -2,7 +2,8 @@
 //! [`Catalog`] that announces and runs them.
 //!
 //! - [`skill`](macro@skill) turns a free function into a Codex dynamic tool and registers it;
-//! - [`Catalog::from_registry`] collects every registered skill of the binary;
+//! - [`Catalog::from_registry`] collects every registered skill of the binary; [`Catalog::builder`] adds
+//!   [`RuntimeSkill`]s, built from code at start-up (`runtime.rs`);
 //! - [`Catalog::dynamic_tools`] renders the `dynamicTools` payload, [`Catalog::invoke`] runs a call;
 //! - [`Annotations`] and tags describe a skill to people and tooling (they are not part of that payload);
 //! - [`ToolResult`], [`ContentItem`], [`Content`] and [`IntoToolResult`] describe what a call answers;
@@ -16,6 +17,7 @@ mod context;
 mod error;
 mod invoke;
 mod result;
+mod runtime;
 mod schema;
 mod state;
 mod toolset;
@@ -26,12 +28,13 @@ mod validate;
 pub mod __private;
 
 pub use annotations::{Annotations, is_valid_tag};
-pub use catalog::{Catalog, CatalogError, SkillInfo, SkillLocation, ToolFlavor, is_valid_name};
+pub use catalog::{Catalog, CatalogBuilder, CatalogError, SkillInfo, SkillLocation, ToolFlavor, is_valid_name};
 pub use content::{Content, IntoToolResult};
 pub use context::SkillContext;
 pub use error::SkillError;
 pub use invoke::{Invocation, Outcome, format_duration};
 pub use result::{ContentItem, ToolResult};
+pub use runtime::{RuntimeSkill, RuntimeSkillBuilder};
 pub use skillbridge_macros::skill;
 pub use state::{State, StateRequirement, States};
 pub use toolset::{Offered, SelectionError, Toolset};

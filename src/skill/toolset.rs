@@ -83,14 +83,12 @@ impl Toolset {
     /// The names of `catalog`'s skills this toolset offers.
     pub fn select(&self, catalog: &Catalog) -> Result<Offered, SelectionError> {
         for name in self.only.iter().chain(&self.exclude) {
-            if catalog.get(name).is_none() && !catalog.iter().any(|skill| skill.tags().contains(&name.as_str())) {
+            if catalog.get(name).is_none() && !catalog.iter().any(|skill| skill.has_tag(name)) {
                 return Err(unknown(catalog, name));
             }
         }
         let matches = |names: &[String], skill: &super::SkillInfo| {
-            names
-                .iter()
-                .any(|name| name == skill.name() || skill.tags().contains(&name.as_str()))
+            names.iter().any(|name| name == skill.name() || skill.has_tag(name))
         };
         let offered: BTreeSet<String> = catalog
             .iter()
@@ -129,7 +127,10 @@ impl std::fmt::Display for Toolset {
 
 fn unknown(catalog: &Catalog, name: &str) -> SelectionError {
     let skills: Vec<&str> = catalog.names().collect();
-    let tags: BTreeSet<&str> = catalog.iter().flat_map(|skill| skill.tags().iter().copied()).collect();
+    let tags: BTreeSet<&str> = catalog
+        .iter()
+        .flat_map(|skill| skill.tags().iter().map(String::as_str))
+        .collect();
     SelectionError::Unknown {
         name: name.to_owned(),
         skills: skills.join(", "),
