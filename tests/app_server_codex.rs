@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use skillbridge::ToolResult;
 use skillbridge::skill;
-use skillbridge::skill::{Catalog, SkillContext, ToolFlavor};
+use skillbridge::skill::{Catalog, RuntimeSkill, SkillContext, ToolFlavor};
 use skillbridge::telemetry::{BridgeHealth, CallSource};
 use skillbridge::upstream::app_server::{
     AppServer, AppServerCommand, AppServerError, PendingAnswers, ThreadStartParams,
@@ -292,6 +292,47 @@ async fn a_bound_codex_hides_from_the_model_is_enforced_and_the_model_reads_why(
     assert_eq!(
         outcome.final_reply.as_deref(),
         Some(format!("Tool said: {refusal}").as_str())
+    );
+}
+
+#[tokio::test]
+async fn a_run_time_skill_is_announced_called_and_checked_like_a_macro_skill() {
+    let script = ModelScript::new().call("ticket_lookup", json!({"ticket_id": "T-x"}));
+    let lookup = RuntimeSkill::builder("ticket_lookup", "Looks up a ticket by id.")
+        .input_schema(json!({
+            "type": "object",
+            "properties": {"ticket_id": {"type": "string", "pattern": "^T-[0-9]+$"}},
+            "required": ["ticket_id"],
+        }))
+        .handler(|arguments, _| async move { format!("ticket {} is open", arguments["ticket_id"]) })
+        .build()
+        .unwrap();
+    let catalog = Catalog::builder().without_registry().skill(lookup).build().unwrap();
+    let runner = catalog.clone();
+    let through_catalog: Skill = Arc::new(move |call, _token| {
+        let runner = runner.clone();
+        Box::pin(async move {
+            let ctx = SkillContext::detached(&call.tool);
+            runner.invoke(&call.tool, call.arguments, ctx).await
+        })
+    });
+    let Some(mut rig) = Rig::start("a_run_time_skill", script, through_catalog).await else {
+        return;
+    };
+    let tools = catalog.dynamic_tools(ToolFlavor::AppServer);
+
+    rig.run_turn(tools, "look up ticket T-x").await;
+
+    assert_eq!(next(&mut rig.events.answers, "answer").await, AnswerOutcome::Delivered);
+    let requests = rig.model.requests();
+    let shown = requests[0]["tools"].as_array().unwrap();
+    assert!(shown.iter().any(|t| t["name"] == "ticket_lookup"), "{shown:?}");
+    assert_eq!(
+        outputs_seen_by_model(&requests),
+        vec![(
+            "call_0_0".to_owned(),
+            "invalid arguments for `ticket_lookup`: ticket_id: \"T-x\" does not match \"^T-[0-9]+$\"".to_owned()
+        )]
     );
 }
 
