@@ -21,11 +21,11 @@
 //! ```
 //!
 //! Serve the skills from your own program with a [`Bridge`] (see [`bridge`] for the whole example), or get
-//! the whole `skillbridge` command line, with your skills, from one call:
+//! the whole `skillbridge` command line, with your skills and your binary's name and version, from one line:
 //!
 //! ```no_run
 //! fn main() -> std::process::ExitCode {
-//!     skillbridge::cli::main()
+//!     skillbridge::app!().run()
 //! }
 //! ```
 //!
@@ -74,6 +74,34 @@ pub use skill::{
 pub use skillbridge_macros::skill;
 #[cfg(feature = "bridge")]
 pub use upstream::{AppServerUpstream, CodexManagerUpstream, Upstream};
+
+/// The Tokio runtime skillbridge runs skills on, for skills that sleep, spawn or time out
+/// (`skillbridge::tokio::time::sleep(..)`) without a dependency of their own.
+pub use tokio;
+
+/// The command line of a skills binary, [`cli::App`], named after the crate that calls it: `--version` and
+/// `--help` show its `CARGO_PKG_NAME` and `CARGO_PKG_VERSION`.
+///
+/// ```no_run
+/// use skillbridge::skill;
+///
+/// /// Says hello.
+/// #[skill]
+/// async fn hello(name: String) -> String {
+///     format!("hello {name}")
+/// }
+///
+/// fn main() -> std::process::ExitCode {
+///     skillbridge::app!().run()
+/// }
+/// ```
+#[cfg(feature = "cli")]
+#[macro_export]
+macro_rules! app {
+    () => {
+        $crate::cli::App::new().named(::core::env!("CARGO_PKG_NAME"), ::core::env!("CARGO_PKG_VERSION"))
+    };
+}
 
 /// A boxed future, as the crate's object-safe traits return them.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

@@ -263,3 +263,47 @@ async fn send_exits_one_when_the_turn_does_not_finish() {
     );
     assert!(double.received().iter().any(|r| r.path.ends_with("/interrupt")));
 }
+
+#[tokio::test]
+async fn write_catalog_writes_the_tools_the_upstream_would_receive_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = dir.path().join("catalog.json");
+    let path = written.to_str().unwrap();
+    let out = skillbridge(&["send", "hi", "--manager-url", &closed_url(), "--write-catalog", path]).await;
+    assert_eq!(out.status.code(), Some(1), "nothing listens: {}", text(&out.stderr));
+    let listed = skillbridge(&["skills", "--json"]).await;
+    assert_eq!(std::fs::read_to_string(&written).unwrap(), text(&listed.stdout));
+
+    let out = skillbridge(&[
+        "send",
+        "hi",
+        "--app-server",
+        "/nonexistent/codex",
+        "--write-catalog",
+        path,
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let listed = skillbridge(&["skills", "--json", "--flavor", "app-server"]).await;
+    assert_eq!(
+        std::fs::read_to_string(&written).unwrap(),
+        text(&listed.stdout),
+        "the app-server flavor for an app-server upstream"
+    );
+
+    let out = skillbridge(&[
+        "send",
+        "hi",
+        "--manager-url",
+        &closed_url(),
+        "--write-catalog",
+        "/nonexistent/dir/c.json",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("cannot write the catalog to /nonexistent/dir/c.json: "),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -7,7 +7,7 @@ use std::fmt;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -55,8 +55,11 @@ type LoadFn = dyn Fn(Option<toml::Value>) -> Result<(States, toml::Value), Strin
 ///         .run()
 /// }
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct App {
+    /// What `--version` and `--help` call the binary.
+    name: &'static str,
+    version: &'static str,
     states: States,
     skills: Vec<RuntimeSkill>,
     from_config: BTreeMap<&'static str, Arc<LoadFn>>,
@@ -65,6 +68,8 @@ pub struct App {
 impl fmt::Debug for App {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("App")
+            .field("name", &self.name)
+            .field("version", &self.version)
             .field("states", &self.states)
             .field("skills", &self.skills)
             .field("from_config", &self.from_config.keys().collect::<Vec<_>>())
@@ -72,10 +77,36 @@ impl fmt::Debug for App {
     }
 }
 
+impl Default for App {
+    fn default() -> Self {
+        Self {
+            name: "skillbridge",
+            version: env!("CARGO_PKG_VERSION"),
+            states: States::new(),
+            skills: Vec::new(),
+            from_config: BTreeMap::new(),
+        }
+    }
+}
+
 impl App {
-    /// No states: enough for skills that take none.
+    /// No states, named `skillbridge` (for `--version` and `--help`): enough for skills that take none. A binary
+    /// of your own names itself with [`app!`](crate::app!) (or [`named`](Self::named)).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// What `--version` and `--help` call the binary: `name version`. [`app!`](crate::app!) passes the calling
+    /// crate's `CARGO_PKG_NAME` and `CARGO_PKG_VERSION`.
+    pub fn named(mut self, name: &'static str, version: &'static str) -> Self {
+        self.name = name;
+        self.version = version;
+        self
+    }
+
+    /// The command line, named as this app.
+    fn command(&self) -> clap::Command {
+        Cli::command().name(self.name).version(self.version)
     }
 
     /// Supplies `value` to every skill that takes `State<T>`.
@@ -162,14 +193,18 @@ impl App {
     /// Parses `std::env::args`, starts logging (stderr, `RUST_LOG`) and a Tokio runtime, and runs the command
     /// with these states: the whole `main` of a skills binary. [`main`](super::main) is `App::new().run()`.
     pub fn run(self) -> ExitCode {
-        settings::ignore_blank_variables(&Cli::command());
-        let cli = match Cli::try_parse() {
+        settings::ignore_blank_variables(&self.command());
+        let parsed = self
+            .command()
+            .try_get_matches()
+            .and_then(|matches| Cli::from_arg_matches(&matches));
+        let cli = match parsed {
             Ok(cli) => cli,
             Err(error) => {
                 // `--help` and `--version` arrive here too, with exit code 0.
                 let _ = error.print();
                 let given: Vec<String> = std::env::args().collect();
-                if let Some(variable) = settings::variable_behind(&error, &Cli::command(), &given) {
+                if let Some(variable) = settings::variable_behind(&error, &self.command(), &given) {
                     eprintln!("(that value comes from the environment variable {variable})");
                 }
                 return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(exit::USAGE));

@@ -15,7 +15,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::bridge::BridgeError;
+use crate::bridge::{Bridge, BridgeError};
+use crate::skill::ToolFlavor;
 use crate::upstream::UpstreamError;
 use crate::upstream::app_server::AppServerError;
 
@@ -93,6 +94,22 @@ impl Command {
             Command::Skills(_) | Command::Call(_) => "warn",
         }
     }
+}
+
+/// `--write-catalog FILE`: the tools of `bridge`, as its upstream receives them, written before it connects.
+fn write_catalog(flags: &settings::ConfigArgs, config: &settings::Config, bridge: &Bridge) -> Result<(), Failure> {
+    let Some(path) = &flags.write_catalog else {
+        return Ok(());
+    };
+    let flavor = if config.app_server.enabled == Some(true) {
+        ToolFlavor::AppServer
+    } else {
+        ToolFlavor::CodexManager
+    };
+    skills::write_catalog(bridge.catalog(), flavor, path).map_err(|message| Failure {
+        message,
+        code: exit::FAILURE,
+    })
 }
 
 /// Why `serve` or `send` stopped early: the message for stderr and the exit status.

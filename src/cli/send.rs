@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
 use super::settings::{AppServerTable, ConfigArgs, ManagerTable, SendSettings, SendTable, SessionTable};
-use super::{App, Failure, exit};
+use super::{App, Failure, exit, write_catalog};
 use crate::bridge::TurnEnd;
 
 const SEND_LONG_ABOUT: &str = "\
@@ -79,6 +79,7 @@ impl SendArgs {
             return Ok(ExitCode::SUCCESS);
         }
         let bridge = settings.bridge.build()?;
+        write_catalog(&self.config, &settings.config, &bridge)?;
         let interrupt = CancellationToken::new();
         let on_ctrl_c = interrupt.clone();
         tokio::spawn(async move {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::settings::{AdminTable, AppServerTable, ConfigArgs, ManagerTable, ServeSettings, ServeTable, SessionTable};
-use super::{App, Failure, exit};
+use super::{App, Failure, exit, write_catalog};
 use crate::bridge::Bridge;
 
 const SERVE_ABOUT: &str = "Serve the skills to Codex through codex-manager (or codex app-server) until SIGINT/SIGTERM";
@@ -123,6 +123,7 @@ impl ServeArgs {
             code: exit::FAILURE,
         })?;
         let bridge = settings.bridge.build()?;
+        write_catalog(&self.config, &settings.config, &bridge)?;
         tracing::info!(
             upstream = bridge.upstream_name(),
             skills = bridge.catalog().len(),

@@ -424,6 +424,10 @@ pub struct ConfigArgs {
     /// Print the settings this command would run with, as a TOML settings file (tokens redacted), and exit.
     #[arg(long, help_heading = "Configuration")]
     pub print_config: bool,
+    /// Before connecting, write the tools this command offers to FILE: the `dynamicTools` JSON, as `skills --json`
+    /// prints it for the upstream in use, so a deployment can review the exact tools before a rollout.
+    #[arg(long, value_name = "FILE", help_heading = "Configuration")]
+    pub write_catalog: Option<PathBuf>,
 }
 
 impl ConfigArgs {

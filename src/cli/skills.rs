@@ -6,7 +6,7 @@
 //! shows it, without the call counts).
 
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
@@ -285,6 +285,20 @@ fn print_stdout(text: &str) -> u8 {
             exit::FAILURE
         }
     }
+}
+
+/// Writes the `dynamicTools` payload of `catalog` for `flavor` to `path`, exactly as `skills --json` prints it. The
+/// file appears whole or not at all: it is written beside `path` and renamed over it.
+pub(crate) fn write_catalog(catalog: &Catalog, flavor: ToolFlavor, path: &Path) -> Result<(), String> {
+    let text = format!("{}\n", pretty(&Value::Array(catalog.dynamic_tools(flavor))));
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    std::fs::write(&partial, text)
+        .and_then(|()| std::fs::rename(&partial, path))
+        .map_err(|error| {
+            let _ = std::fs::remove_file(&partial);
+            format!("cannot write the catalog to {}: {error}", path.display())
+        })
 }
 
 fn pretty(value: &Value) -> String {
