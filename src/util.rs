@@ -1,5 +1,5 @@
 //! Small helpers the crate needs in several places, each written once: the message of a panic, and for the
-//! bridge a poison-tolerant lock, exponential backoff, the string form of a JSON-RPC request id and
+//! bridge a poison-tolerant lock, exponential backoff, durations for log lines, the string form of a JSON-RPC request id and
 //! percent-encoding.
 
 use std::any::Any;
@@ -29,6 +29,15 @@ mod bridge {
     /// sessions) stays valid when a holder panics, and a panicking skill must not take the bridge down with it.
     pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// `1.2s`, `350ms`: a duration to a tenth of a second (milliseconds below one second), for log lines.
+    pub(crate) fn format_duration_approx(duration: Duration) -> String {
+        if duration < Duration::from_secs(1) {
+            format!("{}ms", duration.as_millis())
+        } else {
+            format!("{:.1}s", duration.as_secs_f64())
+        }
     }
 
     /// Exponential backoff: `initial` before the first retry, doubling up to `max`.

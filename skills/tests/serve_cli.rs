@@ -78,13 +78,17 @@ async fn help_explains_every_option_with_examples() {
 #[tokio::test]
 async fn failed_starts_exit_one_and_bad_settings_exit_two() {
     let url = closed_url();
-    let out = skillbridge(&["serve", "--no-admin", "--manager-url", &url]).await;
+    let out = skillbridge(&["serve", "--no-admin", "--startup-timeout", "1s", "--manager-url", &url]).await;
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("cannot reach codex-manager") && stderr.contains(&url),
+        stderr.contains(&format!(
+            "skillbridge serve: gave up after waiting 1s for codex-manager: cannot reach codex-manager at {url}: \
+             connection refused"
+        )),
         "{stderr}"
     );
+    assert!(stderr.contains("or run Codex directly with --app-server"), "{stderr}");
     assert!(out.stdout.is_empty(), "no session is printed");
 
     let guarded = CodexManagerDouble::builder()
@@ -106,9 +110,102 @@ async fn failed_starts_exit_one_and_bad_settings_exit_two() {
     let out = skillbridge(&["serve", "--grace", "ten"]).await;
     assert_eq!(out.status.code(), Some(2));
 
+    // `send` is interactive: it does not wait.
     let out = skillbridge(&["send", "hi", "--manager-url", &url]).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("cannot reach codex-manager"));
+    assert!(
+        text(&out.stderr).starts_with(&format!(
+            "skillbridge send: cannot reach codex-manager at {url}: connection refused\n"
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// `GET path` on `addr`: the status code and the body.
+async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    socket.read_to_string(&mut response).await.unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_started_before_codex_manager_waits_for_it_and_becomes_ready() {
+    let (manager, admin) = (free_addr(), free_addr());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_skillbridge"))
+        .args([
+            "serve",
+            "--manager-url",
+            &format!("http://{manager}"),
+            "--admin",
+            &admin.to_string(),
+        ])
+        .env_remove("SKILLBRIDGE_CONFIG")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut errors = BufReader::new(child.stderr.take().unwrap()).lines();
+    loop {
+        let line = tokio::time::timeout(WAIT, errors.next_line())
+            .await
+            .expect("serve logs its first attempt");
+        let line = line.unwrap().expect("serve is still running");
+        if line.contains("connection refused") {
+            assert!(line.contains("WARN") && line.contains("trying again in"), "{line}");
+            break;
+        }
+    }
+    // Meanwhile it is alive, and says why it is not ready.
+    assert_eq!(get(admin, "/healthz").await.0, 200);
+    let (status, body) = get(admin, "/readyz").await;
+    assert_eq!(status, 503);
+    assert!(
+        body.contains(&format!(
+            "waiting for the upstream: cannot reach codex-manager at http://{manager}: connection refused"
+        )),
+        "{body}"
+    );
+
+    let double = CodexManagerDouble::builder().bind(manager).start().await.unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .expect("serve starts")
+        .unwrap();
+    let session = line
+        .as_deref()
+        .and_then(|line| line.strip_prefix("session "))
+        .expect("a session line");
+    assert!(double.sessions().iter().any(|s| s.id == session.trim()));
+    let ready = async {
+        while get(admin, "/readyz").await.0 != 200 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, ready)
+        .await
+        .expect("ready without a restart");
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
 }
 
 #[tokio::test]

@@ -86,6 +86,16 @@ pub enum BridgeError {
     /// The upstream could not open its sessions, or refused a request.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// The upstream could not be reached for the whole [startup timeout](BridgeBuilder::startup_timeout).
+    #[error("gave up after waiting {} for {upstream}: {source}", crate::skill::format_duration(*waited))]
+    UpstreamNotReady {
+        /// The upstream's name.
+        upstream: &'static str,
+        /// How long the bridge waited.
+        waited: Duration,
+        /// Why the last attempt failed.
+        source: Box<UpstreamError>,
+    },
     /// The upstream did not connect in time, so a turn's events could not be followed.
     #[error("the {upstream} upstream did not connect within {after:?}")]
     NotConnected {
@@ -124,6 +134,7 @@ pub struct BridgeBuilder {
     admin_addr: Option<SocketAddr>,
     admin_token: Option<AdminToken>,
     journal: Option<PathBuf>,
+    startup_timeout: Duration,
 }
 
 impl BridgeBuilder {
@@ -237,6 +248,15 @@ impl BridgeBuilder {
         self
     }
 
+    /// How long [`start`](Bridge::start) keeps trying to open the upstream while it cannot be reached (refused,
+    /// unresolvable, answering 5xx), with backoff, logging each failed attempt (default: zero, fail at the first).
+    /// Meanwhile the admin endpoint is up and `/readyz` says what the bridge waits for. Other failures, such as a
+    /// refused token, end the start at once.
+    pub fn startup_timeout(mut self, timeout: Duration) -> Self {
+        self.startup_timeout = timeout;
+        self
+    }
+
     /// Checks the settings, opens the journal, and builds the bridge; nothing connects until it
     /// [starts](Bridge::start).
     pub fn build(self) -> Result<Bridge, BridgeError> {
@@ -278,6 +298,7 @@ impl BridgeBuilder {
                 prompt: self.prompt,
                 admin_addr: self.admin_addr,
                 admin_token: self.admin_token,
+                startup_timeout: self.startup_timeout,
                 phase: tokio::sync::Mutex::new(run::Phase::Built),
             }),
         })
@@ -305,6 +326,7 @@ struct Inner {
     prompt: Option<String>,
     admin_addr: Option<SocketAddr>,
     admin_token: Option<AdminToken>,
+    startup_timeout: Duration,
     phase: tokio::sync::Mutex<run::Phase>,
 }
 
@@ -333,6 +355,7 @@ impl Bridge {
             admin_addr: None,
             admin_token: None,
             journal: None,
+            startup_timeout: Duration::ZERO,
         }
     }
 

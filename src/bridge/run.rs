@@ -13,7 +13,13 @@ use tokio_util::sync::CancellationToken;
 use super::{Bridge, BridgeError};
 use crate::admin;
 use crate::telemetry::ServedSession;
-use crate::util::lock;
+use crate::util::{Backoff, format_duration_approx, lock};
+
+/// The waits between attempts at opening the upstream at start-up.
+const STARTUP_BACKOFF: Backoff = Backoff {
+    initial: Duration::from_millis(200),
+    max: Duration::from_secs(5),
+};
 
 /// How long the answers of calls cancelled at the end of the grace period may take to deliver before the bridge
 /// stops anyway (the calls then stay pending upstream, where the next bridge finds them).
@@ -86,6 +92,46 @@ impl Bridge {
         Ok(())
     }
 
+    /// Opens the upstream; while it cannot be reached, tries again with backoff until the startup timeout has
+    /// passed, logging each failed attempt with its cause and telling `/readyz` what it waits for.
+    async fn open_upstream(&self) -> Result<Vec<ServedSession>, BridgeError> {
+        let inner = &self.inner;
+        let name = inner.upstream.name();
+        let started = tokio::time::Instant::now();
+        let mut failures = 0;
+        let outcome = loop {
+            let error = match inner.upstream.open(&inner.catalog).await {
+                Ok(sessions) => break Ok(sessions),
+                Err(error) if error.is_transient() && !inner.startup_timeout.is_zero() => error,
+                Err(error) => break Err(error.into()),
+            };
+            let left = inner.startup_timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                break Err(BridgeError::UpstreamNotReady {
+                    upstream: name,
+                    waited: inner.startup_timeout,
+                    source: Box::new(error),
+                });
+            }
+            failures += 1;
+            let delay = STARTUP_BACKOFF.delay(failures).min(left);
+            // Before the log line, so that whoever reads it finds /readyz saying the same.
+            inner.health.waiting_for_upstream(Some(error.to_string()));
+            tracing::warn!(
+                "{error}; trying again in {} (start-up gives up after {})",
+                format_duration_approx(delay),
+                crate::skill::format_duration(inner.startup_timeout),
+            );
+            tokio::time::sleep(delay).await;
+        };
+        inner.health.waiting_for_upstream(None);
+        if outcome.is_ok() && failures > 0 {
+            let waited = format_duration_approx(started.elapsed());
+            tracing::info!("{name} is up after {waited} and {failures} failed attempts");
+        }
+        outcome
+    }
+
     async fn launch(&self) -> Result<Running, BridgeError> {
         let inner = &self.inner;
         // Bound before any session exists, so a taken port fails fast and leaves nothing behind; /readyz says 503
@@ -103,7 +149,7 @@ impl Bridge {
             }
             None => (None, None),
         };
-        let sessions = inner.upstream.open(&inner.catalog).await?;
+        let sessions = self.open_upstream().await?;
         for session in &sessions {
             inner.health.add_session(session.clone());
         }

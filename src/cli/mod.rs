@@ -138,11 +138,17 @@ impl From<settings::SettingsError> for Failure {
 impl From<BridgeError> for Failure {
     /// The error's message, with a hint at the setting to check when the cause is one the user can fix.
     fn from(error: BridgeError) -> Self {
-        let hint = match &error {
-            BridgeError::Upstream(UpstreamError::Unreachable { .. }) => {
-                "\n(is it running? set --manager-url or CODEX_MANAGER_API_BASE)"
+        let upstream_error = match &error {
+            BridgeError::Upstream(source) => Some(source),
+            BridgeError::UpstreamNotReady { source, .. } => Some(&**source),
+            _ => None,
+        };
+        let hint = match upstream_error {
+            Some(UpstreamError::Unreachable { .. }) => {
+                "\n(is codex-manager running? set --manager-url or CODEX_MANAGER_API_BASE, or run Codex directly with \
+                 --app-server)"
             }
-            BridgeError::Upstream(UpstreamError::AppServer(AppServerError::Spawn(_))) => {
+            Some(UpstreamError::AppServer(AppServerError::Spawn(_))) => {
                 "\n(is the Codex CLI installed? give its path with --app-server PATH or SKILLBRIDGE_APP_SERVER)"
             }
             _ => "",

@@ -30,6 +30,8 @@ use crate::upstream::{AppServerUpstream, CodexManagerUpstream};
 
 /// Default pending-call listing interval.
 const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
+/// How long `serve` waits for codex-manager at start-up.
+const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default admin endpoint address.
 const DEFAULT_ADMIN_ADDR: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 7878));
 /// Default time `send` waits for the turn to finish.
@@ -253,6 +255,12 @@ table! {
         #[arg(long, env = "SKILLBRIDGE_GRACE", value_name = "DURATION", value_parser = parse_duration, help_heading = "Dispatch")]
         #[serde(with = "duration_text")]
         pub grace: Option<Duration>,
+        /// How long to keep trying, with backoff, while codex-manager cannot be reached at start-up (refused,
+        /// unresolvable, answering 5xx); meanwhile /healthz answers and /readyz says what serve waits for. 0 fails at
+        /// once. [default: 60s]
+        #[arg(long, env = "SKILLBRIDGE_STARTUP_TIMEOUT", value_name = "DURATION", value_parser = parse_duration, help_heading = "Dispatch")]
+        #[serde(with = "duration_text")]
+        pub startup_timeout: Option<Duration>,
         /// Record each call's result in this file before answering it, so that after a crash a restarted serve
         /// answers completed calls from it instead of running them again.
         #[arg(long, env = "SKILLBRIDGE_JOURNAL", value_name = "FILE", help_heading = "Dispatch")]
@@ -657,6 +665,7 @@ impl Config {
                 concurrency,
                 all_sessions: Some(false),
                 grace: Some(crate::bridge::DEFAULT_GRACE),
+                startup_timeout: Some(DEFAULT_STARTUP_TIMEOUT),
                 delete_on_exit: Some(false),
                 ..ServeTable::default()
             },
@@ -757,7 +766,8 @@ impl ServeSettings {
             .states(states)
             .skills(app.runtime_skills().iter().cloned())
             .concurrency(concurrency)
-            .grace(serve.grace.unwrap_or_default());
+            .grace(serve.grace.unwrap_or_default())
+            .startup_timeout(serve.startup_timeout.unwrap_or_default());
         bridge = match (app_server, manager) {
             (Some(app_server), _) => {
                 let restart = app_server.restart;

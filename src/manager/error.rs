@@ -126,6 +126,46 @@ impl ManagerError {
 
 /// A reqwest error with its sources (reqwest's own message stops at "error sending request"; the cause, such as
 /// "Connection refused" or "dns error", is further down), its URL redacted.
+impl ManagerError {
+    /// Why codex-manager could not be reached, in plain words (`connection refused`, `no answer within 30s`, `the
+    /// host name does not resolve: ..`), for a [`Transport`](Self::Transport) error; the full message otherwise.
+    pub fn connection_failure(&self) -> String {
+        match self {
+            Self::Transport { source, .. } if source.is_timeout() => "no answer within the request timeout".to_owned(),
+            Self::Transport { source, .. } => connection_failure(source),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// The plain cause of a failed connection: the kind of the I/O error in `error`'s chain when there is one, a DNS
+/// failure as such, else the whole chain.
+pub(crate) fn connection_failure(error: &(dyn std::error::Error + 'static)) -> String {
+    use std::io::ErrorKind;
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                ErrorKind::ConnectionRefused => return "connection refused".to_owned(),
+                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => {
+                    return "the connection was reset".to_owned();
+                }
+                ErrorKind::TimedOut => return "the connection timed out".to_owned(),
+                ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => {
+                    return format!("the host cannot be reached ({io})");
+                }
+                _ => {}
+            }
+        }
+        cause = current.source();
+    }
+    let chain = error_chain(error);
+    match chain.find("dns error") {
+        Some(at) => format!("the host name does not resolve ({})", &chain[at..]),
+        None => chain,
+    }
+}
+
 fn transport_cause(error: &reqwest::Error) -> String {
     let mut text = error_chain(error);
     if let Some(url) = error.url()

@@ -64,7 +64,7 @@ pub use config::{
     default_profile_path, is_secret_header, redact_url,
 };
 pub use error::ManagerError;
-pub(crate) use error::error_chain;
+pub(crate) use error::{connection_failure, error_chain};
 pub use hooks::{ANY_OPERATION, AsyncMiddleware, CallResponse, Hook, HookError, HookOutcome, Middleware, RequestCall};
 pub(crate) use types::PendingRow;
 pub use types::{

@@ -148,7 +148,7 @@ impl StreamClient {
                 }
                 Err(error) => {
                     self.stats.add(Counter::ConnectFailures, 1);
-                    tracing::warn!(%error, "stream connection failed; retrying");
+                    tracing::warn!("the stream cannot connect: {error}; trying again with backoff");
                     self.stats.set_last_error(error.to_string());
                 }
                 Ok(socket) => {

@@ -4,6 +4,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::frame::FrameError;
+use crate::util::lock;
 
 /// Live counters of a [`StreamClient`](super::StreamClient), shared through an `Arc` and updated while `run` works.
 /// Counters accumulate over every `run` of the client; each run's own numbers are in its [`StreamReport`].
@@ -21,6 +22,10 @@ pub struct StreamStats {
     handler_failures: AtomicU64,
     pong_timeouts: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// When the last connection was lost, while no other is up.
+    lost_at: Mutex<Option<tokio::time::Instant>>,
+    /// How long the stream was down before its latest connection, until [`take_outage`](Self::take_outage).
+    outage: Mutex<Option<std::time::Duration>>,
 }
 
 /// Which counter to bump.
@@ -136,12 +141,24 @@ impl StreamStats {
     /// A connection is up: counts it and marks the stream connected; returns its number (1 for the first).
     pub(crate) fn connection_opened(&self) -> u64 {
         let number = self.connects.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(lost_at) = lock(&self.lost_at).take() {
+            *lock(&self.outage) = Some(lost_at.elapsed());
+        }
         self.set_connected(true);
         number
     }
 
     pub(crate) fn set_connected(&self, connected: bool) {
-        self.connected.store(connected, Ordering::Relaxed);
+        let was = self.connected.swap(connected, Ordering::Relaxed);
+        if was && !connected {
+            *lock(&self.lost_at) = Some(tokio::time::Instant::now());
+        }
+    }
+
+    /// How long the stream was down before it reconnected, once per reconnect (`None` after the first connection,
+    /// and once taken).
+    pub(crate) fn take_outage(&self) -> Option<std::time::Duration> {
+        lock(&self.outage).take()
     }
 
     pub(crate) fn set_last_error(&self, error: impl Into<String>) {

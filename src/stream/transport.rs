@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use crate::BoxFuture;
-use crate::manager::{error_chain, redact_url};
+use crate::manager::{connection_failure, error_chain, redact_url};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use http::{HeaderMap, Uri};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -270,7 +270,7 @@ async fn upgrade(target: &Target, headers: &HeaderMap) -> Result<WebSocketStream
     let failed = |what: &str, error: &std::io::Error| Refusal::Failed(format!("{what}: {}", error_chain(error)));
     let mut tcp = TcpStream::connect((target.host.as_str(), target.port))
         .await
-        .map_err(|e| Refusal::Failed(error_chain(&e)))?;
+        .map_err(|e| Refusal::Failed(connection_failure(&e)))?;
     let _ = tcp.set_nodelay(true);
     let key = generate_key();
     let mut request = format!(

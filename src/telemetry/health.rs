@@ -54,6 +54,8 @@ pub struct BridgeHealth {
     sessions: Mutex<Vec<ServedSession>>,
     /// Sessions the upstream lost, with why, until they are replaced.
     lost: Mutex<BTreeMap<String, String>>,
+    /// Why the upstream could not be opened yet, while the bridge waits for it at start-up.
+    waiting: Mutex<Option<String>>,
     unreadable_calls: AtomicU64,
 }
 
@@ -154,9 +156,18 @@ impl BridgeHealth {
         self.add_session(session);
     }
 
+    /// The bridge is waiting at start-up for its upstream, which failed to open for `reason` (`None`: no longer
+    /// waiting); [`readiness`](Self::readiness) says so.
+    pub fn waiting_for_upstream(&self, reason: Option<String>) {
+        *crate::util::lock(&self.waiting) = reason;
+    }
+
     /// Ready means connected with at least one session and none lost; otherwise the reasons why not.
     pub fn readiness(&self) -> Result<(), Vec<String>> {
         let mut reasons = Vec::new();
+        if let Some(reason) = crate::util::lock(&self.waiting).as_ref() {
+            reasons.push(format!("waiting for the upstream: {reason}"));
+        }
         if !self.connected() {
             reasons.push("upstream not connected".to_owned());
         }

@@ -251,7 +251,7 @@ impl Feed {
 #[non_exhaustive]
 pub enum UpstreamError {
     /// codex-manager could not be reached at all (refused, unresolvable, timed out).
-    #[error("cannot reach codex-manager at {url}: {source}")]
+    #[error("cannot reach codex-manager at {url}: {}", source.connection_failure())]
     Unreachable {
         /// The base URL tried.
         url: String,
@@ -280,6 +280,19 @@ pub enum UpstreamError {
     /// The upstream is set up so that it has nothing to serve, or asked for something it cannot do.
     #[error("{0}")]
     Invalid(String),
+}
+
+impl UpstreamError {
+    /// `true` when trying again later may succeed: codex-manager could not be reached, or answered with a server
+    /// error (a proxy in front of it says 502/503 while it starts). Refusals such as a bad token or an unknown
+    /// session are not transient.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            UpstreamError::Unreachable { .. } => true,
+            UpstreamError::Refused { source, .. } => source.status().is_some_and(|status| status.is_server_error()),
+            _ => false,
+        }
+    }
 }
 
 /// An upstream of tool calls: codex-manager, `codex app-server`, or one of your own.

@@ -23,7 +23,7 @@ use crate::stream::{AppServerSignal, Frame, HandlerContext, Router, StreamClient
 use crate::telemetry::{CallSource, LinkStatus};
 use crate::upstream::app_server::protocol::{ItemCompletedNotification, Turn, TurnCompletedNotification};
 use crate::upstream::{Feed, InvalidToolCall, ToolCall, ToolCallParams, TurnStatus};
-use crate::util::lock;
+use crate::util::{format_duration_approx, lock};
 
 /// Which threads' calls this bridge takes.
 #[derive(Debug, Clone)]
@@ -224,14 +224,14 @@ impl CodexManagerFeed {
                 }
             }
         };
-        let polling = self.poll_loop(stop.clone());
+        let polling = self.poll_loop(stream.stats(), stop.clone());
         tokio::join!(streaming, polling);
     }
 
     /// Lists pending calls at once, after every reconnect, and every `poll_interval`, or less often while listings
     /// are slow: a listing of tens of thousands of pending calls keeps codex-manager busy for a second or more, so
     /// periodic listings take at most a tenth of the time.
-    async fn poll_loop(&self, stop: CancellationToken) {
+    async fn poll_loop(&self, stream: Arc<StreamStats>, stop: CancellationToken) {
         const SLOWDOWN: u32 = 10;
         let mut next = tokio::time::Instant::now();
         loop {
@@ -245,13 +245,22 @@ impl CodexManagerFeed {
             }
             self.replace_lost_sessions().await;
             let started = tokio::time::Instant::now();
-            self.poll_once().await;
+            let pending = self.poll_once().await;
+            if reconnected && let Some(outage) = stream.take_outage() {
+                tracing::info!(
+                    "stream reconnected after {} ({pending} {} pending)",
+                    format_duration_approx(outage),
+                    if pending == 1 { "call was" } else { "calls were" }
+                );
+            }
             next = tokio::time::Instant::now() + self.poll_interval.max(started.elapsed() * SLOWDOWN);
         }
     }
 
-    /// Lists pending calls of every known session and submits them (the sink drops duplicates).
-    async fn poll_once(&self) {
+    /// Lists pending calls of every known session and submits them (the sink drops duplicates); returns how many
+    /// were listed.
+    async fn poll_once(&self) -> usize {
+        let mut listed = 0;
         let threads: Vec<String> = lock(&self.known_threads).iter().cloned().collect();
         for thread in threads {
             // Answers of calls seen on an earlier connection wait for this listing rather than take their own.
@@ -274,6 +283,7 @@ impl CodexManagerFeed {
                         continue;
                     }
                     self.calls.listed(&thread, connection, pending.iter().cloned());
+                    listed += pending.len();
                     for call in pending {
                         self.calls.seen(&call, connection);
                         self.feed.submit(call, CallSource::Poll);
@@ -283,6 +293,7 @@ impl CodexManagerFeed {
                 Err(error) => tracing::warn!(%error, thread_id = %thread, "listing pending tool calls failed"),
             }
         }
+        listed
     }
 
     /// Logs (warn) and counts the unreadable rows of a thread's listing that its previous listing did not have: a

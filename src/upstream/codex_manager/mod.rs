@@ -6,9 +6,11 @@ mod calls;
 mod feed;
 mod sessions;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::{AnswerOutcome, Feed, ToolCall, Upstream, UpstreamError};
@@ -198,25 +200,83 @@ impl CodexManagerUpstream {
             }
         }
         for id in &self.attach {
-            if let Err(error) = self.client.get_session(id).await {
-                self.sessions.delete_created().await;
-                return Err(self.unreachable_or(error, |error| UpstreamError::Attach {
-                    id: id.clone(),
-                    reason: match error.status().map(|s| s.as_u16()) {
-                        Some(404) => "codex-manager has no such session (404)".to_owned(),
-                        Some(410) => "the session was deleted (410)".to_owned(),
-                        _ => error.to_string(),
-                    },
-                }));
+            let detail = match self.client.get_session(id).await {
+                Ok(detail) => detail,
+                Err(error) => {
+                    self.sessions.delete_created().await;
+                    return Err(self.unreachable_or(error, |error| UpstreamError::Attach {
+                        id: id.clone(),
+                        reason: match error.status().map(|s| s.as_u16()) {
+                            Some(404) => "codex-manager has no such session (404)".to_owned(),
+                            Some(410) => "the session was deleted (410)".to_owned(),
+                            _ => error.to_string(),
+                        },
+                    }));
+                }
+            };
+            let ours = catalog.dynamic_tools(ToolFlavor::CodexManager);
+            match session_tools(&detail).and_then(|theirs| tools_difference(&ours, theirs)) {
+                Some(difference) => tracing::warn!(
+                    session = %id,
+                    "attached to a session whose tools differ from this bridge's skills ({difference}); its tools \
+                     were fixed when it was created"
+                ),
+                None => tracing::info!(session = %id, "attached to an existing session"),
             }
-            tracing::info!(
-                session = %id,
-                "attached to an existing session (its tool catalog was fixed when it was created)"
-            );
             sessions.push(self.sessions.attached(id));
         }
         Ok(sessions)
     }
+}
+
+/// The `dynamicTools` a session detail (`GET /api/sessions/:id`) shows, if it shows them: codex-manager 0.x does
+/// not, so an attached session's tools can only be compared when a version does.
+fn session_tools(detail: &Value) -> Option<&[Value]> {
+    ["/dynamicTools", "/session/dynamicTools", "/thread/dynamicTools"]
+        .iter()
+        .find_map(|pointer| detail.pointer(pointer)?.as_array())
+        .map(Vec::as_slice)
+}
+
+/// How a session's tools differ from the catalog's, in words (`skills it lacks: a, b; tools that are no skill here:
+/// c; changed since: d`); `None` when they are the same.
+fn tools_difference(ours: &[Value], theirs: &[Value]) -> Option<String> {
+    let by_name = |tools: &[Value]| -> BTreeMap<String, Value> {
+        tools
+            .iter()
+            .filter_map(|tool| Some((tool["name"].as_str()?.to_owned(), tool.clone())))
+            .collect()
+    };
+    let (ours, theirs) = (by_name(ours), by_name(theirs));
+    let lacking: Vec<&str> = ours
+        .keys()
+        .filter(|name| !theirs.contains_key(*name))
+        .map(String::as_str)
+        .collect();
+    let foreign: Vec<&str> = theirs
+        .keys()
+        .filter(|name| !ours.contains_key(*name))
+        .map(String::as_str)
+        .collect();
+    let changed: Vec<&str> = ours
+        .iter()
+        .filter(|(name, tool)| {
+            theirs.get(*name).is_some_and(|their| {
+                (their["description"] != tool["description"]) || (their["inputSchema"] != tool["inputSchema"])
+            })
+        })
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let parts: Vec<String> = [
+        ("skills it lacks", lacking),
+        ("tools that are no skill here", foreign),
+        ("changed since", changed),
+    ]
+    .into_iter()
+    .filter(|(_, names)| !names.is_empty())
+    .map(|(what, names)| format!("{what}: {}", names.join(", ")))
+    .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 impl CodexManagerUpstream {
@@ -390,5 +450,33 @@ fn classify(error: &ManagerError) -> AnswerOutcome {
         AnswerOutcome::Rejected {
             reason: error.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn tool(name: &str, description: &str) -> Value {
+        json!({"name": name, "description": description, "inputSchema": {"type": "object", "properties": {}}})
+    }
+
+    #[test]
+    fn an_attached_session_is_compared_only_when_its_detail_shows_its_tools() {
+        let ours = [tool("a", "A."), tool("b", "B."), tool("c", "C.")];
+        assert_eq!(
+            session_tools(&json!({"session": {"sessionId": "s"}})),
+            None,
+            "0.x shows none: say nothing"
+        );
+        let detail = json!({"session": {"dynamicTools": [tool("a", "A."), tool("b", "Bee."), tool("z", "Z.")]}});
+        let theirs = session_tools(&detail).unwrap();
+        assert_eq!(
+            tools_difference(&ours, theirs).unwrap(),
+            "skills it lacks: c; tools that are no skill here: z; changed since: b"
+        );
+        assert_eq!(tools_difference(&ours, &ours), None);
     }
 }
