@@ -64,7 +64,7 @@ async fn metrics_sessions_and_calls_follow_real_calls() {
     assert_eq!(http.get("/readyz").await.0, 200, "connected with a session");
     assert_eq!(
         http.json("/sessions").await,
-        json!([{"id": thread, "upstream": "codex-manager", "created": true, "tools": ["greet"]}])
+        json!([{"id": thread, "upstream": "codex-manager", "created": true, "tools": ["greet"], "lastCallAtMs": null}])
     );
     let before = http.get("/metrics").await.1;
     assert_eq!(
@@ -141,4 +141,133 @@ async fn metrics_sessions_and_calls_follow_real_calls() {
     assert_eq!(unauthenticated.get("/metrics").await.0, 401);
     assert_eq!(unauthenticated.get("/healthz").await.0, 200);
     bridge.shutdown().await;
+}
+
+/// The next Server-Sent Event of `response`: its name and its JSON data.
+async fn next_event(response: &mut reqwest::Response, buffer: &mut String) -> (String, Value) {
+    loop {
+        if let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let name = block
+                .lines()
+                .find_map(|l| l.strip_prefix("event:"))
+                .map(|n| n.trim().to_owned());
+            let data = block
+                .lines()
+                .find_map(|l| l.strip_prefix("data:"))
+                .map(|d| d.trim().to_owned());
+            if let (Some(name), Some(data)) = (name, data) {
+                return (name, serde_json::from_str(&data).unwrap());
+            }
+            continue; // a keep-alive comment
+        }
+        let chunk = tokio::time::timeout(WAIT, response.chunk())
+            .await
+            .expect("an event in time");
+        let chunk = chunk.unwrap().expect("the stream is open");
+        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_routes_stream_running_and_page_calls() {
+    let double = CodexManagerDouble::start().await.unwrap();
+    let bridge = start(
+        bridge_for(&double)
+            .admin_addr("127.0.0.1:0".parse().unwrap())
+            .admin_token(AdminToken::new("live-token").unwrap()),
+    )
+    .await;
+    let thread = only_thread(&bridge);
+    let base = format!("http://{}", bridge.admin_addr().await.expect("admin endpoint"));
+    let http = Http {
+        base: base.clone(),
+        client: reqwest::Client::new(),
+        token: Some("live-token".into()),
+    };
+
+    // The page needs no token (it holds no data); everything it reads does.
+    let page = http.client.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let policy = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(policy.starts_with("default-src 'none'"), "{policy}");
+    assert!(page.text().await.unwrap().contains("<title>skillbridge</title>"));
+    let anonymous = http.client.get(format!("{base}/events")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+
+    let mut events = http
+        .client
+        .get(format!("{base}/events"))
+        .bearer_auth("live-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+    let mut buffer = String::new();
+
+    double.set_response_delay(std::time::Duration::from_millis(300));
+    let held = double.inject_tool_call(&thread, "greet", json!({"name": ""}));
+    let (name, started) = next_event(&mut events, &mut buffer).await;
+    assert_eq!(
+        (name.as_str(), &started["tool"], &started["request_id"]),
+        ("started", &json!("greet"), &json!(held))
+    );
+    let running = http.json("/running").await;
+    assert_eq!(
+        running[0]["request_id"],
+        held.as_str(),
+        "running while its answer is held: {running}"
+    );
+    let (name, finished) = next_event(&mut events, &mut buffer).await;
+    assert_eq!(name, "finished");
+    assert_eq!(finished["run"], started["run"]);
+    assert_eq!(finished["outcome"], "skill_error");
+    assert_eq!(finished["error"], "a name is needed");
+    assert_eq!(http.json("/running").await, json!([]));
+    double.set_response_delay(std::time::Duration::ZERO);
+
+    for name in ["a", "b", "c"] {
+        double.inject_tool_call(&thread, "greet", json!({"name": name}));
+    }
+    assert!(double.wait_all_answered(WAIT).await);
+    eventually_async("four calls recorded", || async {
+        http.json("/calls").await.as_array().unwrap().len() == 4
+    })
+    .await;
+    let page = http
+        .client
+        .get(format!("{base}/calls?limit=2&offset=1&outcome=success"))
+        .bearer_auth("live-token");
+    let page = page.send().await.unwrap();
+    assert_eq!(page.headers()["x-total-count"], "3", "three successes in all");
+    let page: Value = page.json().await.unwrap();
+    assert_eq!(page.as_array().unwrap().len(), 2, "the second and third newest");
+    assert!(
+        page.as_array()
+            .unwrap()
+            .iter()
+            .all(|call| call["outcome"] == "success" && call["error"].is_null())
+    );
+    let latency = &http.json("/skills/greet").await["latency"];
+    assert_eq!(latency["count"], 4);
+    assert!(latency["p50Ms"].as_f64().unwrap() > 0.0, "{latency}");
+    assert_eq!(
+        latency["buckets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["count"].as_u64().unwrap())
+            .sum::<u64>(),
+        4
+    );
+    let sessions = http.json("/sessions").await;
+    assert!(sessions[0]["lastCallAtMs"].as_u64().unwrap() > 0);
+
+    // An open event stream does not hold up the shutdown; it ends.
+    tokio::time::timeout(WAIT, bridge.shutdown())
+        .await
+        .expect("shut down in time");
+    let ended = tokio::time::timeout(WAIT, async { while let Ok(Some(_)) = events.chunk().await {} });
+    ended.await.expect("the stream ended");
 }

@@ -351,7 +351,7 @@ async fn metrics_sessions_and_calls() {
     let reply = get(&admin.router, "/sessions").await;
     assert_eq!(
         reply.json(),
-        json!([{"id": "thread-9", "upstream": "codex-manager", "created": false, "tools": null}])
+        json!([{"id": "thread-9", "upstream": "codex-manager", "created": false, "tools": null, "lastCallAtMs": null}])
     );
     // A session created here lists the tools it was offered.
     admin.health.add_session(ServedSession {

@@ -7,10 +7,13 @@
 //! | `GET /skills`, `GET /skills/{name}` | the catalog with schemas, annotations, tags and per-skill call counts |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /sessions` | the sessions served |
-//! | `GET /calls?limit=N` | recent calls, newest first (default 50, at most 1000) |
+//! | `GET /calls?limit=N&offset=M&tool=T&outcome=O` | recent calls, newest first (default 50 at a time, at most 1000; the last 10,000 are kept), filtered by tool and outcome; `x-total-count` says how many match |
+//! | `GET /running` | the calls running now, oldest first |
+//! | `GET /events` | Server-Sent Events: `started` and `finished` as calls start and finish (at most 16 watchers) |
+//! | `GET /` | the dashboard: one page, no external assets, that reads the routes above (`dashboard.rs`) |
 //! | `POST /skills/{name}/invoke` | runs a skill with the JSON body as arguments; needs the admin token |
 //!
-//! With an admin token set, every route but `/healthz` and `/readyz` requires `Authorization: Bearer <token>`
+//! With an admin token set, every route but `/`, `/healthz` and `/readyz` requires `Authorization: Bearer <token>`
 //! (the scheme in any case, as RFC 9110 has it; the token compared in constant time); without one, `invoke` is
 //! refused. Requests are traced.
 //!
@@ -29,6 +32,7 @@
 //! router's, so they also hold where [`router`] is mounted in another server; the first three are [`bind`]'s.
 
 mod auth;
+mod dashboard;
 mod metrics;
 mod serve;
 
@@ -99,6 +103,10 @@ pub struct AdminState {
     stats: Arc<BridgeStats>,
     health: Arc<BridgeHealth>,
     token: Option<AdminToken>,
+    /// `/events` streams open now, at most [`dashboard::MAX_WATCHERS`].
+    watchers: Arc<tokio::sync::Semaphore>,
+    /// Fired when [`bind`]'s server shuts down, so that event streams end and do not hold it up.
+    closing: tokio_util::sync::CancellationToken,
 }
 
 impl AdminState {
@@ -114,6 +122,8 @@ impl AdminState {
             stats,
             health,
             token,
+            watchers: Arc::new(tokio::sync::Semaphore::new(dashboard::MAX_WATCHERS)),
+            closing: tokio_util::sync::CancellationToken::new(),
         }
     }
 }
@@ -126,12 +136,15 @@ pub fn router(state: AdminState) -> Router {
         .route("/skills/{name}/invoke", post(invoke_skill))
         .route("/metrics", get(metrics))
         .route("/sessions", get(sessions))
-        .route("/calls", get(calls));
+        .route("/calls", get(calls))
+        .route("/running", get(dashboard::running))
+        .route("/events", get(dashboard::events));
     let guarded = match state.token.clone() {
         Some(token) => guarded.layer(axum::middleware::from_fn_with_state(token, auth::require_token)),
         None => guarded,
     };
     Router::new()
+        .route("/", get(dashboard::page))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(guarded)
@@ -177,6 +190,11 @@ pub async fn bind(
         Ok((listener.local_addr()?, listener))
     };
     let (local, listener) = listen().map_err(|source| AdminError::Bind { addr, source })?;
+    let closing = state.closing.clone();
+    let shutdown = async move {
+        shutdown.await;
+        closing.cancel();
+    };
     Ok((local, serve::serve(listener, router(state), shutdown)))
 }
 
@@ -188,6 +206,7 @@ fn error_body(message: impl Into<String>) -> Json<Value> {
 fn skill_json(skill: &SkillInfo, stats: &BridgeStats) -> Value {
     let mut listing = skill.listing();
     listing["calls"] = json!(stats.skill_counts(skill.name()));
+    listing["latency"] = dashboard::latency(stats, skill.name());
     listing
 }
 
@@ -252,18 +271,23 @@ async fn invoke_skill(State(state): State<AdminState>, Path(name): Path<String>,
     let duration = started.elapsed();
     let outcome = invocation.outcome.as_str();
     state.stats.skill_ran(&name, outcome, duration);
-    state.stats.record(CallRecord {
-        request_id: String::new(),
-        call_id: String::new(),
-        tool: name,
-        session: String::new(),
-        source: CallSource::Admin,
-        started_at_ms: unix_ms(started_at),
-        duration_ms: duration.as_secs_f64() * 1000.0,
-        outcome,
-        submit_status: "none",
-        attempts: 0,
-    });
+    let error = (!invocation.result.success).then(|| CallRecord::error_text(&invocation.result.text_content()));
+    state.stats.record(
+        None,
+        CallRecord {
+            request_id: String::new(),
+            call_id: String::new(),
+            tool: name,
+            session: String::new(),
+            source: CallSource::Admin,
+            started_at_ms: unix_ms(started_at),
+            duration_ms: duration.as_secs_f64() * 1000.0,
+            outcome,
+            submit_status: "none",
+            attempts: 0,
+            error,
+        },
+    );
     Json(json!({ "outcome": outcome, "result": invocation.result })).into_response()
 }
 
@@ -284,24 +308,50 @@ async fn metrics(State(state): State<AdminState>) -> Response {
         .into_response()
 }
 
+/// The sessions served, each with when its latest call started (`lastCallAtMs`, `null` before any).
 async fn sessions(State(state): State<AdminState>) -> Json<Value> {
-    Json(json!(state.health.sessions()))
+    let last_calls = state.stats.last_calls();
+    let sessions: Vec<Value> = state
+        .health
+        .sessions()
+        .into_iter()
+        .map(|session| {
+            let mut listed = json!(session);
+            listed["lastCallAtMs"] = json!(last_calls.get(&session.id));
+            listed
+        })
+        .collect();
+    Json(Value::Array(sessions))
 }
 
 #[derive(Deserialize)]
 struct CallsQuery {
     limit: Option<usize>,
+    offset: Option<usize>,
+    tool: Option<String>,
+    outcome: Option<String>,
 }
 
-async fn calls(State(state): State<AdminState>, Query(query): Query<CallsQuery>) -> Json<Value> {
+async fn calls(State(state): State<AdminState>, Query(query): Query<CallsQuery>) -> Response {
     let limit = query.limit.unwrap_or(DEFAULT_CALLS_LIMIT).min(MAX_CALLS_LIMIT);
-    Json(json!(state.stats.recent(limit)))
+    let tool = query.tool.filter(|tool| !tool.is_empty());
+    let outcome = query.outcome.filter(|outcome| !outcome.is_empty());
+    let keep = |record: &CallRecord| {
+        tool.as_ref().is_none_or(|tool| record.tool == *tool)
+            && outcome
+                .as_ref()
+                .is_none_or(|outcome| record.outcome == outcome.as_str())
+    };
+    let (page, total) = state.stats.recent_page(keep, query.offset.unwrap_or(0), limit);
+    ([("x-total-count", total.to_string())], Json(json!(page))).into_response()
 }
 
 async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
-        error_body("no such route; try /skills, /healthz, /readyz, /metrics, /sessions or /calls"),
+        error_body(
+            "no such route; try /, /skills, /healthz, /readyz, /metrics, /sessions, /calls, /running or /events",
+        ),
     )
         .into_response()
 }

@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use super::store::{Admission, CallKey, CallStore, Settlement};
 use crate::skill::{Catalog, Invocation, Outcome, SkillContext, ToolResult};
-use crate::telemetry::{BridgeStats, CallRecord, CallSource, unix_ms};
+use crate::telemetry::{BridgeStats, CallRecord, CallSource, RunningCall, unix_ms};
 use crate::upstream::{AnswerOutcome, CallSink, Submitted, ToolCall, Upstream};
 use crate::util::{Backoff, lock};
 
@@ -341,6 +341,12 @@ impl Inner {
         } = job;
         self.stats.call_dequeued(queued.elapsed());
         let started_at = SystemTime::now();
+        let run = self.stats.run_started(RunningCall {
+            request_id: call.request_id.clone(),
+            tool: call.tool.clone(),
+            session: call.thread_id.clone(),
+            started_at_ms: unix_ms(started_at),
+        });
         let (result, outcome, duration) = match redelivery {
             Some(result) => (result, "redelivered", Duration::ZERO),
             None => {
@@ -382,18 +388,23 @@ impl Inner {
             }
         };
         self.store.settle(&key, settlement);
-        self.stats.record(CallRecord {
-            request_id: call.request_id,
-            call_id: call.call_id,
-            tool: call.tool,
-            session: call.thread_id,
-            source,
-            started_at_ms: unix_ms(started_at),
-            duration_ms: duration.as_secs_f64() * 1000.0,
-            outcome,
-            submit_status: last.label(),
-            attempts,
-        });
+        let error = (!result.success).then(|| CallRecord::error_text(&result.text_content()));
+        self.stats.record(
+            Some(run),
+            CallRecord {
+                request_id: call.request_id,
+                call_id: call.call_id,
+                tool: call.tool,
+                session: call.thread_id,
+                source,
+                started_at_ms: unix_ms(started_at),
+                duration_ms: duration.as_secs_f64() * 1000.0,
+                outcome,
+                submit_status: last.label(),
+                attempts,
+                error,
+            },
+        );
     }
 
     /// Runs the skill; cancelled when its turn is interrupted or the grace period ends, in which case it is

@@ -12,4 +12,4 @@ mod stats;
 pub use health::{BridgeHealth, LinkStatus, ServedSession};
 pub(crate) use stats::DURATION_BUCKETS;
 pub(crate) use stats::unix_ms;
-pub use stats::{BridgeStats, CallRecord, CallSource, HistogramSnapshot, SkillCounts};
+pub use stats::{BridgeStats, CallRecord, CallSource, HistogramSnapshot, RunningCall, SkillCounts, StatsEvent};

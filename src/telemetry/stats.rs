@@ -1,5 +1,6 @@
 //! [`BridgeStats`]: what the bridge has done, for the admin endpoint: counters by skill and outcome, a
-//! duration histogram, answer attempts, the in-flight gauge, and a bounded journal of recent calls.
+//! duration histogram, answer attempts, the in-flight gauge, the calls running now, a bounded journal of recent
+//! calls, and a live feed of calls starting and finishing ([`StatsEvent`], for the dashboard).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
@@ -8,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::util::lock;
 use serde::Serialize;
+use tokio::sync::broadcast;
 
 /// Upper bounds (seconds) of the call duration histogram buckets.
 pub(crate) const DURATION_BUCKETS: [f64; 14] = [
@@ -18,7 +20,13 @@ pub(crate) const DURATION_BUCKETS: [f64; 14] = [
 pub(crate) const UNKNOWN_TOOL_LABEL: &str = "(unknown)";
 
 /// How many recent calls the journal keeps.
-pub(crate) const JOURNAL_CAPACITY: usize = 1000;
+pub(crate) const JOURNAL_CAPACITY: usize = 10_000;
+
+/// The longest failure message a [`CallRecord`] keeps, in bytes.
+const MAX_ERROR_LEN: usize = 500;
+
+/// Events a slow subscriber may fall behind by before it misses some (it is told how many).
+const EVENT_BUFFER: usize = 1024;
 
 /// Where a call came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -57,8 +65,58 @@ pub struct CallRecord {
     pub submit_status: &'static str,
     /// How many answer attempts were made.
     pub attempts: u32,
+    /// What the call answered when it did not succeed (cut to a few hundred bytes); `None` on success.
+    pub error: Option<String>,
 }
 
+impl CallRecord {
+    /// `message`, cut at a character boundary to the length a record keeps.
+    pub(crate) fn error_text(message: &str) -> String {
+        if message.len() <= MAX_ERROR_LEN {
+            return message.to_owned();
+        }
+        let mut end = MAX_ERROR_LEN;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &message[..end])
+    }
+}
+
+/// A call whose skill is running or whose answer is being delivered now.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunningCall {
+    /// Upstream request id.
+    pub request_id: String,
+    /// Tool name.
+    pub tool: String,
+    /// Thread (session) id.
+    pub session: String,
+    /// When its skill started, Unix milliseconds.
+    pub started_at_ms: u64,
+}
+
+/// A call starting or finishing, as `GET /events` streams them.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum StatsEvent {
+    /// A call's skill started; the call is running until its `Finished`.
+    Started {
+        /// Identifies the call until it finishes.
+        run: u64,
+        /// The call.
+        #[serde(flatten)]
+        call: RunningCall,
+    },
+    /// A call was answered (or its answer given up).
+    Finished {
+        /// The `run` of its `Started`.
+        run: u64,
+        /// The call as `GET /calls` shows it.
+        #[serde(flatten)]
+        record: CallRecord,
+    },
+}
 #[derive(Debug, Default, Clone)]
 struct Histogram {
     buckets: [u64; DURATION_BUCKETS.len()],
@@ -106,6 +164,19 @@ pub struct HistogramSnapshot {
     pub sum: f64,
 }
 
+impl HistogramSnapshot {
+    /// The `q` quantile (0 < q ≤ 1) as the upper bound in seconds of the bucket it falls in: at most that long,
+    /// which is as precise as buckets allow. `None` with no observations; infinity past the last bucket.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = (q * self.count as f64).ceil().max(1.0) as u64;
+        let bucket = self.buckets.iter().position(|&cumulative| cumulative >= rank);
+        Some(bucket.map_or(f64::INFINITY, |index| DURATION_BUCKETS[index]))
+    }
+}
+
 /// One skill's counts by outcome and its duration histogram.
 #[derive(Debug, Default)]
 struct SkillStats {
@@ -114,7 +185,7 @@ struct SkillStats {
 }
 
 /// Shared, lock-light statistics of one bridge.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct BridgeStats {
     /// By skill name; a name is allocated once, when the skill first runs.
     skills: Mutex<BTreeMap<String, SkillStats>>,
@@ -124,6 +195,26 @@ pub struct BridgeStats {
     queue_waits: Mutex<Histogram>,
     in_flight: AtomicI64,
     duplicates: AtomicU64,
+    /// The calls running now, by run number.
+    running: Mutex<BTreeMap<u64, RunningCall>>,
+    next_run: AtomicU64,
+    events: broadcast::Sender<StatsEvent>,
+}
+
+impl Default for BridgeStats {
+    fn default() -> Self {
+        Self {
+            skills: Mutex::default(),
+            answer_attempts: Mutex::default(),
+            journal: Mutex::default(),
+            queue_waits: Mutex::default(),
+            in_flight: AtomicI64::default(),
+            duplicates: AtomicU64::default(),
+            running: Mutex::default(),
+            next_run: AtomicU64::default(),
+            events: broadcast::channel(EVENT_BUFFER).0,
+        }
+    }
 }
 
 impl BridgeStats {
@@ -168,12 +259,42 @@ impl BridgeStats {
         *lock(&self.answer_attempts).entry(label).or_default() += 1;
     }
 
-    pub(crate) fn record(&self, record: CallRecord) {
+    /// A call's skill starts; returns the run number that [`record`](Self::record) ends it with.
+    pub(crate) fn run_started(&self, call: RunningCall) -> u64 {
+        let run = self.next_run.fetch_add(1, Ordering::Relaxed);
+        lock(&self.running).insert(run, call.clone());
+        let _ = self.events.send(StatsEvent::Started { run, call });
+        run
+    }
+
+    /// Records a finished call in the journal; `run` (from [`run_started`](Self::run_started)) is no longer running.
+    pub(crate) fn record(&self, run: Option<u64>, record: CallRecord) {
+        if let Some(run) = run {
+            lock(&self.running).remove(&run);
+            let _ = self.events.send(StatsEvent::Finished {
+                run,
+                record: record.clone(),
+            });
+        }
         let mut journal = lock(&self.journal);
         if journal.len() == JOURNAL_CAPACITY {
             journal.pop_front();
         }
         journal.push_back(record);
+    }
+
+    /// The calls running now, oldest first.
+    pub fn running(&self) -> Vec<(u64, RunningCall)> {
+        lock(&self.running)
+            .iter()
+            .map(|(run, call)| (*run, call.clone()))
+            .collect()
+    }
+
+    /// Calls starting and finishing from now on. A subscriber that falls more than a thousand events behind
+    /// misses the oldest (its receiver says how many).
+    pub fn subscribe(&self) -> broadcast::Receiver<StatsEvent> {
+        self.events.subscribe()
     }
 
     /// Calls running or being answered now.
@@ -213,6 +334,11 @@ impl BridgeStats {
             .collect()
     }
 
+    /// The duration histogram of one skill, once it has run.
+    pub fn durations_of(&self, tool: &str) -> Option<HistogramSnapshot> {
+        lock(&self.skills).get(tool).map(|skill| skill.durations.snapshot())
+    }
+
     /// How long calls waited for a worker (the skill's own duration is in [`durations`](Self::durations)).
     pub fn queue_waits(&self) -> HistogramSnapshot {
         lock(&self.queue_waits).snapshot()
@@ -226,6 +352,35 @@ impl BridgeStats {
     /// The most recent calls, newest first, at most `limit`.
     pub fn recent(&self, limit: usize) -> Vec<CallRecord> {
         lock(&self.journal).iter().rev().take(limit).cloned().collect()
+    }
+
+    /// A page of the recent calls that `keep` accepts, newest first: `limit` of them after skipping `offset`,
+    /// and how many it accepts in all.
+    pub fn recent_page(
+        &self,
+        keep: impl Fn(&CallRecord) -> bool,
+        offset: usize,
+        limit: usize,
+    ) -> (Vec<CallRecord>, usize) {
+        let journal = lock(&self.journal);
+        let mut total = 0;
+        let mut page = Vec::new();
+        for record in journal.iter().rev().filter(|record| keep(record)) {
+            if total >= offset && page.len() < limit {
+                page.push(record.clone());
+            }
+            total += 1;
+        }
+        (page, total)
+    }
+
+    /// When each session's latest call in the journal started (Unix milliseconds), by session.
+    pub fn last_calls(&self) -> BTreeMap<String, u64> {
+        let mut last = BTreeMap::new();
+        for record in lock(&self.journal).iter() {
+            last.insert(record.session.clone(), record.started_at_ms);
+        }
+        last
     }
 }
 
@@ -293,18 +448,22 @@ mod tests {
     fn journal_keeps_the_newest_calls() {
         let stats = BridgeStats::new();
         for i in 0..(JOURNAL_CAPACITY + 5) {
-            stats.record(CallRecord {
-                request_id: i.to_string(),
-                call_id: format!("call_{i}"),
-                tool: "echo".into(),
-                session: "t".into(),
-                source: CallSource::Stream,
-                started_at_ms: 0,
-                duration_ms: 0.0,
-                outcome: "success",
-                submit_status: "delivered",
-                attempts: 1,
-            });
+            stats.record(
+                None,
+                CallRecord {
+                    request_id: i.to_string(),
+                    call_id: format!("call_{i}"),
+                    tool: "echo".into(),
+                    session: "t".into(),
+                    source: CallSource::Stream,
+                    started_at_ms: 0,
+                    duration_ms: 0.0,
+                    outcome: "success",
+                    submit_status: "delivered",
+                    attempts: 1,
+                    error: None,
+                },
+            );
         }
         let recent = stats.recent(2);
         assert_eq!(recent[0].request_id, (JOURNAL_CAPACITY + 4).to_string());
