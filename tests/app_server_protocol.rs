@@ -17,9 +17,9 @@ use skillbridge::upstream::app_server::protocol::{
     ApprovalPolicy, ByteRange, ConfigWarningNotification, DynamicTool, DynamicToolCallParams, DynamicToolCallResponse,
     ErrorNotification, INITIALIZED_METHOD, InitializeParams, InitializeResponse, ItemCompletedNotification,
     Notification, NotificationParams, RequestId, RequestParams, SandboxMode, ServerRequestParams,
-    ServerRequestResolvedNotification, TextElement, ThreadItem, ThreadStartParams, ThreadStartResponse,
-    TurnCompletedNotification, TurnInterruptParams, TurnInterruptResponse, TurnStartParams, TurnStartResponse,
-    TurnStartedNotification, TurnStatus, UserInput, WarningNotification,
+    ServerRequestResolvedNotification, TextElement, ThreadArchiveParams, ThreadArchiveResponse, ThreadItem,
+    ThreadStartParams, ThreadStartResponse, TurnCompletedNotification, TurnInterruptParams, TurnInterruptResponse,
+    TurnStartParams, TurnStartResponse, TurnStartedNotification, TurnStatus, UserInput, WarningNotification,
 };
 use skillbridge::upstream::app_server::refusals::{Refusal, refusal};
 use skillbridge::{ContentItem, ToolResult, skill};
@@ -145,6 +145,7 @@ fn our_method_names_are_the_schemas() {
     assert_request_files::<ThreadStartParams>("v2/ThreadStartParams.json", "v2/ThreadStartResponse.json");
     assert_request_files::<TurnStartParams>("v2/TurnStartParams.json", "v2/TurnStartResponse.json");
     assert_request_files::<TurnInterruptParams>("v2/TurnInterruptParams.json", "v2/TurnInterruptResponse.json");
+    assert_request_files::<ThreadArchiveParams>("v2/ThreadArchiveParams.json", "v2/ThreadArchiveResponse.json");
 
     let methods = methods();
     assert_eq!(
@@ -355,6 +356,15 @@ fn turn_interrupt_params_fit_the_schema() {
 }
 
 #[test]
+fn thread_archive_params_fit_the_schema() {
+    let params = ThreadArchiveParams {
+        thread_id: "thread-1".into(),
+    };
+    let sent = assert_sends("v2/ThreadArchiveParams.json", &params);
+    assert_eq!(sent, json!({"threadId": "thread-1"}));
+}
+
+#[test]
 fn tool_call_answers_fit_the_schema() {
     let answers: [DynamicToolCallResponse; 4] = [
         ToolResult::text("HELLO BRIDGE"),
@@ -427,6 +437,13 @@ fn the_turn_interrupt_response_reads() {
     let empty = json!({});
     assert_valid(&schema("v2/TurnInterruptResponse.json"), &empty);
     let _: TurnInterruptResponse = serde_json::from_value(empty).unwrap();
+}
+
+#[test]
+fn the_thread_archive_response_reads() {
+    let empty = json!({});
+    assert_valid(&schema("v2/ThreadArchiveResponse.json"), &empty);
+    let _: ThreadArchiveResponse = serde_json::from_value(empty).unwrap();
 }
 
 #[test]

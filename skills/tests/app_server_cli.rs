@@ -64,7 +64,11 @@ fn skillbridge(args: &[&str]) -> Command {
         "SKILLBRIDGE_ADMIN",
         "SKILLBRIDGE_DELETE_ON_EXIT",
         "SKILLBRIDGE_KEEP_SESSION",
+        "SKILLBRIDGE_KEEP_THREAD",
+        "SKILLBRIDGE_CODEX_LOG",
+        "SKILLBRIDGE_LOG_FORMAT",
         "CODEX_HOME",
+        "RUST_LOG",
     ] {
         command.env_remove(name);
     }
@@ -140,6 +144,161 @@ async fn send_prints_the_reply_quoting_both_skills_and_the_model_saw_every_skill
             tool["inputSchema"]
         );
     }
+}
+
+/// `skillbridge send --app-server` with the rig's Codex, working in its workdir, with `extra` flags, asking for one
+/// `uppercase` call; exits 0.
+async fn send_uppercase(rig: &Rig, extra: &[&str], rust_log: Option<&str>) -> Output {
+    let mut args = vec!["send", "--app-server", rig.codex(), "--cwd", rig.workdir()];
+    args.extend_from_slice(extra);
+    args.push("Uppercase 'hello bridge'.");
+    let mut command = rig.skillbridge(&args);
+    if let Some(filter) = rust_log {
+        command.env("RUST_LOG", filter);
+    }
+    let out = output(command).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    out
+}
+
+/// The rollout files of CODEX_HOME/`folder` (Codex's thread histories) whose name holds `thread`.
+fn rollouts(home: &Path, folder: &str, thread: &str) -> Vec<PathBuf> {
+    fn walk(dir: &Path, thread: &str, found: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, thread, found);
+            } else if path.file_name().unwrap().to_string_lossy().contains(thread) {
+                found.push(path);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(&home.join(folder), thread, &mut found);
+    found
+}
+
+#[tokio::test]
+async fn with_rust_log_debug_send_logs_our_debug_lines_not_codexs_and_a_clean_stop_is_no_error() {
+    let script = ModelScript::new().call("uppercase", json!({"text": "hello bridge"}));
+    let Some(rig) = Rig::start("with_rust_log_debug_send_logs_our_debug_lines", script).await else {
+        return;
+    };
+
+    let out = send_uppercase(&rig, &[], Some("debug")).await;
+
+    let stderr = text(&out.stderr);
+    let level_and_target = |line: &str| -> Option<(String, String)> {
+        let mut words = line.split_whitespace().skip(1);
+        let level = words.next()?.to_owned();
+        let target = words.find(|word| word.ends_with(':'))?.trim_end_matches(':').to_owned();
+        Some((level, target))
+    };
+    let lines: Vec<(String, String)> = stderr.lines().filter_map(level_and_target).collect();
+    assert!(
+        lines
+            .iter()
+            .any(|(level, target)| level == "DEBUG" && target.starts_with("skillbridge::")),
+        "our debug lines:\n{stderr}"
+    );
+    let codex_debug: Vec<&str> = stderr
+        .lines()
+        .filter(|line| ["DEBUG codex", "TRACE codex"].iter().any(|codex| line.contains(codex)))
+        .collect();
+    assert!(codex_debug.is_empty(), "Codex got our RUST_LOG: {codex_debug:#?}");
+    assert!(
+        stderr.lines().count() < 200,
+        "{} lines:\n{stderr}",
+        stderr.lines().count()
+    );
+
+    let stop = stderr
+        .lines()
+        .find(|line| line.contains("codex app-server stopped"))
+        .unwrap_or_else(|| panic!("no stop line:\n{stderr}"));
+    assert!(stop.contains(" INFO ") && !stop.contains("ERROR"), "{stop}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains(" ERROR ") && !line.contains(" ERROR codex: "))
+        .collect();
+    assert!(errors.is_empty(), "a clean run logs no error of ours: {errors:#?}");
+    assert!(!stderr.contains("exited (exit status: 0)"), "{stderr}");
+}
+
+#[tokio::test]
+async fn codex_log_sets_codexs_filter_its_lines_keep_their_level_and_send_archives_its_thread() {
+    let script = ModelScript::new().call("uppercase", json!({"text": "hello bridge"}));
+    let Some(rig) = Rig::start("codex_log_sets_codexs_filter", script).await else {
+        return;
+    };
+
+    let out = send_uppercase(&rig, &["--codex-log", "debug", "--log-format", "json"], None).await;
+
+    let stderr = text(&out.stderr);
+    let events: Vec<Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}")))
+        .collect();
+    let codex_levels: Vec<&str> = events
+        .iter()
+        .filter(|event| event["target"] == "codex")
+        .filter_map(|event| event["level"].as_str())
+        .collect();
+    for level in ["DEBUG", "INFO"] {
+        assert!(codex_levels.contains(&level), "no Codex {level} line: {codex_levels:?}");
+    }
+    let codex_messages = events
+        .iter()
+        .filter(|event| event["target"] == "codex" && event["level"] == "DEBUG")
+        .filter_map(|event| event["fields"]["message"].as_str());
+    for message in codex_messages {
+        let first = message.split_whitespace().next().unwrap_or_default();
+        assert!(
+            !first.starts_with("20") && !first.ends_with('Z') && first != "DEBUG",
+            "the line without its timestamp and level, from Codex's target on: {message}"
+        );
+    }
+    let thread = events
+        .iter()
+        .find(|event| event["fields"]["message"] == "started thread")
+        .and_then(|event| event["fields"]["thread"].as_str())
+        .unwrap_or_else(|| panic!("no `started thread` event:\n{stderr}"))
+        .to_owned();
+    assert!(
+        events.iter().any(
+            |event| event["fields"]["message"] == "archived thread" && event["fields"]["thread"] == thread.as_str()
+        ),
+        "{stderr}"
+    );
+    assert_eq!(rollouts(rig.home.path(), "sessions", &thread), Vec::<PathBuf>::new());
+    assert_eq!(
+        rollouts(rig.home.path(), "archived_sessions", &thread).len(),
+        1,
+        "Codex moved the thread to its archived ones"
+    );
+}
+
+#[tokio::test]
+async fn keep_thread_leaves_the_thread_where_codex_lists_it() {
+    let script = ModelScript::new().call("uppercase", json!({"text": "hello bridge"}));
+    let Some(rig) = Rig::start("keep_thread_leaves_the_thread", script).await else {
+        return;
+    };
+
+    let out = send_uppercase(&rig, &["--keep-thread"], None).await;
+
+    let stderr = text(&out.stderr);
+    let thread = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("skillbridge send: thread "))
+        .and_then(|rest| rest.strip_suffix(" kept"))
+        .unwrap_or_else(|| panic!("send names the thread it kept:\n{stderr}"));
+    assert_eq!(rollouts(rig.home.path(), "sessions", thread).len(), 1, "{stderr}");
+    assert_eq!(
+        rollouts(rig.home.path(), "archived_sessions", thread),
+        Vec::<PathBuf>::new()
+    );
+    assert!(!stderr.contains("archived thread"), "{stderr}");
 }
 
 /// A running `skillbridge serve --app-server`, its stderr collected, its first `session` line read.

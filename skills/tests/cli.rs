@@ -193,6 +193,7 @@ fn help_explains_the_commands_and_exit_statuses() {
     let text = stdout(&help);
     assert!(text.contains("skills") && text.contains("call"), "{text}");
     assert!(text.contains("RUST_LOG"), "{text}");
+    assert!(text.contains("--log-format") && text.contains("NO_COLOR"), "{text}");
 
     let call_help = stdout(&skillbridge(&["call", "--help"]));
     assert!(
@@ -200,6 +201,10 @@ fn help_explains_the_commands_and_exit_statuses() {
         "{call_help}"
     );
     assert!(call_help.contains("`-` to read them from stdin"), "{call_help}");
+    assert!(
+        call_help.contains("--log-format"),
+        "a flag of every command: {call_help}"
+    );
 }
 
 /// What the shipped skills say about themselves, as `skills --json --details` prints it.

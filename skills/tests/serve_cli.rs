@@ -63,6 +63,11 @@ async fn help_explains_every_option_with_examples() {
         "--config",
         "--profile",
         "flag > environment variable > TOML file",
+        "--codex-log <FILTER>",
+        "SKILLBRIDGE_CODEX_LOG",
+        "--log-format <FORMAT>",
+        "SKILLBRIDGE_LOG_FORMAT",
+        "One JSON object per line",
         "Examples:",
     ] {
         assert!(help.contains(needle), "serve --help lacks {needle:?}:\n{help}");
@@ -70,7 +75,17 @@ async fn help_explains_every_option_with_examples() {
     let out = skillbridge(&["send", "--help"]).await;
     assert!(out.status.success());
     let help = text(&out.stdout);
-    for needle in ["<PROMPT>", "--timeout", "--keep-session", "Exit status", "Examples:"] {
+    for needle in [
+        "<PROMPT>",
+        "--timeout",
+        "--keep-session",
+        "--keep-thread",
+        "archives the thread",
+        "--codex-log",
+        "--log-format",
+        "Exit status",
+        "Examples:",
+    ] {
         assert!(help.contains(needle), "send --help lacks {needle:?}:\n{help}");
     }
 }

@@ -325,6 +325,21 @@ fn table(workdir: &Path) -> Vec<Row> {
         },
         Row {
             base: words(&["--app-server"]),
+            ..row(
+                "serve",
+                "app_server.log",
+                Some((&["--codex-log", "debug"], r#""debug""#)),
+                Some(("SKILLBRIDGE_CODEX_LOG", "info", r#""info""#)),
+                Some((
+                    "[app_server]\nlog = \"warn,codex_core=info\"",
+                    r#""warn,codex_core=info""#,
+                )),
+                None,
+                None,
+            )
+        },
+        Row {
+            base: words(&["--app-server"]),
             ..switch(
                 "serve",
                 "app_server.restart",
@@ -349,6 +364,28 @@ fn table(workdir: &Path) -> Vec<Row> {
             "SKILLBRIDGE_KEEP_SESSION",
             "send",
         ),
+        Row {
+            base: words(&["--app-server"]),
+            ..switch(
+                "send",
+                "send.keep_thread",
+                "--keep-thread",
+                "SKILLBRIDGE_KEEP_THREAD",
+                "send",
+            )
+        },
+        Row {
+            base: words(&["--app-server"]),
+            ..row(
+                "send",
+                "app_server.log",
+                Some((&["--codex-log", "debug"], r#""debug""#)),
+                Some(("SKILLBRIDGE_CODEX_LOG", "info", r#""info""#)),
+                Some(("[app_server]\nlog = \"error\"", r#""error""#)),
+                None,
+                None,
+            )
+        },
         row(
             "send",
             "send.concurrency",
@@ -714,7 +751,9 @@ fn send_app_server_reads_a_lone_value_as_the_prompt() {
     );
     assert_eq!(program(&["send", "count the words", "--app-server"]), None);
     assert!(refused(&sandbox, &["send", "--app-server"], &[]).contains("prompt"));
-    assert!(refused(&sandbox, &["send", "--app-server", "hi", "--keep-session"], &[]).contains("--keep-session"));
+    assert!(refused(&sandbox, &["send", "--app-server", "hi", "--keep-session"], &[]).contains("--keep-thread"));
+    assert!(refused(&sandbox, &["send", "hi", "--keep-thread"], &[]).contains("--keep-thread"));
+    assert!(refused(&sandbox, &["send", "--app-server", "hi", "--codex-log", " "], &[]).contains("--codex-log"));
     assert_eq!(
         sandbox.run(&words(&["send"]), &[]).status.code(),
         Some(2),

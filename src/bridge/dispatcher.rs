@@ -4,7 +4,8 @@
 //! Bounded by construction: at most `concurrency` workers run, each taking one call at a time from the queue and
 //! keeping it until its answer is delivered (or given up), so skills *and* answers share the budget, and sockets
 //! to the upstream stay under it. A call beyond what can run waits in the queue as its plain [`ToolCall`], not as
-//! a task.
+//! a task. Each call is handled in a span of its own ([`call_span`]), so every event about it, the skill's own
+//! included, carries its request id, thread and tool.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use super::store::{Admission, CallKey, CallStore, Settlement};
 use crate::skill::{Catalog, Invocation, Outcome, SkillContext, ToolResult};
@@ -322,7 +324,8 @@ impl Inner {
                     }
                 }
             };
-            self.handle(job).await;
+            let span = call_span(&job.call);
+            self.handle(job).instrument(span).await;
             self.stats.call_finished();
             // The HTTP client puts the answer's connection back in its pool from a task of its own; letting it run
             // before this worker's next answer keeps the worker on that connection rather than opening another.
@@ -490,53 +493,44 @@ impl Inner {
             attempts += 1;
             let outcome = self.upstream.answer(call, result).await;
             self.stats.answer_attempted(outcome.label());
-            let ids = || {
-                (
-                    &call.request_id,
-                    &call.thread_id,
-                    call.turn_id.as_deref().unwrap_or("-"),
-                    &call.call_id,
-                )
-            };
+            let (turn_id, call_id) = (call.turn_id.as_deref().unwrap_or("-"), &call.call_id);
             match &outcome {
                 AnswerOutcome::Delivered => {
-                    tracing::debug!(request_id = %call.request_id, tool = %call.tool, "answered");
+                    tracing::debug!("answered");
                     return (outcome, attempts);
                 }
                 AnswerOutcome::AlreadyAnswered { status } => {
-                    let (request_id, thread_id, turn_id, call_id) = ids();
                     tracing::warn!(
-                        %request_id, %thread_id, turn_id, %call_id, status,
+                        turn_id, %call_id, status,
                         "the upstream says this call was answered already (by another bridge, or lost in an upstream \
                          restart); the result is kept in case it shows up pending again"
                     );
                     return (outcome, attempts);
                 }
                 AnswerOutcome::Lost { reason } => {
-                    let (request_id, thread_id, turn_id, call_id) = ids();
                     tracing::warn!(
-                        %request_id, %thread_id, turn_id, %call_id, tool = %call.tool, %reason,
+                        turn_id, %call_id, %reason,
                         "call lost in an upstream restart: its result is dropped, never delivered to another call"
                     );
                     return (outcome, attempts);
                 }
                 AnswerOutcome::Rejected { reason } => {
                     tracing::error!(
-                        request_id = %call.request_id, tool = %call.tool, upstream = self.upstream.name(), %reason,
+                        upstream = self.upstream.name(), %reason,
                         "upstream rejected the answer; not retrying"
                     );
                     return (outcome, attempts);
                 }
                 AnswerOutcome::Retry { reason } if attempts >= policy.max_attempts || self.abandon.is_cancelled() => {
                     tracing::error!(
-                        request_id = %call.request_id, tool = %call.tool, attempts, upstream = self.upstream.name(),
-                        %reason, "giving up on delivering an answer; it is re-sent if the call is seen pending again"
+                        attempts, upstream = self.upstream.name(), %reason,
+                        "giving up on delivering an answer; it is re-sent if the call is seen pending again"
                     );
                     return (outcome, attempts);
                 }
                 AnswerOutcome::Retry { reason } => {
                     let wait = policy.backoff(attempts);
-                    tracing::warn!(request_id = %call.request_id, attempts, ?wait, %reason, "answer failed; retrying");
+                    tracing::warn!(attempts, ?wait, %reason, "answer failed; retrying");
                     // Past the grace period there is time for one last attempt, not for the backoff.
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
@@ -546,6 +540,12 @@ impl Inner {
             }
         }
     }
+}
+
+/// The span one call is handled in, with its ids. At ERROR, so that it is on whenever any event inside it is: a
+/// span below the filter's level is off, and the events inside it would lose the call's ids.
+fn call_span(call: &ToolCall) -> tracing::Span {
+    tracing::error_span!("call", request_id = %call.request_id, thread_id = %call.thread_id, tool = %call.tool)
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ pub struct ServeReport {
     /// `true` when some answers were still being delivered when the bridge gave up waiting; those calls stay
     /// pending upstream.
     pub answers_abandoned: bool,
-    /// The sessions deleted on exit.
+    /// The sessions deleted on exit (`codex app-server` threads: archived).
     pub deleted: Vec<String>,
 }
 

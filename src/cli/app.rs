@@ -210,7 +210,7 @@ impl App {
                 return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(exit::USAGE));
             }
         };
-        super::init_logging(cli.command.default_log_level());
+        super::logging::init(cli.log_format, cli.command.default_log_level());
         let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
             Ok(runtime) => runtime,
             Err(error) => {

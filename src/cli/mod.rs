@@ -6,6 +6,7 @@
 //! [`Bridge`](crate::Bridge) and print what it did.
 
 mod app;
+mod logging;
 mod send;
 mod serve;
 mod settings;
@@ -21,6 +22,7 @@ use crate::upstream::UpstreamError;
 use crate::upstream::app_server::AppServerError;
 
 pub use app::App;
+pub use logging::LogFormat;
 pub use send::SendArgs;
 pub use serve::ServeArgs;
 pub use skills::{CallArgs, SkillsArgs, SkillsCommand};
@@ -43,13 +45,19 @@ pub mod exit {
 #[command(
     name = "skillbridge",
     version,
-    after_help = "Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) to see more.\n\
+    after_help = "Logs go to stderr, coloured only on a terminal and never with NO_COLOR set; set RUST_LOG \
+                  (e.g. RUST_LOG=debug) to see more.\n\
                   Exit status: 0 success, 1 failure (the skill failed), 2 usage error."
 )]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// How log lines on stderr look. Every event about a tool call carries the call's request id, thread and
+    /// tool.
+    #[arg(long, global = true, env = "SKILLBRIDGE_LOG_FORMAT", value_name = "FORMAT", value_enum,
+          default_value_t = LogFormat::Text, help_heading = "Logging")]
+    pub log_format: LogFormat,
 }
 
 /// The commands.
@@ -158,15 +166,4 @@ impl From<BridgeError> for Failure {
             code: exit::FAILURE,
         }
     }
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (else `default_level`).
-fn init_logging(default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    // Fails only when a subscriber is already set (an embedding program's); keep that one.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }

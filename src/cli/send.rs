@@ -14,8 +14,9 @@ Send one message to Codex in a new codex-manager session whose dynamic tools are
 tool calls the turn makes, and print the assistant's final reply on stdout.
 
 With --app-server there is no codex-manager: send spawns `codex app-server` (with the CODEX_HOME and login of the
-environment), runs the turn in a new thread and terminates the child at the end. `send --app-server <PROMPT>` runs
-`codex` from PATH; `send --app-server <PATH> <PROMPT>` runs the Codex CLI at PATH.
+environment), runs the turn in a new thread, archives the thread (unless --keep-thread) and terminates the child at
+the end. `send --app-server <PROMPT>` runs `codex` from PATH; `send --app-server <PATH> <PROMPT>` runs the Codex CLI
+at PATH. Codex logs at its own defaults, not at our RUST_LOG (--codex-log sets its filter).
 
 Exit status: 0 when the turn completed, 1 when it failed, was interrupted (Ctrl-C interrupts it) or timed out, or
 when codex-manager could not be used; 2 for unusable arguments or settings. The session is deleted at the end unless
@@ -28,7 +29,9 @@ Examples:
   skillbridge send --timeout 30s --model gpt-5 'Uppercase the word bridge'
   skillbridge send --keep-session --manager-url http://127.0.0.1:3001 'Look up ticket 42'
   skillbridge send --app-server 'How many words are in \"to be or not to be\"?'
-  skillbridge send --app-server ~/.cache/codex/bin/codex --model gpt-5 'Uppercase the word bridge'";
+  skillbridge send --app-server ~/.cache/codex/bin/codex --model gpt-5 'Uppercase the word bridge'
+  RUST_LOG=debug skillbridge send --app-server --codex-log info --keep-thread 'Look up ticket 42'
+  skillbridge --log-format json send 'Look up ticket 42' 2> send.log.jsonl";
 
 /// The flags of `skillbridge send`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -106,8 +109,12 @@ impl SendArgs {
             TurnEnd::Interrupted => eprintln!("skillbridge send: the turn was interrupted"),
             TurnEnd::TimedOut => eprintln!("skillbridge send: the turn did not finish in time and was interrupted"),
         }
-        if settings.config.app_server.enabled != Some(true) && !report.deleted.contains(&reply.session_id) {
-            eprintln!("skillbridge send: session {} kept", reply.session_id);
+        if !report.deleted.contains(&reply.session_id) {
+            let kept = match settings.config.app_server.enabled {
+                Some(true) => "thread",
+                _ => "session",
+            };
+            eprintln!("skillbridge send: {kept} {} kept", reply.session_id);
         }
         let code = if reply.end.is_completed() {
             exit::SUCCESS

@@ -83,6 +83,14 @@ fn parse_secret(text: &str) -> Result<SecretString, String> {
     }
 }
 
+fn parse_log_filter(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        Err("must not be empty (leave it out for Codex's own defaults)".into())
+    } else {
+        Ok(text.trim().to_owned())
+    }
+}
+
 /// A switch: `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`.
 pub(crate) fn parse_bool(text: &str) -> Result<bool, String> {
     match text.trim().to_ascii_lowercase().as_str() {
@@ -341,6 +349,10 @@ table! {
         #[arg(long, env = "SKILLBRIDGE_KEEP_SESSION", num_args = 0, default_missing_value = "true",
               value_parser = parse_bool)]
         pub keep_session: Option<bool>,
+        /// With --app-server: keep the thread in CODEX_HOME instead of archiving it at the end.
+        #[arg(long, env = "SKILLBRIDGE_KEEP_THREAD", num_args = 0, default_missing_value = "true",
+              value_parser = parse_bool)]
+        pub keep_thread: Option<bool>,
         /// Skills running at once, at most. [default: 64]
         #[arg(long, env = CONCURRENCY_ENV, value_name = "N")]
         pub concurrency: Option<NonZeroUsize>,
@@ -369,6 +381,12 @@ table! {
         /// [default: Codex's own, ~/.codex]
         #[arg(long, value_name = "DIR", help_heading = "codex app-server")]
         pub codex_home: Option<PathBuf>,
+        /// Log filter of the spawned Codex (its RUST_LOG, e.g. info or warn,codex_core=debug); our RUST_LOG is not
+        /// passed on. Its stderr lines are logged under the target `codex` at their own level (with RUST_LOG set,
+        /// add codex=debug to it to see Codex's debug lines). [default: Codex's own]
+        #[arg(id = "codex_log", long = "codex-log", env = "SKILLBRIDGE_CODEX_LOG", value_name = "FILTER",
+              value_parser = parse_log_filter, help_heading = "codex app-server")]
+        pub log: Option<String>,
         #[arg(skip)] // serve's --restart
         pub restart: Option<bool>,
     }
@@ -598,6 +616,9 @@ fn app_server(table: &AppServerTable, session: &SessionTable) -> Result<Option<A
     if let Some(home) = &table.codex_home {
         command = command.codex_home(home);
     }
+    if let Some(filter) = &table.log {
+        command = command.log_filter(filter);
+    }
     Ok(Some(AppServerSettings {
         command,
         thread_options: thread_options(session)?,
@@ -677,6 +698,7 @@ impl Config {
             send: SendTable {
                 timeout: Some(DEFAULT_SEND_TIMEOUT),
                 keep_session: Some(false),
+                keep_thread: Some(false),
                 concurrency,
                 poll_interval: Some(DEFAULT_POLL_INTERVAL),
             },
@@ -854,11 +876,17 @@ impl SendSettings {
             ..SendTable::default()
         };
         let send = flags.send.clone().or(file.send).or(serve_fallback).or(defaults.send);
-        let keep_session = send.keep_session == Some(true);
+        let (keep_session, keep_thread) = (send.keep_session == Some(true), send.keep_thread == Some(true));
         if app_server.is_some() && keep_session {
             return Err(app_server_conflict(
                 "--keep-session",
-                "the thread lives in the codex app-server child, which ends with send",
+                "it keeps a codex-manager session; --keep-thread keeps the thread",
+            ));
+        }
+        if app_server.is_none() && keep_thread {
+            return Err(invalid(
+                "--keep-thread keeps the codex app-server thread: it needs --app-server (with codex-manager, \
+                 --keep-session keeps the session)",
             ));
         }
         let timeout = positive("--timeout", send.timeout.unwrap_or_default())?;
@@ -870,7 +898,7 @@ impl SendSettings {
             .concurrency(concurrency)
             .grace(SEND_CALLS_GRACE);
         let bridge = match (app_server, manager) {
-            (Some(app_server), _) => bridge.upstream(app_server.upstream()),
+            (Some(app_server), _) => bridge.upstream(app_server.upstream().archive_threads_on_close(!keep_thread)),
             (None, manager) => bridge.upstream(
                 codex_manager(manager, &session)?
                     .poll_interval(poll_interval)

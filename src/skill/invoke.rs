@@ -178,7 +178,9 @@ async fn execute(
             }
         }
         SkillRun::Blocking(body) => {
-            let mut task: JoinHandle<ToolResult> = tokio::task::spawn_blocking(body);
+            // On its thread, the skill's events carry the call's span as an async skill's do.
+            let span = tracing::Span::current();
+            let mut task: JoinHandle<ToolResult> = tokio::task::spawn_blocking(move || span.in_scope(body));
             tokio::select! {
                 biased;
                 () = call_token.cancelled() => {
@@ -235,7 +237,7 @@ where
     F: Future + Send + 'static,
 {
     let name = name.to_owned();
-    tokio::spawn(async move {
+    let reaped = async move {
         if tokio::time::timeout(CLEANUP_GRACE, run).await.is_err() {
             tracing::warn!(
                 skill = name,
@@ -243,7 +245,8 @@ where
                 format_duration(CLEANUP_GRACE)
             );
         }
-    });
+    };
+    tokio::spawn(tracing::Instrument::instrument(reaped, tracing::Span::current()));
 }
 
 /// `500ms`, `30s`, `2m`, `1h`: the largest unit that divides the duration (as `#[skill(timeout)]` spells it).

@@ -349,8 +349,8 @@ pub trait Upstream: Send + Sync + 'static {
         })
     }
 
-    /// Ends the upstream: terminates child processes, deletes the sessions it created when it was told to.
-    /// Returns the deleted session ids. The default has nothing to end.
+    /// Ends the upstream: terminates child processes, deletes (or archives) the sessions it created when it was
+    /// told to. Returns the ids of the sessions deleted or archived. The default has nothing to end.
     fn close(&self) -> BoxFuture<'_, Vec<String>> {
         Box::pin(async { Vec::new() })
     }

@@ -123,8 +123,16 @@ impl AppServer {
         self.process.exit_watch()
     }
 
+    /// Archives a thread: Codex keeps its history (in CODEX_HOME) but lists it with the archived ones only.
+    pub async fn archive_thread(&self, thread_id: &str) -> Result<(), AppServerError> {
+        let archived = self.client.archive_thread(thread_id).await;
+        self.explain(archived).await
+    }
+
     /// Ends the child: closes its stdin, waits up to `grace` for it to exit, then kills it.
     pub async fn shutdown(self, grace: Duration) -> ExitReport {
+        // Before the input closes: the child may exit before `process.shutdown` runs.
+        self.process.request_stop();
         self.client.rpc().close().await;
         self.process.shutdown(grace).await
     }

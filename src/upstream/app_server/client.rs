@@ -1,13 +1,13 @@
 //! The app-server calls skillbridge makes ([`AppServerClient`]): `initialize` (+ `initialized`), `thread/start`
-//! with the dynamic tools, `turn/start` and `turn/interrupt`, each a typed request of [`protocol`](super::protocol)
-//! bounded by a timeout.
+//! with the dynamic tools, `turn/start`, `turn/interrupt` and `thread/archive`, each a typed request of
+//! [`protocol`](super::protocol) bounded by a timeout.
 
 use std::time::Duration;
 
 use super::error::AppServerError;
 use super::protocol::{
-    INITIALIZED_METHOD, InitializeParams, InitializeResponse, RequestParams, ThreadStartParams, TurnInterruptParams,
-    TurnStartParams,
+    INITIALIZED_METHOD, InitializeParams, InitializeResponse, RequestParams, ThreadArchiveParams, ThreadStartParams,
+    TurnInterruptParams, TurnStartParams,
 };
 use super::rpc::RpcConnection;
 
@@ -69,6 +69,14 @@ impl AppServerClient {
         let params = TurnInterruptParams {
             thread_id: thread_id.to_owned(),
             turn_id: turn_id.to_owned(),
+        };
+        self.request(&params).await.map(drop)
+    }
+
+    /// `thread/archive`: Codex moves the thread's history to its archived ones; it is listed only with those.
+    pub async fn archive_thread(&self, thread_id: &str) -> Result<(), AppServerError> {
+        let params = ThreadArchiveParams {
+            thread_id: thread_id.to_owned(),
         };
         self.request(&params).await.map(drop)
     }

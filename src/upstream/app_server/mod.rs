@@ -6,8 +6,8 @@
 //!
 //! - [`AppServer`]: one initialized child; threads and turns are started through it, and its event loop hands
 //!   what the child sends to a [`Feed`](crate::upstream::Feed);
-//! - [`AppServerClient`]: the calls (`initialize`, `thread/start`, `turn/start`, `turn/interrupt`), typed by
-//!   [`protocol`], which holds every message skillbridge sends and reads;
+//! - [`AppServerClient`]: the calls (`initialize`, `thread/start`, `turn/start`, `turn/interrupt`,
+//!   `thread/archive`), typed by [`protocol`], which holds every message skillbridge sends and reads;
 //! - [`rpc`]: the line-delimited JSON-RPC framing over any reader/writer; [`AppServerCommand`] and
 //!   [`AppServerProcess`]: the child process; [`refusals`]: answers to requests skillbridge does not handle.
 //!

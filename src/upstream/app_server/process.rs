@@ -1,5 +1,6 @@
-//! The `codex app-server` child process: spawning it ([`AppServerCommand`]), its stderr into our logs, its
-//! exit watched and reported ([`ExitReport`]), and its end on shutdown or drop ([`AppServerProcess`]).
+//! The `codex app-server` child process: spawning it ([`AppServerCommand`]) with a log filter of its own, its
+//! stderr into our logs at each line's own level, its exit watched and reported ([`ExitReport`]), and its end on
+//! shutdown or drop ([`AppServerProcess`]).
 //!
 //! Graceful shutdown closes the child's stdin (the app-server exits on end of input) and kills it when the
 //! grace period passes; dropping an [`AppServerProcess`] kills the child at once. It is never left running.
@@ -9,17 +10,25 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::sync::{oneshot, watch};
+use tracing::Level;
 
 /// How many of the child's last stderr lines an [`ExitReport`] keeps.
 pub(crate) const STDERR_TAIL_LINES: usize = 20;
 
+/// The target the child's stderr lines are logged under.
+const CODEX_LOG_TARGET: &str = "codex";
+
 /// How to start `codex app-server`.
+///
+/// The child's stderr lines are logged under the target `codex`, at their own level. Its log filter is its own:
+/// our `RUST_LOG` is not passed on (Codex logs at its defaults) unless [`log_filter`](Self::log_filter) sets one.
 ///
 /// ```
 /// use skillbridge::upstream::app_server::AppServerCommand;
@@ -37,6 +46,7 @@ pub struct AppServerCommand {
     env: Vec<(OsString, OsString)>,
     codex_home: Option<PathBuf>,
     current_dir: Option<PathBuf>,
+    log_filter: Option<String>,
 }
 
 impl AppServerCommand {
@@ -48,6 +58,7 @@ impl AppServerCommand {
             env: Vec::new(),
             codex_home: None,
             current_dir: None,
+            log_filter: None,
         }
     }
 
@@ -66,6 +77,13 @@ impl AppServerCommand {
     /// Sets `CODEX_HOME` for the child (its config, auth and sessions directory).
     pub fn codex_home(mut self, path: impl Into<PathBuf>) -> Self {
         self.codex_home = Some(path.into());
+        self
+    }
+
+    /// The child's log filter, its `RUST_LOG` (e.g. `debug`, or `warn,codex_core=info`). Without one the child
+    /// gets no `RUST_LOG`, whatever ours is, and logs at Codex's defaults.
+    pub fn log_filter(mut self, filter: impl Into<String>) -> Self {
+        self.log_filter = Some(filter.into());
         self
     }
 
@@ -89,8 +107,10 @@ impl AppServerCommand {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            // Codex colours its log lines unless told not to; ours are plain.
+            // Codex colours its log lines unless told not to; its lines are re-logged, in our colours if any.
             .env("NO_COLOR", "1")
+            // Our filter is for our lines: Codex's DEBUG would flood them (hundreds of lines per turn).
+            .env_remove("RUST_LOG")
             // A group of its own: a terminal's Ctrl-C reaches us, and we interrupt the turn and stop the child
             // ourselves, instead of Codex dying under calls that are still being answered.
             .process_group(0)
@@ -98,6 +118,9 @@ impl AppServerCommand {
         command.envs(self.env.iter().map(|(key, value)| (key, value)));
         if let Some(home) = &self.codex_home {
             command.env("CODEX_HOME", home);
+        }
+        if let Some(filter) = &self.log_filter {
+            command.env("RUST_LOG", filter);
         }
         if let Some(dir) = &self.current_dir {
             command.current_dir(dir);
@@ -116,12 +139,22 @@ impl AppServerCommand {
         let stderr_done = tokio::spawn(log_stderr(stderr, pid, tail.clone()));
         let (exit_tx, exit_rx) = watch::channel(None);
         let (kill_tx, kill_rx) = oneshot::channel();
-        tokio::spawn(watch_exit(child, pid, kill_rx, stderr_done, tail, exit_tx));
+        let stop_requested = Arc::new(AtomicBool::new(false));
+        let watched = Watched {
+            pid,
+            kill: kill_rx,
+            stderr_done,
+            tail,
+            stop_requested: stop_requested.clone(),
+            exit: exit_tx,
+        };
+        tokio::spawn(watch_exit(child, watched));
         Ok(AppServerProcess {
             pid,
             stdin: Some(stdin),
             stdout: Some(stdout),
             kill: Some(kill_tx),
+            stop_requested,
             exit: exit_rx,
         })
     }
@@ -145,6 +178,8 @@ pub struct ExitReport {
     pub status: Option<ExitStatus>,
     /// `true` when we killed it (shutdown past its grace period, or drop).
     pub killed_by_us: bool,
+    /// `true` when we had asked it to stop (closed its input) before it ended.
+    pub stop_requested: bool,
     /// Its last stderr lines, oldest first: usually the reason for an unexpected exit.
     pub stderr_tail: Vec<String>,
 }
@@ -153,6 +188,11 @@ impl ExitReport {
     /// `true` for exit code 0.
     pub fn success(&self) -> bool {
         self.status.is_some_and(|status| status.success())
+    }
+
+    /// `true` when the child ended as we asked: it exited 0 after we closed its input, or we killed it.
+    pub fn expected(&self) -> bool {
+        self.killed_by_us || (self.stop_requested && self.success())
     }
 
     /// The stderr line that most likely says why: the last `Error: ..` line (Codex follows it with a
@@ -175,6 +215,10 @@ impl ExitReport {
 
 impl fmt::Display for ExitReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Whatever Codex last wrote (an ERROR line, often) is not why a child we asked to stop stopped.
+        if self.stop_requested && self.success() {
+            return write!(f, "codex app-server stopped");
+        }
         match self.status {
             Some(status) => write!(f, "codex app-server exited ({status})")?,
             None => write!(f, "codex app-server ended (status unknown)")?,
@@ -196,6 +240,7 @@ pub struct AppServerProcess {
     stdin: Option<ChildStdin>,
     stdout: Option<ChildStdout>,
     kill: Option<oneshot::Sender<()>>,
+    stop_requested: Arc<AtomicBool>,
     exit: watch::Receiver<Option<ExitReport>>,
 }
 
@@ -225,10 +270,17 @@ impl AppServerProcess {
         ExitWatch(self.exit.clone())
     }
 
+    /// Marks the end that follows as asked for: call it before closing the stdin handed out by
+    /// [`take_stdio`](Self::take_stdio), so that the exit it causes is reported as a stop, not as a failure.
+    pub fn request_stop(&self) {
+        self.stop_requested.store(true, Ordering::Relaxed);
+    }
+
     /// Ends the child: closes its stdin (the app-server exits on end of input), waits up to `grace`, then
     /// kills it. Returns how it ended. The stdin handed out by [`take_stdio`](Self::take_stdio) must be
     /// dropped by its holder for the graceful path to work.
     pub async fn shutdown(mut self, grace: Duration) -> ExitReport {
+        self.request_stop();
         self.stdin.take();
         let exit = self.exit.clone();
         if let Ok(report) = tokio::time::timeout(grace, wait_report(exit.clone())).await {
@@ -272,19 +324,31 @@ async fn wait_report(mut exit: watch::Receiver<Option<ExitReport>>) -> ExitRepor
         Err(_) => ExitReport {
             status: None,
             killed_by_us: true,
+            stop_requested: false,
             stderr_tail: Vec::new(),
         },
     }
 }
 
-async fn watch_exit(
-    mut child: Child,
+/// What [`watch_exit`] needs besides the child.
+struct Watched {
     pid: Option<u32>,
     kill: oneshot::Receiver<()>,
     stderr_done: tokio::task::JoinHandle<()>,
     tail: Arc<Mutex<VecDeque<String>>>,
+    stop_requested: Arc<AtomicBool>,
     exit: watch::Sender<Option<ExitReport>>,
-) {
+}
+
+async fn watch_exit(mut child: Child, watched: Watched) {
+    let Watched {
+        pid,
+        kill,
+        stderr_done,
+        tail,
+        stop_requested,
+        exit,
+    } = watched;
     let (status, killed_by_us) = tokio::select! {
         status = child.wait() => (status, false),
         _ = kill => {
@@ -307,9 +371,10 @@ async fn watch_exit(
     let report = ExitReport {
         status,
         killed_by_us,
+        stop_requested: stop_requested.load(Ordering::Relaxed),
         stderr_tail: crate::util::lock(&tail).iter().cloned().collect(),
     };
-    if killed_by_us || report.success() {
+    if report.expected() {
         tracing::info!(pid, "{report}");
     } else {
         tracing::error!(pid, "{report}");
@@ -322,10 +387,13 @@ async fn log_stderr(stderr: ChildStderr, pid: Option<u32>, tail: Arc<Mutex<VecDe
     loop {
         match lines.next_line().await {
             Ok(Some(line)) => {
-                if line.contains(" ERROR ") || line.contains(" WARN ") || line.starts_with("WARNING") {
-                    tracing::warn!(target: "skillbridge::codex", pid, "{line}");
-                } else {
-                    tracing::info!(target: "skillbridge::codex", pid, "{line}");
+                let (level, text) = parse_stderr_line(&line);
+                match level {
+                    Level::ERROR => tracing::error!(target: CODEX_LOG_TARGET, pid, "{text}"),
+                    Level::WARN => tracing::warn!(target: CODEX_LOG_TARGET, pid, "{text}"),
+                    Level::INFO => tracing::info!(target: CODEX_LOG_TARGET, pid, "{text}"),
+                    Level::DEBUG => tracing::debug!(target: CODEX_LOG_TARGET, pid, "{text}"),
+                    Level::TRACE => tracing::trace!(target: CODEX_LOG_TARGET, pid, "{text}"),
                 }
                 let mut tail = crate::util::lock(&tail);
                 if tail.len() == STDERR_TAIL_LINES {
@@ -339,5 +407,137 @@ async fn log_stderr(stderr: ChildStderr, pid: Option<u32>, tail: Arc<Mutex<VecDe
                 break;
             }
         }
+    }
+}
+
+/// The level of one line of Codex's stderr and the text to log: a tracing line
+/// (`2026-05-02T10:00:00.000000Z  WARN codex_core::x: message`) keeps its level and loses its timestamp (ours
+/// replaces it); Codex's own `WARNING: ..` and `Error: ..` lines (written before its logging starts, or as it
+/// dies) are warnings and errors; any other line (a backtrace, say) is logged whole at INFO.
+fn parse_stderr_line(line: &str) -> (Level, &str) {
+    if let Some((timestamp, rest)) = line.split_once(' ')
+        && looks_like_a_timestamp(timestamp)
+    {
+        let rest = rest.trim_start();
+        let (word, text) = rest.split_once(' ').unwrap_or((rest, ""));
+        if let Some(level) = level_named(word) {
+            return (level, text.trim_start());
+        }
+    }
+    if line.starts_with("WARNING") {
+        (Level::WARN, line)
+    } else if line.starts_with("Error:") {
+        (Level::ERROR, line)
+    } else {
+        (Level::INFO, line)
+    }
+}
+
+/// The level tracing writes as `word`.
+fn level_named(word: &str) -> Option<Level> {
+    match word {
+        "ERROR" => Some(Level::ERROR),
+        "WARN" => Some(Level::WARN),
+        "INFO" => Some(Level::INFO),
+        "DEBUG" => Some(Level::DEBUG),
+        "TRACE" => Some(Level::TRACE),
+        _ => None,
+    }
+}
+
+/// `2026-05-02T10:00:00.123456Z`: a date, then a time.
+fn looks_like_a_timestamp(word: &str) -> bool {
+    let bytes = word.as_bytes();
+    bytes.len() >= 20
+        && bytes[..4].iter().all(u8::is_ascii_digit)
+        && bytes[4] == b'-'
+        && bytes[7] == b'-'
+        && bytes[10] == b'T'
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+
+    use super::*;
+
+    #[test]
+    fn codex_lines_keep_their_level_and_lose_their_timestamp() {
+        // As Codex 0.169 writes them with NO_COLOR=1 (and RUST_LOG=debug for the DEBUG one).
+        let lines = [
+            (
+                "2026-12-02T04:17:58.909753Z  WARN codex_core_plugins::startup_sync: git sync failed error=exit 128",
+                Level::WARN,
+                "codex_core_plugins::startup_sync: git sync failed error=exit 128",
+            ),
+            (
+                "2026-12-02T04:18:01.570483Z ERROR codex_app_server: Codex could not find bubblewrap on PATH.",
+                Level::ERROR,
+                "codex_app_server: Codex could not find bubblewrap on PATH.",
+            ),
+            (
+                "2026-12-02T04:17:52.414210Z  INFO fs.read_file{sandboxed=false}: codex_exec_server::local_file_system: new",
+                Level::INFO,
+                "fs.read_file{sandboxed=false}: codex_exec_server::local_file_system: new",
+            ),
+            (
+                "2026-12-02T04:17:58.793945Z DEBUG codex_config::loader::layer_io: /etc/codex/managed_config.toml not found",
+                Level::DEBUG,
+                "codex_config::loader::layer_io: /etc/codex/managed_config.toml not found",
+            ),
+            (
+                "2026-12-02T04:17:58.793945Z TRACE codex_core::codex: polled",
+                Level::TRACE,
+                "codex_core::codex: polled",
+            ),
+        ];
+        for (line, level, text) in lines {
+            assert_eq!(parse_stderr_line(line), (level, text), "{line}");
+        }
+    }
+
+    #[test]
+    fn lines_without_a_level_are_read_by_their_prefix_or_logged_whole_at_info() {
+        let warning = "WARNING: proceeding, even though we could not create PATH aliases";
+        assert_eq!(parse_stderr_line(warning), (Level::WARN, warning));
+        let fatal = "Error: unknown configuration field `no_such_setting`";
+        assert_eq!(parse_stderr_line(fatal), (Level::ERROR, fatal));
+        for plain in [
+            "   0: std::backtrace::Backtrace::create",
+            "2026-12-02 happened",
+            "2026-12-02T04:17:58.793945Z NOTICE not a level",
+            "",
+        ] {
+            assert_eq!(parse_stderr_line(plain), (Level::INFO, plain), "{plain:?}");
+        }
+    }
+
+    fn report(code: i32, stop_requested: bool) -> ExitReport {
+        ExitReport {
+            status: Some(ExitStatus::from_raw(code << 8)),
+            killed_by_us: false,
+            stop_requested,
+            stderr_tail: vec!["2026-12-02T04:18:01.570483Z ERROR codex_app_server: no bubblewrap".into()],
+        }
+    }
+
+    #[test]
+    fn a_stop_we_asked_for_is_a_stop_and_any_other_exit_says_why() {
+        let stopped = report(0, true);
+        assert!(stopped.expected());
+        assert_eq!(stopped.to_string(), "codex app-server stopped");
+
+        let unasked = report(0, false);
+        assert!(!unasked.expected());
+        assert!(
+            unasked
+                .to_string()
+                .ends_with("(exit status: 0): 2026-12-02T04:18:01.570483Z ERROR codex_app_server: no bubblewrap"),
+            "{unasked}"
+        );
+
+        let failed = report(1, true);
+        assert!(!failed.expected(), "asked to stop, it failed");
+        assert!(failed.to_string().contains("(exit status: 1): "), "{failed}");
     }
 }

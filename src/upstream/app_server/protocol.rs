@@ -4,8 +4,9 @@
 //!
 //! - requests we send, each a params type implementing [`RequestParams`] (its method and result type):
 //!   [`InitializeParams`] → [`InitializeResponse`], [`ThreadStartParams`] → [`ThreadStartResponse`],
-//!   [`TurnStartParams`] → [`TurnStartResponse`], [`TurnInterruptParams`] → [`TurnInterruptResponse`]; and the
-//!   [`INITIALIZED_METHOD`] notification, which has no params;
+//!   [`TurnStartParams`] → [`TurnStartResponse`], [`TurnInterruptParams`] → [`TurnInterruptResponse`],
+//!   [`ThreadArchiveParams`] → [`ThreadArchiveResponse`]; and the [`INITIALIZED_METHOD`] notification, which has
+//!   no params;
 //! - the one server request we handle, `item/tool/call` ([`DynamicToolCallParams`], implementing
 //!   [`ServerRequestParams`]), and the result we answer it with ([`DynamicToolCallResponse`]);
 //! - the notifications we consume, each a params type implementing [`NotificationParams`], gathered in
@@ -426,6 +427,27 @@ impl RequestParams for TurnInterruptParams {
 /// The `turn/interrupt` result: an empty object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub struct TurnInterruptResponse {}
+
+// ---------------------------------------------------------------------------------------------------------------
+// thread/archive
+
+/// `thread/archive` params: Codex moves the thread's history (its rollout in CODEX_HOME) to the archived threads,
+/// which `thread/list` shows only when asked for archived ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadArchiveParams {
+    /// The thread.
+    pub thread_id: String,
+}
+
+impl RequestParams for ThreadArchiveParams {
+    const METHOD: &'static str = "thread/archive";
+    type Response = ThreadArchiveResponse;
+}
+
+/// The `thread/archive` result: an empty object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct ThreadArchiveResponse {}
 
 // ---------------------------------------------------------------------------------------------------------------
 // item/tool/call

@@ -1,7 +1,7 @@
 //! [`AppServerUpstream`]: keeps a `codex app-server` child serving for as long as a bridge runs. It spawns and
 //! initializes the child, starts its threads with the skills as dynamic tools, hands its tool calls and turn
 //! events to the [`Feed`], reports the child's exit or restarts it with backoff ([`RestartPolicy`]), and
-//! terminates it on close.
+//! terminates it on close, archiving its threads first when told to.
 //!
 //! The dispatcher answers through one [`Upstream`] for the bridge's lifetime, while a restarted child is a new
 //! process with new threads and request ids that start again at 0. [`CurrentChild`] bridges that: it forwards each
@@ -37,6 +37,9 @@ const ABANDONED_CHILD_GRACE: Duration = Duration::from_secs(2);
 
 /// How long a child gets to exit after its input is closed, on close, before it is killed.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How long archiving one thread may take on close.
+const ARCHIVE_WAIT: Duration = Duration::from_secs(5);
 
 /// When and how fast a dead child is restarted: exponential backoff from `initial_backoff` up to
 /// `max_backoff`, back to `initial_backoff` once a child has run for `healthy_after`.
@@ -132,6 +135,7 @@ struct Config {
     thread_options: ThreadStartParams,
     restart: Option<RestartPolicy>,
     toolset: Toolset,
+    archive_threads: bool,
 }
 
 impl std::fmt::Debug for AppServerUpstream {
@@ -154,6 +158,7 @@ impl AppServerUpstream {
             thread_options: ThreadStartParams::new(cwd),
             restart: None,
             toolset: Toolset::all(),
+            archive_threads: false,
         })
     }
 
@@ -198,6 +203,12 @@ impl AppServerUpstream {
     /// bridge).
     pub fn restart(self, policy: RestartPolicy) -> Self {
         self.configure(|config| config.restart = Some(policy))
+    }
+
+    /// Archives the threads of the current child on close (`thread/archive`), so that they no longer show among
+    /// the threads of its CODEX_HOME (default: kept).
+    pub fn archive_threads_on_close(self, archive: bool) -> Self {
+        self.configure(|config| config.archive_threads = archive)
     }
 
     /// Follows the child: its generation, pid, threads and whether it is up.
@@ -290,6 +301,29 @@ impl AppServerUpstream {
         }
     }
 
+    /// Archives the threads of the current child; returns the ones archived.
+    async fn archive_threads(&self) -> Vec<String> {
+        let child = self.shared.child.read().await;
+        let Some(app) = child.as_ref() else {
+            return Vec::new();
+        };
+        let threads = self.shared.state.borrow().threads.clone();
+        let mut archived = Vec::with_capacity(threads.len());
+        for thread in threads {
+            match tokio::time::timeout(ARCHIVE_WAIT, app.archive_thread(&thread)).await {
+                Ok(Ok(())) => {
+                    tracing::info!(thread = %thread, "archived thread");
+                    archived.push(thread);
+                }
+                Ok(Err(error)) => tracing::warn!(thread = %thread, %error, "could not archive the thread; it is kept"),
+                Err(_) => {
+                    tracing::warn!(thread = %thread, wait = ?ARCHIVE_WAIT, "archiving the thread took too long; it is kept")
+                }
+            }
+        }
+        archived
+    }
+
     /// Ends the current child (closes its input, waits up to `grace`, then kills it) and stops restarts.
     async fn shutdown(&self, grace: Duration) -> Option<ExitReport> {
         self.shared.closed.cancel();
@@ -297,7 +331,6 @@ impl AppServerUpstream {
         self.shared.link.up.store(false, Ordering::Relaxed);
         self.shared.state.send_modify(|state| state.up = false);
         let report = app.shutdown(grace).await;
-        tracing::debug!("{report}");
         self.shared
             .state
             .send_modify(|state| state.last_exit = Some(report.clone()));
@@ -441,9 +474,15 @@ impl Upstream for AppServerUpstream {
 
     fn close(&self) -> BoxFuture<'_, Vec<String>> {
         Box::pin(async move {
-            // The threads end with the child; there is nothing to delete.
+            // Restarts stop first, so that the threads archived are the last child's.
+            self.shared.closed.cancel();
+            let archived = if self.shared.config.archive_threads {
+                self.archive_threads().await
+            } else {
+                Vec::new()
+            };
             self.shutdown(SHUTDOWN_GRACE).await;
-            Vec::new()
+            archived
         })
     }
 }
