@@ -142,14 +142,17 @@ impl CodexManager {
     }
 
     fn with_hooks(config: ManagerConfig, hooks: HookSet) -> Result<Self, ManagerError> {
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .timeout(config.timeout())
-            .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS)
-            .build()
-            .map_err(|source| ManagerError::Transport {
-                operation: "client.build".into(),
-                source,
-            })?;
+            .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS);
+        if let Some(tls) = config.tls() {
+            // The configuration the stream uses too (reqwest takes its own copy; the verifier is shared).
+            http = http.tls_backend_preconfigured(rustls::ClientConfig::clone(tls));
+        }
+        let http = http.build().map_err(|source| ManagerError::Transport {
+            operation: "client.build".into(),
+            source,
+        })?;
         Ok(Self {
             shared: Arc::new(Shared::new(config, http)),
             hooks: Arc::new(hooks),
