@@ -732,6 +732,18 @@ impl CodexManagerBuilder {
         self
     }
 
+    /// Trusts the CA certificates of this PEM file besides the system's (see [`ManagerConfigBuilder::ca_file`]).
+    pub fn ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.config = self.config.ca_file(path);
+        self
+    }
+
+    /// Trusts the CA certificates of this PEM text besides the system's (see [`ManagerConfigBuilder::ca_pem`]).
+    pub fn ca_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.config = self.config.ca_pem(pem);
+        self
+    }
+
     /// Registers a hook built with [`Hook`].
     pub fn hook(mut self, hook: Hook) -> Self {
         self.hooks.push(hook);
