@@ -506,6 +506,11 @@ impl CodexManagerDouble {
         self.state.hub.count()
     }
 
+    /// How many websockets were opened so far, closed ones included (`wss://` ones, with TLS).
+    pub fn sockets_opened(&self) -> u64 {
+        self.state.hub.opened()
+    }
+
     /// Waits until exactly `n` websockets are connected; false if `timeout` passed first.
     pub async fn wait_for_sockets(&self, n: usize, timeout: Duration) -> bool {
         self.state.hub.wait_for(n, timeout).await
