@@ -11,7 +11,8 @@
 //! let ca = TestCa::new("test CA");
 //! let double = CodexManagerDouble::builder().tls(ca.issue(&["127.0.0.1", "localhost"])).start().await?;
 //! assert!(double.base_url().starts_with("https://127.0.0.1:"));
-//! std::fs::write(std::env::temp_dir().join("doc-ca.pem"), ca.cert_pem())?; // what `--manager-ca` reads
+//! // What a `--manager-ca` file holds.
+//! assert!(ca.cert_pem().starts_with("-----BEGIN CERTIFICATE-----"));
 //! # double.shutdown().await;
 //! # Ok(())
 //! # }
