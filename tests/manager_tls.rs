@@ -7,6 +7,7 @@ use std::time::Duration;
 use http::HeaderMap;
 use skillbridge::manager::{CodexManager, CreateSession, ManagerConfig, ManagerError, TlsFailure};
 use skillbridge::stream::{ConnectError, ConnectRequest, Connector, WsConnector};
+use skillbridge::upstream::UpstreamError;
 use skillbridge_doubles::CodexManagerDouble;
 use skillbridge_doubles::tls::{ServerIdentity, TestCa};
 
@@ -95,6 +96,21 @@ async fn a_certificate_from_an_unknown_ca_says_to_pass_the_ca() {
         "a certificate can be replaced: the stream keeps trying"
     );
     assert_eq!(double.sessions().len(), 0);
+
+    // At start-up there is no point waiting for it, as there is for a codex-manager not listening yet.
+    let unreachable = UpstreamError::Unreachable {
+        url: double.base_url(),
+        source: rest,
+    };
+    assert!(!unreachable.is_transient());
+    assert_eq!(
+        unreachable.to_string(),
+        format!(
+            "cannot reach codex-manager at {}: TLS handshake failed: the server's certificate is not signed by a \
+             trusted CA; pass its CA with --manager-ca",
+            double.base_url()
+        )
+    );
 }
 
 #[tokio::test]
