@@ -1,5 +1,5 @@
-//! `default-features = false` gives a crate that only defines skills: none of the bridge's or the command line's
-//! crates are in its dependency tree, while the default features bring them all.
+//! `default-features = false` gives a crate that only defines skills: none of the bridge's (HTTP, TLS, websocket) or
+//! the command line's crates are in its dependency tree, while the default features bring them all.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -31,9 +31,11 @@ fn dependencies(flags: &[&str]) -> BTreeSet<String> {
         .collect()
 }
 
-const BRIDGE_AND_CLI_CRATES: [&str; 6] = [
+const BRIDGE_AND_CLI_CRATES: [&str; 8] = [
     "axum",
     "reqwest",
+    "rustls",
+    "tokio-rustls",
     "tokio-tungstenite",
     "clap",
     "tracing-subscriber",
@@ -41,7 +43,7 @@ const BRIDGE_AND_CLI_CRATES: [&str; 6] = [
 ];
 
 #[test]
-fn without_default_features_no_http_websocket_or_command_line_crate_is_linked() {
+fn without_default_features_no_http_tls_websocket_or_command_line_crate_is_linked() {
     let lean = dependencies(&["--no-default-features"]);
     let linked: Vec<&str> = BRIDGE_AND_CLI_CRATES
         .into_iter()

@@ -48,6 +48,8 @@ async fn help_explains_every_option_with_examples() {
     for needle in [
         "--manager-url",
         "CODEX_MANAGER_API_BASE",
+        "--manager-ca <FILE>",
+        "CODEX_MANAGER_CA",
         "--sessions",
         "--session <ID>",
         "fixed when it was created",

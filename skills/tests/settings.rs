@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use skillbridge_doubles::tls::TestCa;
 use toml::Value;
 
 /// One setting and its value at each layer. Expected values are TOML literals (`3`, `"3s"`, `true`); `None` as
@@ -430,6 +431,25 @@ fn table(workdir: &Path) -> Vec<Row> {
             None,
         ),
     ];
+    // CA files are read when the settings are resolved, so each layer names a PEM file of its own.
+    let ca = |layer: &str| {
+        let path = workdir.join(format!("{layer}-ca.pem"));
+        std::fs::write(&path, TestCa::new(layer).cert_pem()).unwrap();
+        path.display().to_string()
+    };
+    let (flag_ca, env_ca, file_ca) = (ca("flag"), ca("env"), ca("file"));
+    rows.push(row(
+        "serve",
+        "codex_manager.ca",
+        Some((&["--manager-ca", &flag_ca], &literal(&flag_ca))),
+        Some(("CODEX_MANAGER_CA", &env_ca, &literal(&env_ca))),
+        Some((
+            &format!("[codex_manager]\nca = {}", literal(&file_ca)),
+            &literal(&file_ca),
+        )),
+        None,
+        None,
+    ));
     // `[skills.sql]` is read from the file only; the binary checks that each database is a file.
     let database = workdir.join("main.db");
     std::fs::write(&database, b"").unwrap();
@@ -705,7 +725,7 @@ fn app_server_threads_take_the_session_settings_codex_app_server_accepts() {
 #[test]
 fn settings_that_mean_nothing_to_the_chosen_upstream_are_usage_errors() {
     let sandbox = Sandbox::new();
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["--app-server", "--session", "s1"], "--session"),
         (&["--app-server", "--all-sessions"], "--all-sessions"),
         (&["--app-server", "--delete-on-exit"], "--delete-on-exit"),
@@ -713,6 +733,7 @@ fn settings_that_mean_nothing_to_the_chosen_upstream_are_usage_errors() {
             &["--app-server", "--manager-url", "http://127.0.0.1:1"],
             "--manager-url",
         ),
+        (&["--app-server", "--manager-ca", "/etc/ssl/cm-ca.pem"], "--manager-ca"),
         (&["--app-server", "--sessions", "0"], "--sessions"),
         (&["--restart"], "--restart"),
     ];

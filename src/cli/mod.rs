@@ -152,7 +152,8 @@ impl From<BridgeError> for Failure {
             _ => None,
         };
         let hint = match upstream_error {
-            Some(UpstreamError::Unreachable { .. }) => {
+            // A TLS failure says what to do itself; the server is up.
+            Some(UpstreamError::Unreachable { source, .. }) if source.tls_failure().is_none() => {
                 "\n(is codex-manager running? set --manager-url or CODEX_MANAGER_API_BASE, or run Codex directly with \
                  --app-server)"
             }

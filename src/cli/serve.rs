@@ -48,6 +48,9 @@ Examples:
   # a remote codex-manager; the token comes from the environment
   CODEX_MANAGER_BEARER_TOKEN=... skillbridge serve --manager-url http://10.0.0.5:3001
 
+  # codex-manager over TLS (https://, and wss:// for the stream), its certificate signed by a private CA
+  skillbridge serve --manager-url https://cm.internal:8443 --manager-ca /etc/ssl/cm-ca.pem
+
   # serve sessions created elsewhere (their tool catalog was fixed when they were created)
   skillbridge serve --session 01a20b31-f8aa-7ee1-a8ed-f30e81e9ab3b
 

@@ -175,6 +175,10 @@ table! {
         #[arg(id = "manager_timeout", long = "manager-timeout", value_name = "DURATION", value_parser = parse_duration, help_heading = "codex-manager")]
         #[serde(with = "duration_text")]
         pub timeout: Option<Duration>,
+        /// PEM file of the CA (one or several certificates) that signed an https:// codex-manager's certificate,
+        /// trusted besides the system's CAs. [env: CODEX_MANAGER_CA]
+        #[arg(id = "manager_ca", long = "manager-ca", value_name = "FILE", help_heading = "codex-manager")]
+        pub ca: Option<PathBuf>,
         /// Bearer token sent to codex-manager. Prefer the variable: flags are visible to other users in `ps`.
         /// Never printed or logged. [env: CODEX_MANAGER_BEARER_TOKEN]
         #[arg(id = "manager_bearer_token", long = "manager-token", value_name = "TOKEN", value_parser = parse_secret, help_heading = "codex-manager")]
@@ -492,6 +496,7 @@ fn manager(flags: &ManagerTable, file: &ManagerTable) -> Result<(ManagerConfig, 
         url: Some(config.base_url().to_owned()),
         prefix: Some(config.api_prefix().to_owned()),
         timeout: Some(config.timeout()),
+        ca: config.ca_file().map(Path::to_path_buf),
         bearer_token: auth.bearer.clone(),
         rbac_token: auth.rbac_token.clone(),
         rbac_role: auth.rbac_role.clone(),
@@ -511,6 +516,9 @@ fn apply(mut builder: ManagerConfigBuilder, table: &ManagerTable) -> ManagerConf
     }
     if let Some(timeout) = table.timeout {
         builder = builder.timeout(timeout);
+    }
+    if let Some(ca) = &table.ca {
+        builder = builder.ca_file(ca);
     }
     if let Some(token) = &table.bearer_token {
         builder = builder.bearer_token(token.expose_secret());
@@ -647,6 +655,7 @@ fn refuse_manager_flags(flags: &ManagerTable) -> Result<(), SettingsError> {
         ("--manager-url", flags.url.is_some()),
         ("--manager-prefix", flags.prefix.is_some()),
         ("--manager-timeout", flags.timeout.is_some()),
+        ("--manager-ca", flags.ca.is_some()),
         ("--manager-token", flags.bearer_token.is_some()),
         ("--profile", flags.profile.is_some()),
         ("--profile-file", flags.profile_file.is_some()),

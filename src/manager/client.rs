@@ -142,14 +142,17 @@ impl CodexManager {
     }
 
     fn with_hooks(config: ManagerConfig, hooks: HookSet) -> Result<Self, ManagerError> {
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .timeout(config.timeout())
-            .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS)
-            .build()
-            .map_err(|source| ManagerError::Transport {
-                operation: "client.build".into(),
-                source,
-            })?;
+            .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS);
+        if let Some(tls) = config.tls() {
+            // The configuration the stream uses too (reqwest takes its own copy; the verifier is shared).
+            http = http.tls_backend_preconfigured(rustls::ClientConfig::clone(tls));
+        }
+        let http = http.build().map_err(|source| ManagerError::Transport {
+            operation: "client.build".into(),
+            source,
+        })?;
         Ok(Self {
             shared: Arc::new(Shared::new(config, http)),
             hooks: Arc::new(hooks),
@@ -726,6 +729,18 @@ impl CodexManagerBuilder {
     /// An extra header sent on every request.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.config = self.config.header(name, value);
+        self
+    }
+
+    /// Trusts the CA certificates of this PEM file besides the system's (see [`ManagerConfigBuilder::ca_file`]).
+    pub fn ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.config = self.config.ca_file(path);
+        self
+    }
+
+    /// Trusts the CA certificates of this PEM text besides the system's (see [`ManagerConfigBuilder::ca_pem`]).
+    pub fn ca_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.config = self.config.ca_pem(pem);
         self
     }
 

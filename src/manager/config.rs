@@ -1,4 +1,4 @@
-//! Where codex-manager lives and how to authenticate: [`ManagerConfig`], built by hand, from the
+//! Where codex-manager lives, how to authenticate and which CAs to trust: [`ManagerConfig`], built by hand, from the
 //! environment, or from a codex-manager CLI profile.
 
 use secrecy::{ExposeSecret, SecretString};
@@ -6,10 +6,13 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
+
+use super::tls;
 
 /// The default codex-manager address.
 pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:3001";
@@ -58,6 +61,36 @@ pub enum ConfigError {
     /// A header name or value is not valid HTTP.
     #[error("header {0:?} is not a valid HTTP header")]
     Header(String),
+    /// The CA file cannot be read or holds no usable certificate.
+    #[error("codex-manager CA file {}: {message}", path.display())]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The CA certificates given as PEM text hold no usable certificate.
+    #[error("codex-manager CA certificates: the PEM text {0}")]
+    CaPem(String),
+    /// No TLS client configuration could be made, e.g. the system has no trusted CA and none was given.
+    #[error("TLS to codex-manager: {0}")]
+    Tls(String),
+}
+
+/// Where the private CA certificates come from.
+#[derive(Clone)]
+enum CaSource {
+    File(PathBuf),
+    Pem(Arc<[u8]>),
+}
+
+impl fmt::Debug for CaSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(path) => write!(f, "{}", path.display()),
+            Self::Pem(pem) => write!(f, "<PEM, {} bytes>", pem.len()),
+        }
+    }
 }
 
 /// Authentication sent on every request and on the websocket upgrade. The tokens are secrets: `Debug` redacts
@@ -82,6 +115,9 @@ pub struct ManagerConfig {
     timeout: Duration,
     auth: Auth,
     extra_headers: BTreeMap<String, String>,
+    ca: Option<CaSource>,
+    /// Made by [`ManagerConfigBuilder::build`] for an `https://` URL or a CA, shared by REST and the stream.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl fmt::Debug for ManagerConfig {
@@ -98,7 +134,8 @@ impl fmt::Debug for ManagerConfig {
             .field("timeout", &self.timeout)
             .field("auth", &self.auth)
             .field("extra_headers", &headers)
-            .finish()
+            .field("ca", &self.ca)
+            .finish_non_exhaustive()
     }
 }
 
@@ -110,6 +147,8 @@ impl Default for ManagerConfig {
             timeout: DEFAULT_TIMEOUT,
             auth: Auth::default(),
             extra_headers: BTreeMap::new(),
+            ca: None,
+            tls: None,
         }
     }
 }
@@ -153,6 +192,20 @@ impl ManagerConfig {
     /// The authentication settings.
     pub fn auth(&self) -> &Auth {
         &self.auth
+    }
+
+    /// The file of the private CA certificates trusted besides the system's, when one was given
+    /// ([`ManagerConfigBuilder::ca_file`]).
+    pub fn ca_file(&self) -> Option<&Path> {
+        match &self.ca {
+            Some(CaSource::File(path)) => Some(path),
+            _ => None,
+        }
+    }
+
+    /// The TLS client configuration REST and the stream share: `Some` for an `https://` base URL or a given CA.
+    pub(crate) fn tls(&self) -> Option<&Arc<rustls::ClientConfig>> {
+        self.tls.as_ref()
     }
 
     /// The HTTP URL of a route below the prefix: `url("/sessions")` → `http://host/api/sessions`.
@@ -337,6 +390,21 @@ impl ManagerConfigBuilder {
         self
     }
 
+    /// Trusts the CA certificates of this PEM file (one or several) besides the system's, for a codex-manager
+    /// whose certificate a private CA signed. The file is read by [`build`](Self::build), which fails when it cannot
+    /// be read or holds no certificate. Replaces an earlier [`ca_file`](Self::ca_file) or [`ca_pem`](Self::ca_pem).
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.ca = Some(CaSource::File(path.into()));
+        self
+    }
+
+    /// Trusts the CA certificates of this PEM text (one or several) besides the system's, as
+    /// [`ca_file`](Self::ca_file) does for a file.
+    pub fn ca_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.config.ca = Some(CaSource::Pem(Arc::from(pem.as_ref())));
+        self
+    }
+
     /// An extra header sent on every request.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.config.extra_headers.insert(name.into(), value.into());
@@ -361,6 +429,9 @@ impl ManagerConfigBuilder {
         }
         if let Some(v) = get("CODEX_MANAGER_BEARER_TOKEN") {
             self = self.bearer_token(v);
+        }
+        if let Some(v) = get("CODEX_MANAGER_CA") {
+            self = self.ca_file(v);
         }
         Ok(self.rbac(
             get("CODEX_MANAGER_RBAC_TOKEN"),
@@ -409,13 +480,15 @@ impl ManagerConfigBuilder {
         Ok(self)
     }
 
-    /// Checks the URL and headers and returns the configuration.
+    /// Checks the URL and headers, reads the CA certificates, and returns the configuration; for an `https://` URL
+    /// (or a CA) it makes the TLS client configuration that REST and the stream share: the system's trusted roots
+    /// plus the given CA.
     ///
     /// A base URL with credentials in it (`http://user:password@host`) is refused: codex-manager authenticates with
     /// a bearer token ([`bearer_token`](Self::bearer_token), `CODEX_MANAGER_BEARER_TOKEN`) or RBAC headers, and a
     /// URL is too easily logged or shown. So is a base URL with a query or fragment, which routes cannot follow.
     pub fn build(self) -> Result<ManagerConfig, ConfigError> {
-        let config = self.config;
+        let mut config = self.config;
         check_base_url(&config.base_url)?;
         for (name, value) in &config.extra_headers {
             if HeaderName::try_from(name.as_str()).is_err() || HeaderValue::try_from(value.as_str()).is_err() {
@@ -444,6 +517,23 @@ impl ManagerConfigBuilder {
                 return Err(ConfigError::Header((*name).to_owned()));
             }
         }
+        let extra_roots = match &config.ca {
+            None => Vec::new(),
+            Some(CaSource::File(path)) => {
+                let file_error = |message: String| ConfigError::CaFile {
+                    path: path.clone(),
+                    message,
+                };
+                let text = std::fs::read(path).map_err(|e| file_error(format!("cannot be read: {e}")))?;
+                tls::parse_certificates(&text).map_err(file_error)?
+            }
+            Some(CaSource::Pem(pem)) => tls::parse_certificates(pem).map_err(ConfigError::CaPem)?,
+        };
+        config.tls = if config.base_url.starts_with("https://") || !extra_roots.is_empty() {
+            Some(tls::client_config(extra_roots).map_err(ConfigError::Tls)?)
+        } else {
+            None
+        };
         Ok(config)
     }
 }
@@ -618,6 +708,45 @@ mod tests {
         let env = |name: &str| (name == "CODEX_MANAGER_TIMEOUT_MS").then(|| "soon".to_owned());
         let err = ManagerConfig::builder().env_overrides(env).unwrap_err();
         assert!(err.to_string().contains("CODEX_MANAGER_TIMEOUT_MS"), "{err}");
+    }
+
+    #[test]
+    fn a_ca_file_is_read_when_built_and_named_when_unusable() {
+        let dir = std::env::temp_dir().join(format!("skillbridge-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.pem");
+        let err = ManagerConfig::builder().ca_file(&missing).build().unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::CaFile { path, .. } if *path == missing),
+            "{err}"
+        );
+        assert!(err.to_string().contains("cannot be read"), "{err}");
+
+        let key_only = dir.join("key.pem");
+        std::fs::write(
+            &key_only,
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let env = |name: &str| (name == "CODEX_MANAGER_CA").then(|| key_only.display().to_string());
+        let err = ManagerConfig::builder()
+            .env_overrides(env)
+            .unwrap()
+            .build()
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with(&format!(
+                "codex-manager CA file {}: holds no certificate",
+                key_only.display()
+            )),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let plain = ManagerConfig::builder().build().unwrap();
+        assert!(plain.tls().is_none() && plain.ca_file().is_none());
+        let err = ManagerConfig::builder().ca_pem("no PEM here").build().unwrap_err();
+        assert!(matches!(err, ConfigError::CaPem(_)), "{err}");
     }
 
     #[test]

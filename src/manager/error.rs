@@ -4,6 +4,7 @@ use http::StatusCode;
 use serde_json::Value;
 
 use super::config::ConfigError;
+use super::tls::TlsFailure;
 
 /// Why a codex-manager REST call failed.
 ///
@@ -28,10 +29,11 @@ pub enum ManagerError {
         /// (`Null` when empty).
         body: Value,
     },
-    /// The request did not complete: connection refused or reset, timeout, invalid URL. The message carries the
-    /// whole cause ("... tcp connect error: Connection refused (os error 111)"), with the URL
-    /// [redacted](super::redact_url).
-    #[error("{operation}: request to codex-manager failed: {}", transport_cause(.source))]
+    /// The request did not complete: connection refused or reset, timeout, invalid URL, failed TLS handshake. The
+    /// message carries the whole cause ("... tcp connect error: Connection refused (os error 111)"), with the URL
+    /// [redacted](super::redact_url); a TLS failure is told in plain words instead ("TLS handshake with
+    /// codex-manager failed: the certificate is for example.com, not 127.0.0.1"), see [`ManagerError::tls_failure`].
+    #[error("{operation}: {}", transport_cause(.source))]
     Transport {
         /// The operation.
         operation: String,
@@ -107,6 +109,14 @@ impl ManagerError {
         }
     }
 
+    /// Why the TLS handshake failed, when that is why the request did not complete.
+    pub fn tls_failure(&self) -> Option<TlsFailure> {
+        match self {
+            Self::Transport { source, .. } => TlsFailure::find(source),
+            _ => None,
+        }
+    }
+
     /// `true` when the request timed out (the configured per-request timeout elapsed).
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::Transport { source, .. } if source.is_timeout())
@@ -124,11 +134,10 @@ impl ManagerError {
     }
 }
 
-/// A reqwest error with its sources (reqwest's own message stops at "error sending request"; the cause, such as
-/// "Connection refused" or "dns error", is further down), its URL redacted.
 impl ManagerError {
     /// Why codex-manager could not be reached, in plain words (`connection refused`, `no answer within 30s`, `the
-    /// host name does not resolve: ..`), for a [`Transport`](Self::Transport) error; the full message otherwise.
+    /// host name does not resolve: ..`, `TLS handshake failed: the certificate is for .., not ..`), for a
+    /// [`Transport`](Self::Transport) error; the full message otherwise.
     pub fn connection_failure(&self) -> String {
         match self {
             Self::Transport { source, .. } if source.is_timeout() => "no answer within the request timeout".to_owned(),
@@ -138,10 +147,13 @@ impl ManagerError {
     }
 }
 
-/// The plain cause of a failed connection: the kind of the I/O error in `error`'s chain when there is one, a DNS
-/// failure as such, else the whole chain.
+/// The plain cause of a failed connection: a failed TLS handshake ([`TlsFailure`]), the kind of the I/O error in
+/// `error`'s chain when there is one, a DNS failure as such, else the whole chain.
 pub(crate) fn connection_failure(error: &(dyn std::error::Error + 'static)) -> String {
     use std::io::ErrorKind;
+    if let Some(failure) = TlsFailure::find(error) {
+        return format!("TLS handshake failed: {failure}");
+    }
     let mut cause = Some(error);
     while let Some(current) = cause {
         if let Some(io) = current.downcast_ref::<std::io::Error>() {
@@ -166,8 +178,14 @@ pub(crate) fn connection_failure(error: &(dyn std::error::Error + 'static)) -> S
     }
 }
 
+/// What went wrong with a request: a failed TLS handshake in plain words, or else the reqwest error with its
+/// sources (reqwest's own message stops at "error sending request"; the cause, such as "Connection refused" or "dns
+/// error", is further down), its URL redacted.
 fn transport_cause(error: &reqwest::Error) -> String {
-    let mut text = error_chain(error);
+    if let Some(failure) = TlsFailure::find(error) {
+        return format!("TLS handshake with codex-manager failed: {failure}");
+    }
+    let mut text = format!("request to codex-manager failed: {}", error_chain(error));
     if let Some(url) = error.url()
         && let std::borrow::Cow::Owned(redacted) = super::redact_url(url.as_str())
     {

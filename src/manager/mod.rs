@@ -7,7 +7,9 @@
 //! - [`blocking::CodexManager`]: the same, synchronous, for programs without a runtime.
 //! - [`ManagerError`]: typed failures carrying the operation, and for unexpected statuses the status and
 //!   body. On `tool_calls.respond`, 404 and 409 mean "already answered"
-//!   ([`ManagerError::is_already_answered`]).
+//!   ([`ManagerError::is_already_answered`]). A failed TLS handshake says why in plain words ([`TlsFailure`]).
+//! - TLS (`https://`, and `wss://` for the stream): one rustls configuration for REST and the stream, trusting the
+//!   system's CAs plus those of [`ManagerConfigBuilder::ca_file`] (`CODEX_MANAGER_CA`).
 //!
 //! # Hooks
 //!
@@ -55,6 +57,7 @@ mod client;
 mod config;
 mod error;
 mod hooks;
+mod tls;
 mod types;
 
 pub(crate) use client::is_too_deep;
@@ -66,6 +69,8 @@ pub use config::{
 pub use error::ManagerError;
 pub(crate) use error::{connection_failure, error_chain};
 pub use hooks::{ANY_OPERATION, AsyncMiddleware, CallResponse, Hook, HookError, HookOutcome, Middleware, RequestCall};
+pub use tls::TlsFailure;
+pub(crate) use tls::client_config as tls_client_config;
 pub(crate) use types::PendingRow;
 pub use types::{
     CreateSession, CreatedSession, MessageAccepted, PendingCalls, PendingToolCall, RespondAck, SendMessage,

@@ -50,10 +50,10 @@ impl fmt::Debug for StreamClient {
 }
 
 impl StreamClient {
-    /// A client for the codex-manager at `config`, connecting over TCP with the config's headers (auth) on the
-    /// upgrade request and its timeout as the handshake limit.
+    /// A client for the codex-manager at `config`, connecting over TCP (TLS for `https://`, as its REST client does)
+    /// with the config's headers (auth) on the upgrade request and its timeout as the handshake limit.
     pub fn new(config: ManagerConfig) -> Self {
-        let connector = WsConnector::new(config.timeout());
+        let connector = WsConnector::for_manager(&config);
         Self::with_connector(config, connector)
     }
 

@@ -1,6 +1,7 @@
 //! How the stream reaches a socket: a [`Connector`] opens a [`Connection`] (any `Sink<Message>` plus
-//! `Stream<Item = Result<Message, _>>`) for a [`ConnectRequest`]. [`WsConnector`] does it over TCP with
-//! tokio-tungstenite; tests can hand the stream in-memory channels instead.
+//! `Stream<Item = Result<Message, _>>`) for a [`ConnectRequest`]. [`WsConnector`] does it over TCP (and TLS for
+//! `wss://`, with the TLS configuration REST uses) with tokio-tungstenite; tests can hand the stream in-memory
+//! channels instead.
 //!
 //! [`WsConnector`] writes the upgrade request itself rather than through tungstenite's client handshake, which logs
 //! the whole request, `Authorization` header included, at trace level through the `log` crate: any program that
@@ -10,14 +11,17 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::BoxFuture;
-use crate::manager::{connection_failure, error_chain, redact_url};
+use crate::manager::{ManagerConfig, TlsFailure, connection_failure, error_chain, redact_url};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use http::{HeaderMap, Uri};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -99,7 +103,7 @@ impl fmt::Debug for ConnectRequest {
 /// cause (`Connection refused (os error 111)`, `failed to lookup address information: ..`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConnectError {
-    /// The URL cannot be used (malformed, or `wss://`, which this build has no TLS for). Retrying cannot help, so
+    /// The URL cannot be used (malformed, not `ws://` or `wss://`, credentials in it). Retrying cannot help, so
     /// `run` returns this.
     #[error("invalid websocket URL {url}: {message}")]
     InvalidUrl {
@@ -114,6 +118,15 @@ pub enum ConnectError {
     Rejected {
         /// The HTTP status.
         status: u16,
+    },
+    /// The TLS handshake of a `wss://` connection failed: why, in plain words. The stream keeps retrying with
+    /// backoff (the server's certificate may be replaced) and reports this as `last_error`.
+    #[error("TLS handshake with {url} failed: {failure}")]
+    Tls {
+        /// The URL.
+        url: String,
+        /// Why.
+        failure: TlsFailure,
     },
     /// The server could not be reached or the handshake failed.
     #[error("cannot connect to {url}: {message}")]
@@ -164,45 +177,66 @@ where
     }
 }
 
-/// Connects over TCP (plain `ws://` only), with the request headers on the upgrade and Nagle's algorithm off
+/// Connects over TCP, and TLS for `wss://`, with the request headers on the upgrade and Nagle's algorithm off
 /// (tool-call latency matters more than packet count); tokio-tungstenite runs the websocket once upgraded.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WsConnector {
     handshake_timeout: Duration,
+    /// For `wss://`; `None` checks the server against the system's trusted CAs.
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl fmt::Debug for WsConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WsConnector")
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("tls", &self.tls.as_ref().map(|_| ".."))
+            .finish()
+    }
 }
 
 impl WsConnector {
-    /// A connector whose TCP connect plus upgrade must finish within `handshake_timeout`.
+    /// A connector whose TCP connect, TLS handshake and upgrade must finish within `handshake_timeout`; a `wss://`
+    /// server's certificate must be signed by one of the system's trusted CAs.
     pub fn new(handshake_timeout: Duration) -> Self {
-        Self { handshake_timeout }
+        Self {
+            handshake_timeout,
+            tls: None,
+        }
+    }
+
+    /// A connector for the codex-manager of `config`: its timeout as the handshake limit, and for `wss://` the
+    /// TLS configuration its REST client uses (the system's CAs plus [`ca_file`](crate::manager::ManagerConfigBuilder::ca_file)).
+    pub fn for_manager(config: &ManagerConfig) -> Self {
+        Self {
+            handshake_timeout: config.timeout(),
+            tls: config.tls().cloned(),
+        }
     }
 }
 
 impl Connector for WsConnector {
     fn connect(&self, request: ConnectRequest) -> BoxFuture<'static, Result<Connection, ConnectError>> {
         let timeout = self.handshake_timeout;
+        let tls = self.tls.clone();
         Box::pin(async move {
             let url = redact_url(&request.url).into_owned();
             let target = match Target::parse(&request.url) {
                 Ok(target) => target,
                 Err(message) => return Err(ConnectError::InvalidUrl { url, message }),
             };
-            let socket = match tokio::time::timeout(timeout, upgrade(&target, &request.headers)).await {
-                Err(_) => return Err(ConnectError::Timeout { url, timeout }),
-                Ok(Err(Refusal::Status(status))) => return Err(ConnectError::Rejected { status }),
-                Ok(Err(Refusal::Failed(message))) => return Err(ConnectError::Unreachable { url, message }),
-                Ok(Ok(socket)) => socket,
-            };
-            let (sink, messages) = socket.split();
-            Ok(Connection::new(
-                sink.sink_map_err(|e| TransportError(error_chain(&e))),
-                messages.map(|m| m.map_err(|e| TransportError(error_chain(&e)))),
-            ))
+            match tokio::time::timeout(timeout, open(&target, &request.headers, tls)).await {
+                Err(_) => Err(ConnectError::Timeout { url, timeout }),
+                Ok(Err(Refusal::Status(status))) => Err(ConnectError::Rejected { status }),
+                Ok(Err(Refusal::Tls(failure))) => Err(ConnectError::Tls { url, failure }),
+                Ok(Err(Refusal::Failed(message))) => Err(ConnectError::Unreachable { url, message }),
+                Ok(Ok(connection)) => Ok(connection),
+            }
         })
     }
 }
 
-/// Where a `ws://` URL points.
+/// Where a `ws://` or `wss://` URL points.
 #[derive(Debug, PartialEq, Eq)]
 struct Target {
     /// The host to connect to, without the brackets of an IPv6 address.
@@ -212,19 +246,18 @@ struct Target {
     authority: String,
     /// Path and query, `/` at least.
     path: String,
+    /// For `wss://`: the name the server's certificate must be for.
+    tls_name: Option<ServerName<'static>>,
 }
 
 impl Target {
     fn parse(url: &str) -> Result<Self, String> {
-        if url.starts_with("wss://") {
-            return Err(
-                "wss:// needs TLS, which this build does not include; use ws:// (e.g. through a local proxy)".into(),
-            );
-        }
         let uri: Uri = url.parse().map_err(|e: http::uri::InvalidUri| e.to_string())?;
-        if uri.scheme_str() != Some("ws") {
-            return Err("the URL must start with ws://".into());
-        }
+        let secure = match uri.scheme_str() {
+            Some("ws") => false,
+            Some("wss") => true,
+            _ => return Err("the URL must start with ws:// or wss://".into()),
+        };
         let Some(authority) = uri.authority() else {
             return Err("the URL has no host".into());
         };
@@ -235,11 +268,19 @@ impl Target {
         if host.is_empty() {
             return Err("the URL has no host".into());
         }
+        let tls_name = match secure {
+            true => Some(
+                ServerName::try_from(host.to_owned())
+                    .map_err(|_| format!("{host} is neither a host name nor an IP address"))?,
+            ),
+            false => None,
+        };
         Ok(Self {
             host: host.to_owned(),
-            port: authority.port_u16().unwrap_or(80),
+            port: authority.port_u16().unwrap_or(if secure { 443 } else { 80 }),
             authority: authority.as_str().to_owned(),
             path: uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+            tls_name,
         })
     }
 }
@@ -249,6 +290,8 @@ impl Target {
 enum Refusal {
     /// The server answered with this status instead of 101.
     Status(u16),
+    /// The TLS handshake failed.
+    Tls(TlsFailure),
     /// No answer, or not a websocket one: what went wrong.
     Failed(String),
 }
@@ -265,13 +308,51 @@ const HANDSHAKE_HEADERS: [&str; 5] = [
     "sec-websocket-version",
 ];
 
-/// Opens the TCP connection and upgrades it (RFC 6455 section 4.1), with `headers` on the request.
-async fn upgrade(target: &Target, headers: &HeaderMap) -> Result<WebSocketStream<TcpStream>, Refusal> {
-    let failed = |what: &str, error: &std::io::Error| Refusal::Failed(format!("{what}: {}", error_chain(error)));
-    let mut tcp = TcpStream::connect((target.host.as_str(), target.port))
+/// Opens the TCP connection, runs the TLS handshake for `wss://` (with `tls`, or the system's CAs), and upgrades.
+async fn open(
+    target: &Target,
+    headers: &HeaderMap,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<Connection, Refusal> {
+    let tcp = TcpStream::connect((target.host.as_str(), target.port))
         .await
         .map_err(|e| Refusal::Failed(connection_failure(&e)))?;
     let _ = tcp.set_nodelay(true);
+    let Some(name) = &target.tls_name else {
+        return Ok(connection(upgrade(tcp, target, headers).await?));
+    };
+    let tls = match tls {
+        Some(tls) => tls,
+        None => crate::manager::tls_client_config(Vec::new()).map_err(Refusal::Failed)?,
+    };
+    let stream = TlsConnector::from(tls)
+        .connect(name.clone(), tcp)
+        .await
+        .map_err(|error| match TlsFailure::find(&error) {
+            Some(failure) => Refusal::Tls(failure),
+            None => Refusal::Failed(format!("TLS handshake failed: {}", error_chain(&error))),
+        })?;
+    Ok(connection(upgrade(stream, target, headers).await?))
+}
+
+/// The [`Connection`] over an upgraded socket.
+fn connection<S>(socket: WebSocketStream<S>) -> Connection
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sink, messages) = socket.split();
+    Connection::new(
+        sink.sink_map_err(|e| TransportError(error_chain(&e))),
+        messages.map(|m| m.map_err(|e| TransportError(error_chain(&e)))),
+    )
+}
+
+/// Upgrades an open connection (RFC 6455 section 4.1), with `headers` on the request.
+async fn upgrade<S>(mut socket: S, target: &Target, headers: &HeaderMap) -> Result<WebSocketStream<S>, Refusal>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let failed = |what: &str, error: &std::io::Error| Refusal::Failed(format!("{what}: {}", error_chain(error)));
     let key = generate_key();
     let mut request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
@@ -288,7 +369,10 @@ async fn upgrade(target: &Target, headers: &HeaderMap) -> Result<WebSocketStream
         }
     }
     request.extend_from_slice(b"\r\n");
-    let written = tcp.write_all(&request).await;
+    let written = match socket.write_all(&request).await {
+        Ok(()) => socket.flush().await,
+        Err(error) => Err(error),
+    };
     drop(request);
     written.map_err(|e| failed("sending the upgrade request failed", &e))?;
 
@@ -303,7 +387,7 @@ async fn upgrade(target: &Target, headers: &HeaderMap) -> Result<WebSocketStream
             )));
         }
         let mut chunk = [0u8; 1024];
-        match tcp.read(&mut chunk).await {
+        match socket.read(&mut chunk).await {
             Ok(0) => {
                 return Err(Refusal::Failed(
                     "the server closed the connection during the upgrade".into(),
@@ -316,7 +400,7 @@ async fn upgrade(target: &Target, headers: &HeaderMap) -> Result<WebSocketStream
     check_answer(&answer[..head_len], &key)?;
     // Frames the server sent right behind its answer (codex-manager's `ready`) were read with it.
     let rest = answer.split_off(head_len);
-    Ok(WebSocketStream::from_partially_read(tcp, rest, Role::Client, None).await)
+    Ok(WebSocketStream::from_partially_read(socket, rest, Role::Client, None).await)
 }
 
 /// Checks an upgrade answer's head: status 101, `Upgrade: websocket`, `Connection: upgrade` and the
@@ -364,7 +448,7 @@ mod tests {
     #[tokio::test]
     async fn unusable_urls_are_fatal() {
         let connector = WsConnector::new(Duration::from_secs(1));
-        for url in ["wss://127.0.0.1:9/api/stream", "not a url"] {
+        for url in ["http://127.0.0.1:9/api/stream", "wss://a..b/api/stream", "not a url"] {
             let request = ConnectRequest {
                 url: url.to_owned(),
                 headers: HeaderMap::new(),
@@ -385,8 +469,12 @@ mod tests {
                 port: 3001,
                 authority: "127.0.0.1:3001".into(),
                 path: "/api/stream?threadId=a%20b".into(),
+                tls_name: None,
             }
         );
+        let secure = Target::parse("wss://localhost/api/stream").unwrap();
+        assert_eq!(secure.port, 443);
+        assert_eq!(secure.tls_name, Some(ServerName::try_from("localhost").unwrap()));
         let v6 = Target::parse("ws://[::1]/x").unwrap();
         assert_eq!((v6.host.as_str(), v6.port, v6.authority.as_str()), ("::1", 80, "[::1]"));
         assert_eq!(Target::parse("ws://h").unwrap().path, "/");

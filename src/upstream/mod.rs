@@ -285,10 +285,11 @@ pub enum UpstreamError {
 impl UpstreamError {
     /// `true` when trying again later may succeed: codex-manager could not be reached, or answered with a server
     /// error (a proxy in front of it says 502/503 while it starts). Refusals such as a bad token or an unknown
-    /// session are not transient.
+    /// session are not transient, and neither is a failed TLS handshake (a certificate the client does not trust,
+    /// or one for another name, stays so).
     pub fn is_transient(&self) -> bool {
         match self {
-            UpstreamError::Unreachable { .. } => true,
+            UpstreamError::Unreachable { source, .. } => source.tls_failure().is_none(),
             UpstreamError::Refused { source, .. } => source.status().is_some_and(|status| status.is_server_error()),
             _ => false,
         }

@@ -3,5 +3,6 @@
 
 pub mod codex_manager;
 pub mod model;
+pub mod tls;
 
 pub use codex_manager::CodexManagerDouble;

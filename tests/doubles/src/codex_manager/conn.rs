@@ -2,7 +2,9 @@
 //! flight end without a response, idle keep-alive connections close, websockets drop.
 //!
 //! [`KillableListener`] wraps the bound listener; every stream it accepts is registered in [`Connections`]
-//! and fails every read and write (connection reset) once killed, which makes hyper drop it.
+//! and fails every read and write (connection reset) once killed, which makes hyper drop it. With a TLS acceptor
+//! it hands out only connections whose handshake succeeded; handshakes run beside the accept loop, so a client that
+//! stalls or fails one holds up no other.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -12,11 +14,15 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::extract::connect_info::Connected;
 use axum::serve::{IncomingStream, Listener};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use super::state::lock;
@@ -67,15 +73,61 @@ impl Connected<IncomingStream<'_, KillableListener>> for ConnectionId {
     }
 }
 
-/// The double's listener: TCP with `TCP_NODELAY`, every stream registered in [`Connections`].
+/// How long a client gets to finish its TLS handshake.
+const TLS_HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+
+/// The double's listener: TCP with `TCP_NODELAY` (and TLS when it has an acceptor), every stream registered in
+/// [`Connections`].
 pub(crate) struct KillableListener {
     inner: TcpListener,
     connections: Arc<Connections>,
+    tls: Option<TlsAcceptor>,
+    handshakes: JoinSet<Option<(Socket, SocketAddr)>>,
 }
 
 impl KillableListener {
-    pub(crate) fn new(inner: TcpListener, connections: Arc<Connections>) -> Self {
-        KillableListener { inner, connections }
+    pub(crate) fn new(inner: TcpListener, connections: Arc<Connections>, tls: Option<TlsAcceptor>) -> Self {
+        KillableListener {
+            inner,
+            connections,
+            tls,
+            handshakes: JoinSet::new(),
+        }
+    }
+
+    /// The next connection ready to serve: accepted, and through its TLS handshake when there is TLS.
+    async fn next_socket(&mut self) -> (Socket, SocketAddr) {
+        loop {
+            tokio::select! {
+                (tcp, addr) = Listener::accept(&mut self.inner) => {
+                    // Small frames go out at once instead of waiting on Nagle's algorithm and delayed ACKs.
+                    if let Err(err) = tcp.set_nodelay(true) {
+                        tracing::warn!(%err, "cannot set TCP_NODELAY");
+                    }
+                    let Some(acceptor) = self.tls.clone() else {
+                        return (Socket::Plain(tcp), addr);
+                    };
+                    self.handshakes.spawn(async move {
+                        match tokio::time::timeout(TLS_HANDSHAKE_LIMIT, acceptor.accept(tcp)).await {
+                            Ok(Ok(tls)) => Some((Socket::Tls(Box::new(tls)), addr)),
+                            Ok(Err(err)) => {
+                                tracing::debug!(%err, %addr, "TLS handshake failed");
+                                None
+                            }
+                            Err(_) => {
+                                tracing::debug!(%addr, "TLS handshake timed out");
+                                None
+                            }
+                        }
+                    });
+                }
+                Some(done) = self.handshakes.join_next(), if !self.handshakes.is_empty() => {
+                    if let Ok(Some(ready)) = done {
+                        return ready;
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -84,14 +136,10 @@ impl Listener for KillableListener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (tcp, addr) = Listener::accept(&mut self.inner).await;
-        // Small frames go out at once instead of waiting on Nagle's algorithm and delayed ACKs.
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::warn!(%err, "cannot set TCP_NODELAY");
-        }
+        let (socket, addr) = self.next_socket().await;
         let (id, token) = self.connections.register();
         let stream = KillableStream {
-            tcp,
+            socket,
             id,
             killed: Box::pin(token.cancelled_owned()),
             dead: false,
@@ -105,9 +153,47 @@ impl Listener for KillableListener {
     }
 }
 
-/// A TCP stream that fails with `ConnectionReset` once its connection is killed.
+/// A connection as the client opened it: plain TCP, or TLS over TCP.
+pub(crate) enum Socket {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Socket {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Socket::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            Socket::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Socket {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Socket::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            Socket::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Socket::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
+            Socket::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Socket::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            Socket::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A connection that fails with `ConnectionReset` once it is killed.
 pub(crate) struct KillableStream {
-    tcp: TcpStream,
+    socket: Socket,
     id: u64,
     killed: Pin<Box<WaitForCancellationFutureOwned>>,
     dead: bool,
@@ -133,7 +219,7 @@ impl AsyncRead for KillableStream {
         if self.is_killed(cx) {
             return Poll::Ready(Err(reset()));
         }
-        Pin::new(&mut self.tcp).poll_read(cx, buf)
+        Pin::new(&mut self.socket).poll_read(cx, buf)
     }
 }
 
@@ -142,21 +228,21 @@ impl AsyncWrite for KillableStream {
         if self.is_killed(cx) {
             return Poll::Ready(Err(reset()));
         }
-        Pin::new(&mut self.tcp).poll_write(cx, buf)
+        Pin::new(&mut self.socket).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.is_killed(cx) {
             return Poll::Ready(Err(reset()));
         }
-        Pin::new(&mut self.tcp).poll_flush(cx)
+        Pin::new(&mut self.socket).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.is_killed(cx) {
             return Poll::Ready(Err(reset()));
         }
-        Pin::new(&mut self.tcp).poll_shutdown(cx)
+        Pin::new(&mut self.socket).poll_shutdown(cx)
     }
 }
 

@@ -80,6 +80,11 @@ impl Hub {
         }
     }
 
+    /// How many sockets joined so far, those gone since included.
+    pub(crate) fn opened(&self) -> u64 {
+        self.next_id.load(Ordering::Relaxed)
+    }
+
     fn leave(&self, id: u64) {
         let mut sockets = self.lock();
         if sockets.remove(&id).is_some() {

@@ -8,6 +8,9 @@
 //! each server process, so a [`restart`](CodexManagerDouble::restart) numbers them from 0 again; call
 //! ids (`call_<n>`) are the model's, and never repeat, not across turns, sessions or restarts.
 //!
+//! It speaks plain HTTP, or HTTPS (and `wss://`) with a certificate made in the test
+//! ([`CodexManagerDoubleBuilder::tls`], [`crate::tls`]).
+//!
 //! Routes (under `/api`, as on the real server): `POST /sessions`, `GET|DELETE /sessions/:id`,
 //! `POST /sessions/:id/messages`, `POST /sessions/:id/interrupt`, `GET /sessions/:id/tool-calls`,
 //! `POST /tool-calls/:requestId/response`, websocket `GET /stream[?threadId=]`. Run as its own
@@ -64,6 +67,7 @@ pub use state::{
 pub use turns::{AnswersToText, FinalMessage, IncomingMessage, TurnScript, answer_text};
 pub use validate::MAX_DYNAMIC_TOOLS;
 
+use crate::tls::ServerIdentity;
 use conn::{ConnectionId, KillableListener};
 use state::{Config, State};
 use turns::MessageHook;
@@ -87,6 +91,9 @@ pub enum DoubleError {
         #[source]
         source: io::Error,
     },
+    /// The TLS identity cannot be served.
+    #[error("cannot serve the TLS identity: {0}")]
+    Tls(#[source] rustls::Error),
 }
 
 /// Configures a [`CodexManagerDouble`] before it starts.
@@ -98,6 +105,7 @@ pub struct CodexManagerDoubleBuilder {
     default_turn: Option<TurnScript>,
     on_message: Option<MessageHook>,
     check_identity: bool,
+    tls: Option<ServerIdentity>,
 }
 
 impl fmt::Debug for CodexManagerDoubleBuilder {
@@ -110,6 +118,7 @@ impl fmt::Debug for CodexManagerDoubleBuilder {
             .field("default_turn", &self.default_turn)
             .field("on_message", &self.on_message.as_ref().map(|_| ".."))
             .field("check_identity", &self.check_identity)
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }
@@ -124,6 +133,7 @@ impl Default for CodexManagerDoubleBuilder {
             default_turn: None,
             on_message: None,
             check_identity: false,
+            tls: None,
         }
     }
 }
@@ -220,12 +230,25 @@ impl CodexManagerDoubleBuilder {
         self
     }
 
+    /// Serves HTTPS and `wss://` with this identity instead of plain HTTP (see [`crate::tls::TestCa`]); the
+    /// URLs the double gives are then `https://` and `wss://`.
+    pub fn tls(mut self, identity: ServerIdentity) -> Self {
+        self.tls = Some(identity);
+        self
+    }
+
     /// Binds and starts serving on the current tokio runtime.
     pub async fn start(self) -> Result<CodexManagerDouble, DoubleError> {
         let requested = self.addr;
         if !requested.ip().is_loopback() && !self.allow_non_loopback {
             return Err(DoubleError::NonLoopback(requested));
         }
+        let acceptor = self
+            .tls
+            .as_ref()
+            .map(ServerIdentity::acceptor)
+            .transpose()
+            .map_err(DoubleError::Tls)?;
         let listener = TcpListener::bind(requested).await.map_err(|source| DoubleError::Bind {
             addr: requested,
             source,
@@ -247,7 +270,8 @@ impl CodexManagerDoubleBuilder {
             .merge(rest::router(Arc::clone(&state)))
             .with_state(Arc::clone(&state));
         let stop = shutdown.clone();
-        let listener = KillableListener::new(listener, Arc::clone(&state.connections));
+        let tls = acceptor.is_some();
+        let listener = KillableListener::new(listener, Arc::clone(&state.connections), acceptor);
         let service = app.into_make_service_with_connect_info::<ConnectionId>();
         let task = tokio::spawn(async move {
             if let Err(err) = axum::serve(listener, service)
@@ -259,6 +283,7 @@ impl CodexManagerDoubleBuilder {
         });
         let server = Server {
             addr,
+            tls,
             shutdown,
             task: Mutex::new(Some(task)),
         };
@@ -272,6 +297,8 @@ impl CodexManagerDoubleBuilder {
 /// Stops the server when the last handle goes away.
 struct Server {
     addr: SocketAddr,
+    /// Serving HTTPS rather than plain HTTP.
+    tls: bool,
     shutdown: CancellationToken,
     task: Mutex<Option<JoinHandle<()>>>,
 }
@@ -316,14 +343,16 @@ impl CodexManagerDouble {
         Self::builder().start().await
     }
 
-    /// `http://127.0.0.1:PORT` (routes are under `/api`).
+    /// `http://127.0.0.1:PORT`, `https://` with TLS (routes are under `/api`).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.server.addr)
+        let scheme = if self.server.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.server.addr)
     }
 
-    /// `ws://127.0.0.1:PORT/api/stream`.
+    /// `ws://127.0.0.1:PORT/api/stream`, `wss://` with TLS.
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/api/stream", self.server.addr)
+        let scheme = if self.server.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}/api/stream", self.server.addr)
     }
 
     /// The bound address.
@@ -475,6 +504,11 @@ impl CodexManagerDouble {
     /// How many websockets are connected.
     pub fn socket_count(&self) -> usize {
         self.state.hub.count()
+    }
+
+    /// How many websockets were opened so far, closed ones included (`wss://` ones, with TLS).
+    pub fn sockets_opened(&self) -> u64 {
+        self.state.hub.opened()
     }
 
     /// Waits until exactly `n` websockets are connected; false if `timeout` passed first.
