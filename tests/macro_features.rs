@@ -605,3 +605,32 @@ fn skills_stay_ordinary_functions() {
     assert_eq!(add(2, 3), 5);
     assert_eq!(keywords("k".into(), 0), "k:1");
 }
+
+/// Logs in.
+#[skill]
+fn log_in(
+    /// Who.
+    user: String,
+    /// Never recorded.
+    #[skill(redact)]
+    password: String,
+) -> String {
+    format!("{user}:{}", password.len())
+}
+
+#[test]
+fn a_redacted_parameter_is_in_the_schema_and_left_out_of_recorded_arguments() {
+    let catalog = Catalog::from_registry().unwrap();
+    let log_in = catalog.get("log_in").unwrap();
+    assert_eq!(log_in.redacted_parameters(), ["password"]);
+    assert_eq!(log_in.listing()["redacted"], json!(["password"]));
+    assert_eq!(
+        log_in.input_schema()["required"],
+        json!(["user", "password"]),
+        "the model still sends it"
+    );
+    assert_eq!(
+        log_in.redact(&json!({"user": "ada", "password": "s3cret"})),
+        json!({"user": "ada", "password": "<redacted>"})
+    );
+}

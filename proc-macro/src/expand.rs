@@ -32,6 +32,12 @@ pub(crate) fn expand(skill: &Skill, function: &ItemFn) -> TokenStream {
     let output_schema = output_schema_fn(skill);
     let prepare = prepare_fn(skill);
     let (states, distinct_states) = state_requirements(skill);
+    let redacted = skill.params.iter().filter_map(|param| match param {
+        Param::Property {
+            ident, redacted: true, ..
+        } => Some(ident.to_string()),
+        _ => None,
+    });
     quote! {
         #function
 
@@ -55,6 +61,7 @@ pub(crate) fn expand(skill: &Skill, function: &ItemFn) -> TokenStream {
                     input_schema: __skill_input_schema,
                     output_schema: __skill_output_schema,
                     states: __SKILL_STATES,
+                    redacted: &[#(#redacted),*],
                     prepare: __skill_prepare,
                 }
             }
@@ -97,6 +104,7 @@ fn input_schema_fn(skill: &Skill) -> TokenStream {
                     ty,
                     description,
                     bounds,
+                    ..
                 } => {
                     let name = property_name(ident);
                     let description = match description {

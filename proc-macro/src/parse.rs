@@ -50,6 +50,8 @@ pub(crate) struct RawParam {
     pub docs: Option<String>,
     /// The span of `input` in `#[skill(input)]`, when present.
     pub input_marker: Option<Span>,
+    /// The span of `redact` in `#[skill(redact)]`, when present.
+    pub redact_marker: Option<Span>,
     /// schemars' validation attributes (`range`, `length`, `pattern`/`regex`, `email`, `url`), as written.
     pub bounds: Vec<Attribute>,
 }
@@ -70,11 +72,11 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream) -> syn::Result<Parsed>
         match input {
             FnArg::Receiver(self_param) => receiver = Some(self_param.clone()),
             FnArg::Typed(typed) => {
-                let mut input_marker = None;
+                let (mut input_marker, mut redact_marker) = (None, None);
                 let mut bounds = Vec::new();
                 for attr in &typed.attrs {
                     if attr.path().is_ident("skill") {
-                        parse_param_attr(attr, &mut input_marker, &mut errors);
+                        parse_param_attr(attr, &mut input_marker, &mut redact_marker, &mut errors);
                     } else if attr.path().is_ident("schemars") {
                         parse_bounds_attr(attr, &mut bounds, &mut errors);
                     } else if attr.path().is_ident("serde") {
@@ -90,6 +92,7 @@ pub(crate) fn parse(attr: TokenStream, item: TokenStream) -> syn::Result<Parsed>
                     ty: (*typed.ty).clone(),
                     docs: doc_text(&typed.attrs),
                     input_marker,
+                    redact_marker,
                     bounds,
                 });
             }
@@ -315,20 +318,28 @@ fn read_tags(meta: &Meta, slot: &mut Option<Vec<LitStr>>, errors: &mut Vec<syn::
     }
 }
 
-fn parse_param_attr(attr: &Attribute, input_marker: &mut Option<Span>, errors: &mut Vec<syn::Error>) {
+fn parse_param_attr(
+    attr: &Attribute,
+    input_marker: &mut Option<Span>,
+    redact_marker: &mut Option<Span>,
+    errors: &mut Vec<syn::Error>,
+) {
     let result = attr.parse_nested_meta(|meta| {
-        if meta.path.is_ident("input") {
-            if input_marker.is_some() {
-                return Err(meta.error("`input` is given twice"));
-            }
-            *input_marker = Some(meta.path.span());
-            Ok(())
+        let marker = if meta.path.is_ident("input") {
+            &mut *input_marker
+        } else if meta.path.is_ident("redact") {
+            &mut *redact_marker
         } else {
-            Err(meta.error(format!(
-                "unknown skill parameter attribute `{}`; expected `input`",
+            return Err(meta.error(format!(
+                "unknown skill parameter attribute `{}`; expected `input` or `redact`",
                 path_text(&meta.path)
-            )))
+            )));
+        };
+        if marker.is_some() {
+            return Err(meta.error(format!("`{}` is given twice", path_text(&meta.path))));
         }
+        *marker = Some(meta.path.span());
+        Ok(())
     });
     if let Err(error) = result {
         errors.push(error);

@@ -47,6 +47,8 @@ pub(crate) enum Param {
         description: Option<String>,
         /// `#[schemars(range(..))]` and the like, for schemars to read.
         bounds: Vec<syn::Attribute>,
+        /// `#[skill(redact)]`: its value is never recorded.
+        redacted: bool,
     },
     /// `#[skill(input)]`: the whole input.
     Input { ty: Type },
@@ -177,6 +179,15 @@ fn validate_params(raw_params: Vec<RawParam>, errors: &mut Vec<syn::Error>) -> V
         for problem in &borrowed {
             errors.push(problem.clone());
         }
+        if let Some(marker) = raw.redact_marker
+            && (raw.input_marker.is_some() || is_context(&raw.ty) || state_inner(&raw.ty).is_some())
+        {
+            errors.push(syn::Error::new(
+                marker,
+                "`redact` applies to a plain parameter (its value is left out of recorded calls); an input, a \
+                 `SkillContext` or a `State<..>` cannot be redacted",
+            ));
+        }
         if raw.input_marker.is_some() || is_context(&raw.ty) {
             for attr in &raw.bounds {
                 errors.push(syn::Error::new_spanned(
@@ -252,6 +263,7 @@ fn validate_params(raw_params: Vec<RawParam>, errors: &mut Vec<syn::Error>) -> V
             ty: raw.ty,
             description: raw.docs,
             bounds: raw.bounds,
+            redacted: raw.redact_marker.is_some(),
         });
     }
     params

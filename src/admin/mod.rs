@@ -8,6 +8,7 @@
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /sessions` | the sessions served |
 //! | `GET /calls?limit=N&offset=M&tool=T&outcome=O` | recent calls, newest first (default 50 at a time, at most 1000; the last 10,000 are kept), filtered by tool and outcome; `x-total-count` says how many match |
+//! | `GET /calls/{request_id}?session=S` | the latest recent call with that request id, with its arguments when they are recorded (`BridgeBuilder::record_arguments`) |
 //! | `GET /running` | the calls running now, oldest first |
 //! | `GET /events` | Server-Sent Events: `started` and `finished` as calls start and finish (at most 16 watchers) |
 //! | `GET /` | the dashboard: one page, no external assets, that reads the routes above (`dashboard.rs`) |
@@ -137,6 +138,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/metrics", get(metrics))
         .route("/sessions", get(sessions))
         .route("/calls", get(calls))
+        .route("/calls/{request_id}", get(one_call))
         .route("/running", get(dashboard::running))
         .route("/events", get(dashboard::events));
     let guarded = match state.token.clone() {
@@ -286,6 +288,9 @@ async fn invoke_skill(State(state): State<AdminState>, Path(name): Path<String>,
             submit_status: "none",
             attempts: 0,
             error,
+            turn_id: None,
+            arguments: None,
+            arguments_omitted: None,
         },
     );
     Json(json!({ "outcome": outcome, "result": invocation.result })).into_response()
@@ -344,6 +349,34 @@ async fn calls(State(state): State<AdminState>, Query(query): Query<CallsQuery>)
     };
     let (page, total) = state.stats.recent_page(keep, query.offset.unwrap_or(0), limit);
     ([("x-total-count", total.to_string())], Json(json!(page))).into_response()
+}
+
+#[derive(Deserialize)]
+struct OneCallQuery {
+    session: Option<String>,
+}
+
+/// The latest recorded call with this request id (in `session`, when given), with its arguments when the bridge
+/// records them; `skillbridge call --replay` reads it.
+async fn one_call(
+    State(state): State<AdminState>,
+    Path(request_id): Path<String>,
+    Query(query): Query<OneCallQuery>,
+) -> Response {
+    let keep = |record: &CallRecord| {
+        record.request_id == request_id && query.session.as_ref().is_none_or(|session| record.session == *session)
+    };
+    match state.stats.recent_page(keep, 0, 1).0.pop() {
+        Some(record) => Json(json!(record)).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            error_body(format!(
+                "no recent call has request id {request_id}; the last {} calls are kept",
+                crate::telemetry::JOURNAL_CAPACITY
+            )),
+        )
+            .into_response(),
+    }
 }
 
 async fn not_found() -> Response {

@@ -63,6 +63,8 @@ pub(crate) struct DispatchConfig {
     pub ledger_capacity: usize,
     /// How failed answers are retried.
     pub retry: RetryPolicy,
+    /// Whether recent calls keep their (redacted) arguments, for `GET /calls/{id}` and replay.
+    pub record_arguments: bool,
 }
 
 impl Default for DispatchConfig {
@@ -71,6 +73,7 @@ impl Default for DispatchConfig {
             concurrency: 64,
             ledger_capacity: 65_536,
             retry: RetryPolicy::default(),
+            record_arguments: false,
         }
     }
 }
@@ -392,6 +395,15 @@ impl Inner {
         };
         self.store.settle(&key, settlement);
         let error = (!result.success).then(|| CallRecord::error_text(&result.text_content()));
+        let (arguments, arguments_omitted) = if self.config.record_arguments {
+            let redacted = match self.catalog.get(&call.tool) {
+                Some(skill) => skill.redact(&call.arguments),
+                None => call.arguments.clone(),
+            };
+            CallRecord::kept_arguments(redacted)
+        } else {
+            (None, None)
+        };
         self.stats.record(
             Some(run),
             CallRecord {
@@ -406,6 +418,9 @@ impl Inner {
                 submit_status: last.label(),
                 attempts,
                 error,
+                turn_id: call.turn_id,
+                arguments,
+                arguments_omitted,
             },
         );
     }

@@ -135,6 +135,7 @@ pub struct BridgeBuilder {
     admin_token: Option<AdminToken>,
     journal: Option<PathBuf>,
     startup_timeout: Duration,
+    record_arguments: bool,
 }
 
 impl BridgeBuilder {
@@ -248,6 +249,14 @@ impl BridgeBuilder {
         self
     }
 
+    /// Keeps each recent call's arguments (at most 4 KiB of JSON each; parameters marked `#[skill(redact)]` as
+    /// `"<redacted>"`), so that `GET /calls/{request_id}` shows them and `skillbridge call --replay` can run the call
+    /// again. Off by default: arguments may hold what an operator should not see.
+    pub fn record_arguments(mut self, record: bool) -> Self {
+        self.record_arguments = record;
+        self
+    }
+
     /// How long [`start`](Bridge::start) keeps trying to open the upstream while it cannot be reached (refused,
     /// unresolvable, answering 5xx), with backoff, logging each failed attempt (default: zero, fail at the first).
     /// Meanwhile the admin endpoint is up and `/readyz` says what the bridge waits for. Other failures, such as a
@@ -274,6 +283,7 @@ impl BridgeBuilder {
         let config = DispatchConfig {
             concurrency: self.concurrency,
             retry: self.retry,
+            record_arguments: self.record_arguments,
             ..DispatchConfig::default()
         };
         let journal = self.journal.as_deref().map(journal::Journal::open).transpose()?;
@@ -356,6 +366,7 @@ impl Bridge {
             admin_token: None,
             journal: None,
             startup_timeout: Duration::ZERO,
+            record_arguments: false,
         }
     }
 

@@ -7,6 +7,7 @@
 
 mod app;
 mod logging;
+mod replay;
 mod send;
 mod serve;
 mod settings;

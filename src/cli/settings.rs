@@ -273,6 +273,11 @@ table! {
         #[arg(long, env = "SKILLBRIDGE_STARTUP_TIMEOUT", value_name = "DURATION", value_parser = parse_duration, help_heading = "Dispatch")]
         #[serde(with = "duration_text")]
         pub startup_timeout: Option<Duration>,
+        /// Keep each recent call's arguments (4 KiB at most; parameters marked redact as "<redacted>") for the
+        /// admin endpoint's /calls/ID, so that `skillbridge call --replay URL` can run it again.
+        #[arg(long, env = "SKILLBRIDGE_RECORD_ARGUMENTS", num_args = 0, default_missing_value = "true",
+              value_parser = parse_bool, help_heading = "Dispatch")]
+        pub record_arguments: Option<bool>,
         /// Record each call's result in this file before answering it, so that after a crash a restarted serve
         /// answers completed calls from it instead of running them again.
         #[arg(long, env = "SKILLBRIDGE_JOURNAL", value_name = "FILE", help_heading = "Dispatch")]
@@ -696,6 +701,7 @@ impl Config {
                 all_sessions: Some(false),
                 grace: Some(crate::bridge::DEFAULT_GRACE),
                 startup_timeout: Some(DEFAULT_STARTUP_TIMEOUT),
+                record_arguments: Some(false),
                 delete_on_exit: Some(false),
                 ..ServeTable::default()
             },
@@ -798,7 +804,8 @@ impl ServeSettings {
             .skills(app.runtime_skills().iter().cloned())
             .concurrency(concurrency)
             .grace(serve.grace.unwrap_or_default())
-            .startup_timeout(serve.startup_timeout.unwrap_or_default());
+            .startup_timeout(serve.startup_timeout.unwrap_or_default())
+            .record_arguments(serve.record_arguments == Some(true));
         bridge = match (app_server, manager) {
             (Some(app_server), _) => {
                 let restart = app_server.restart;

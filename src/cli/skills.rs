@@ -13,6 +13,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use super::replay::RecordedCall;
 use super::{App, exit};
 use crate::skill::{
     Annotations, Catalog, ContentItem, Outcome, SkillContext, SkillInfo, ToolFlavor, ToolResult, format_duration,
@@ -81,7 +82,8 @@ pub enum SkillsCommand {
 )]
 pub struct CallArgs {
     /// The skill to run, as listed by `skillbridge skills`.
-    pub name: String,
+    #[arg(required_unless_present = "replay")]
+    pub name: Option<String>,
 
     /// The arguments as a JSON object, or `-` to read them from stdin. Default: `{}`.
     pub arguments: Option<String>,
@@ -94,6 +96,22 @@ pub struct CallArgs {
     /// TOML settings file whose `[skills.<name>]` tables configure the skills' states (as serve's --config).
     #[arg(long, env = "SKILLBRIDGE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// Run a call a bridge recorded again, here, with the same arguments and ids: URL is its admin endpoint's
+    /// `/calls/{request_id}` (the bridge must run with --record-arguments), e.g.
+    /// http://127.0.0.1:7878/calls/42.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["name", "arguments"])]
+    pub replay: Option<String>,
+
+    /// The admin token of the bridge --replay reads from.
+    #[arg(
+        long,
+        env = "SKILLBRIDGE_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        requires = "replay"
+    )]
+    pub admin_token: Option<String>,
 }
 
 impl SkillsArgs {
@@ -144,27 +162,26 @@ impl CallArgs {
             Ok(catalog) => catalog,
             Err(code) => return ExitCode::from(code),
         };
-        if catalog.get(&self.name).is_none() {
-            eprintln!("error: {}", unknown_skill(&catalog, &self.name));
-            return ExitCode::from(exit::USAGE);
-        }
-        let arguments = match self.read_arguments() {
-            Ok(arguments) => arguments,
+        let cancellation = CancellationToken::new();
+        let prepared = match &self.replay {
+            Some(url) => self.recorded(&catalog, url, &cancellation).await,
+            None => self.given(&catalog, &cancellation),
+        };
+        let (name, arguments, ctx) = match prepared {
+            Ok(prepared) => prepared,
             Err(message) => {
                 eprintln!("error: {message}");
                 return ExitCode::from(exit::USAGE);
             }
         };
-        let cancellation = CancellationToken::new();
-        let ctx = SkillContext::new("", None, "", "", self.name.clone(), cancellation.clone());
         let interrupt = tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 cancellation.cancel();
             }
         });
-        let invocation = catalog.invoke_detailed(&self.name, arguments, ctx).await;
+        let invocation = catalog.invoke_detailed(&name, arguments, ctx).await;
         interrupt.abort();
-        tracing::debug!(skill = %self.name, outcome = invocation.outcome.as_str(), "call finished");
+        tracing::debug!(skill = %name, outcome = invocation.outcome.as_str(), "call finished");
         let code = if invocation.outcome == Outcome::Success {
             exit::SUCCESS
         } else {
@@ -181,6 +198,47 @@ impl CallArgs {
             eprintln!("error: {text}");
             ExitCode::from(code)
         }
+    }
+
+    /// The skill named on the command line, its arguments, and a context without ids.
+    fn given(
+        &self,
+        catalog: &Catalog,
+        cancellation: &CancellationToken,
+    ) -> Result<(String, Value, SkillContext), String> {
+        let name = self.name.clone().unwrap_or_default();
+        if catalog.get(&name).is_none() {
+            return Err(unknown_skill(catalog, &name));
+        }
+        let arguments = self.read_arguments()?;
+        let ctx = SkillContext::new("", None, "", "", name.clone(), cancellation.clone());
+        Ok((name, arguments, ctx))
+    }
+
+    /// The recorded call at `url`: its skill, its arguments, and a context with its ids.
+    async fn recorded(
+        &self,
+        catalog: &Catalog,
+        url: &str,
+        cancellation: &CancellationToken,
+    ) -> Result<(String, Value, SkillContext), String> {
+        let call = RecordedCall::fetch(url, self.admin_token.as_deref()).await?;
+        if catalog.get(&call.tool).is_none() {
+            return Err(format!(
+                "the recorded call is to {}",
+                unknown_skill(catalog, &call.tool)
+            ));
+        }
+        let arguments = call.arguments(catalog)?;
+        let ctx = SkillContext::new(
+            call.session,
+            call.turn_id,
+            call.call_id,
+            call.request_id,
+            call.tool.clone(),
+            cancellation.clone(),
+        );
+        Ok((call.tool, arguments, ctx))
     }
 
     fn read_arguments(&self) -> Result<Value, String> {

@@ -15,6 +15,9 @@ use super::schema::{self, SchemaProblem};
 use super::validate::ArgumentCheck;
 use super::{SkillContext, StateRequirement, States, ToolResult};
 
+/// What a redacted argument is recorded as.
+pub const REDACTED: &str = "<redacted>";
+
 /// The longest tool name Codex accepts.
 pub(crate) const MAX_NAME_LEN: usize = 64;
 
@@ -162,6 +165,7 @@ pub struct SkillInfo {
     description: String,
     annotations: Annotations,
     tags: Vec<String>,
+    redacted: Vec<String>,
     input_schema: Value,
     output_schema: Option<Value>,
     /// The input schema as derived, before the rewrite for Codex: what arguments are checked against.
@@ -195,6 +199,7 @@ impl SkillInfo {
             description: parts.description.clone(),
             annotations: parts.annotations.clone(),
             tags: parts.tags.clone(),
+            redacted: parts.redacted.clone(),
             input_schema: parts.input_schema.clone(),
             output_schema: parts.output_schema.clone(),
             derived_input: parts.derived_input.clone(),
@@ -256,6 +261,7 @@ impl SkillInfo {
             description: descriptor.description.to_owned(),
             annotations,
             tags: descriptor.tags.iter().map(|&tag| tag.to_owned()).collect(),
+            redacted: descriptor.redacted.iter().map(|&name| name.to_owned()).collect(),
             input_schema,
             output_schema,
             derived_input,
@@ -286,6 +292,24 @@ impl SkillInfo {
     /// `dynamicTools` payload.
     pub fn tags(&self) -> &[String] {
         &self.tags
+    }
+
+    /// The parameters whose values recorded calls leave out (`#[skill(redact)]`, [`RuntimeSkillBuilder::redact`](super::RuntimeSkillBuilder::redact)).
+    pub fn redacted_parameters(&self) -> &[String] {
+        &self.redacted
+    }
+
+    /// `arguments` as a recorded call keeps them: each redacted parameter's value replaced by `"<redacted>"`.
+    pub fn redact(&self, arguments: &Value) -> Value {
+        let mut kept = arguments.clone();
+        if let Value::Object(object) = &mut kept {
+            for name in &self.redacted {
+                if let Some(value) = object.get_mut(name) {
+                    *value = Value::from(REDACTED);
+                }
+            }
+        }
+        kept
     }
 
     /// `true` when the skill has the tag `tag`.
@@ -386,6 +410,7 @@ impl SkillInfo {
             "annotations": self.annotations(),
             "tags": self.tags(),
             "states": self.state_parameters(),
+            "redacted": self.redacted_parameters(),
             "inputSchema": self.input_schema(),
             "outputSchema": self.output_schema(),
             "timeoutMs": self.timeout().as_millis() as u64,
@@ -710,6 +735,7 @@ mod tests {
             input_schema: object_schema,
             output_schema: no_output,
             states: &[],
+            redacted: &[],
             prepare,
         }
     }

@@ -28,7 +28,9 @@ mod validate;
 pub mod __private;
 
 pub use annotations::{Annotations, is_valid_tag};
-pub use catalog::{Catalog, CatalogBuilder, CatalogError, SkillInfo, SkillLocation, ToolFlavor, is_valid_name};
+pub use catalog::{
+    Catalog, CatalogBuilder, CatalogError, REDACTED, SkillInfo, SkillLocation, ToolFlavor, is_valid_name,
+};
 pub use content::{Content, IntoToolResult};
 pub use context::SkillContext;
 pub use error::SkillError;

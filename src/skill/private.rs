@@ -47,6 +47,8 @@ pub struct SkillDescriptor {
     pub output_schema: fn(&mut SchemaGenerator) -> Option<Schema>,
     /// The `State<T>` parameters, checked against the supplied states when the catalog is built.
     pub states: &'static [StateRequirement],
+    /// The parameters marked `#[skill(redact)]`, whose values recorded calls leave out.
+    pub redacted: &'static [&'static str],
     /// Deserializes the arguments, takes the states, and prepares the run.
     pub prepare: fn(Value, SkillContext, &States) -> Result<SkillRun, ArgumentsError>,
 }

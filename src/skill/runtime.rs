@@ -78,6 +78,7 @@ pub(crate) struct Inner {
     pub(crate) description: String,
     pub(crate) annotations: Annotations,
     pub(crate) tags: Vec<String>,
+    pub(crate) redacted: Vec<String>,
     /// The schema as given: what arguments are checked against.
     pub(crate) derived_input: Value,
     /// The schema as Codex receives it (definitions inlined).
@@ -102,6 +103,7 @@ impl RuntimeSkill {
             output_schema: None,
             annotations: Annotations::new(),
             tags: Vec::new(),
+            redacted: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
             location: SkillLocation {
                 module_path: RUNTIME_MODULE,
@@ -148,6 +150,7 @@ pub struct RuntimeSkillBuilder<H> {
     output_schema: Option<Value>,
     annotations: Annotations,
     tags: Vec<String>,
+    redacted: Vec<String>,
     timeout: Duration,
     location: SkillLocation,
     handler: H,
@@ -180,6 +183,12 @@ impl<H> RuntimeSkillBuilder<H> {
         self
     }
 
+    /// Parameters whose values recorded calls leave out (a password, a personal detail), as `#[skill(redact)]`.
+    pub fn redact<T: Into<String>>(mut self, parameters: impl IntoIterator<Item = T>) -> Self {
+        self.redacted = parameters.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// How long one call may run before it is answered with a timeout and its cancellation token fires (default
     /// 1 minute, as for `#[skill]`).
     pub fn timeout(mut self, timeout: Duration) -> Self {
@@ -207,6 +216,7 @@ impl RuntimeSkillBuilder<()> {
             output_schema: self.output_schema,
             annotations: self.annotations,
             tags: self.tags,
+            redacted: self.redacted,
             timeout: self.timeout,
             location: self.location,
             handler,
@@ -266,6 +276,7 @@ impl RuntimeSkillBuilder<Arc<Handler>> {
                 description: self.description,
                 annotations: self.annotations,
                 tags: self.tags,
+                redacted: self.redacted,
                 derived_input: self.input_schema,
                 input_schema,
                 output_schema: self.output_schema,

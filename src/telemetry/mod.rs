@@ -10,6 +10,6 @@ mod health;
 mod stats;
 
 pub use health::{BridgeHealth, LinkStatus, ServedSession};
-pub(crate) use stats::DURATION_BUCKETS;
 pub(crate) use stats::unix_ms;
 pub use stats::{BridgeStats, CallRecord, CallSource, HistogramSnapshot, RunningCall, SkillCounts, StatsEvent};
+pub(crate) use stats::{DURATION_BUCKETS, JOURNAL_CAPACITY};

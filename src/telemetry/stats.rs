@@ -25,6 +25,10 @@ pub(crate) const JOURNAL_CAPACITY: usize = 10_000;
 /// The longest failure message a [`CallRecord`] keeps, in bytes.
 const MAX_ERROR_LEN: usize = 500;
 
+/// The largest arguments a [`CallRecord`] keeps, in bytes of JSON: with [`JOURNAL_CAPACITY`] records, recorded
+/// arguments take at most 40 MB.
+pub(crate) const MAX_RECORDED_ARGUMENTS: usize = 4096;
+
 /// Events a slow subscriber may fall behind by before it misses some (it is told how many).
 const EVENT_BUFFER: usize = 1024;
 
@@ -67,6 +71,15 @@ pub struct CallRecord {
     pub attempts: u32,
     /// What the call answered when it did not succeed (cut to a few hundred bytes); `None` on success.
     pub error: Option<String>,
+    /// The turn the call belongs to, when known.
+    pub turn_id: Option<String>,
+    /// The call's arguments, when the bridge records them (`--record-arguments`), each redacted parameter's value
+    /// replaced by `"<redacted>"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<serde_json::Value>,
+    /// Why recorded arguments were left out (larger than the 4 KiB a record keeps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arguments_omitted: Option<String>,
 }
 
 impl CallRecord {
@@ -80,6 +93,19 @@ impl CallRecord {
             end -= 1;
         }
         format!("{}…", &message[..end])
+    }
+
+    /// `arguments` as a record keeps them (already redacted): the arguments, or why they were left out.
+    pub(crate) fn kept_arguments(arguments: serde_json::Value) -> (Option<serde_json::Value>, Option<String>) {
+        let size = serde_json::to_vec(&arguments).map_or(usize::MAX, |bytes| bytes.len());
+        if size <= MAX_RECORDED_ARGUMENTS {
+            (Some(arguments), None)
+        } else {
+            let reason = format!(
+                "the arguments were {size} bytes of JSON, more than the {MAX_RECORDED_ARGUMENTS} a record keeps"
+            );
+            (None, Some(reason))
+        }
     }
 }
 
@@ -462,6 +488,9 @@ mod tests {
                     submit_status: "delivered",
                     attempts: 1,
                     error: None,
+                    turn_id: None,
+                    arguments: None,
+                    arguments_omitted: None,
                 },
             );
         }
