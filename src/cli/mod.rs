@@ -26,7 +26,7 @@ pub use app::App;
 pub use logging::LogFormat;
 pub use send::SendArgs;
 pub use serve::ServeArgs;
-pub use skills::{CallArgs, SkillsArgs, SkillsCommand};
+pub use skills::{CallArgs, DiffArgs, SkillsArgs, SkillsCommand};
 
 /// Exit statuses shared by every command.
 pub mod exit {

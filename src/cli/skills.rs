@@ -1,9 +1,11 @@
-//! `skills` (table, `--json`, `--json --details`, `show NAME`) and `call NAME JSON|-`: the local view of a
-//! binary's skills.
+//! `skills` (table, `--json`, `--json --details`, `show NAME`, `diff OLD [NEW]` in `skills/diff.rs`) and
+//! `call NAME JSON|-`: the local view of a binary's skills.
 //!
 //! `--json` is exactly the `dynamicTools` payload Codex receives; annotations and tags, which that payload has
 //! no place for, are in the table, in `show`, and in `--json --details` (the catalog as the admin `/skills` route
 //! shows it, without the call counts).
+
+mod diff;
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -15,9 +17,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::replay::RecordedCall;
 use super::{App, exit};
+
 use crate::skill::{
     Annotations, Catalog, ContentItem, Outcome, SkillContext, SkillInfo, ToolFlavor, ToolResult, format_duration,
 };
+pub use diff::DiffArgs;
 
 /// The longest description shown in the table, in characters.
 const TABLE_DESCRIPTION_CHARS: usize = 72;
@@ -28,7 +32,8 @@ const TABLE_DESCRIPTION_CHARS: usize = 72;
     skillbridge skills\n  \
     skillbridge skills --json --flavor app-server\n  \
     skillbridge skills --json --details\n  \
-    skillbridge skills show word_count")]
+    skillbridge skills show word_count\n  \
+    skillbridge skills diff released/skills.json")]
 pub struct SkillsArgs {
     /// Print the exact `dynamicTools` payload (a JSON array) instead of the table.
     #[arg(long)]
@@ -54,12 +59,12 @@ pub struct SkillsArgs {
     #[arg(long, requires = "json", conflicts_with_all = ["flavor", "states"])]
     pub details: bool,
 
-    /// Show one skill in detail instead.
+    /// Show one skill in detail, or compare two catalogs, instead.
     #[command(subcommand)]
     pub command: Option<SkillsCommand>,
 }
 
-/// `skillbridge skills show`.
+/// `skillbridge skills show` and `skillbridge skills diff`.
 #[derive(Debug, Subcommand)]
 pub enum SkillsCommand {
     /// Show one skill: title, description, hints, tags, timeout, where it is defined, and its input and output
@@ -68,6 +73,9 @@ pub enum SkillsCommand {
         /// The skill's name, as listed by `skillbridge skills`.
         name: String,
     },
+    /// Compare two catalogs (`skills --json` outputs; NEW defaults to this binary's) and say which changes break
+    /// sessions created with the old one; exit 1 when one does.
+    Diff(DiffArgs),
 }
 
 /// `skillbridge call`.
@@ -122,12 +130,17 @@ impl SkillsArgs {
 
     /// Runs `skills` with the states of `app`.
     pub async fn run_with(self, app: &App) -> ExitCode {
+        let show = match &self.command {
+            Some(SkillsCommand::Diff(diff)) => return diff.run(app, self.config.as_ref()),
+            Some(SkillsCommand::Show { name }) => Some(name),
+            None => None,
+        };
         let catalog = match load_catalog(app, self.config.as_ref()) {
             Ok(catalog) => catalog,
             Err(code) => return ExitCode::from(code),
         };
-        let output = match &self.command {
-            Some(SkillsCommand::Show { name }) => match catalog.get(name) {
+        let output = match show {
+            Some(name) => match catalog.get(name) {
                 Some(skill) => render_skill(skill),
                 None => {
                     eprintln!("error: {}", unknown_skill(&catalog, name));

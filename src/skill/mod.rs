@@ -8,12 +8,15 @@
 //! - [`Annotations`] and tags describe a skill to people and tooling (they are not part of that payload);
 //! - [`ToolResult`], [`ContentItem`], [`Content`] and [`IntoToolResult`] describe what a call answers;
 //! - [`SkillContext`] is what a skill may know about the call, [`SkillError`] how it can fail;
-//! - [`State`] is shared state a skill takes as a parameter, supplied through [`States`] (`state.rs`).
+//! - [`State`] is shared state a skill takes as a parameter, supplied through [`States`] (`state.rs`);
+//! - [`diff_tools`] compares two catalogs ([`ToolList`]s) and says which changes break sessions created with the
+//!   old one (`diff.rs`).
 
 mod annotations;
 mod catalog;
 mod content;
 mod context;
+mod diff;
 mod error;
 mod invoke;
 mod result;
@@ -33,6 +36,7 @@ pub use catalog::{
 };
 pub use content::{Content, IntoToolResult};
 pub use context::SkillContext;
+pub use diff::{CatalogDiff, Change, ChangeKind, ToolDiff, ToolList, ToolListError, ToolStatus, diff_tools};
 pub use error::SkillError;
 pub use invoke::{Invocation, Outcome, format_duration};
 pub use result::{ContentItem, ToolResult};
