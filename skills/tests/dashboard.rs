@@ -6,7 +6,8 @@
 //! The test saves a screenshot to `$CARGO_TARGET_TMPDIR/dashboard.png`, or to `SKILLBRIDGE_DASHBOARD_SCREENSHOT`
 //! (the README's `docs/dashboard.png` is made that way).
 
-use std::net::{SocketAddr, TcpListener};
+mod support;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -14,15 +15,10 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 use skillbridge_doubles::CodexManagerDouble;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use support::{WAIT, free_addr, serve_with_admin};
 use tokio::process::{Child, Command};
 
-const WAIT: Duration = Duration::from_secs(30);
 const TOKEN: &str = "dashboard-t0ken";
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
 
 /// chromedriver on a free port, once it accepts connections.
 async fn chromedriver() -> (Child, String) {
@@ -59,37 +55,6 @@ async fn browser(webdriver: &str) -> Client {
         .expect("a browser session")
 }
 
-/// `serve` against `double` with the admin endpoint on `admin` and its token set; returns once it serves.
-async fn serve(double: &CodexManagerDouble, admin: SocketAddr) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_skillbridge"))
-        .args([
-            "serve",
-            "--manager-url",
-            &double.base_url(),
-            "--admin",
-            &admin.to_string(),
-        ])
-        .env("SKILLBRIDGE_ADMIN_TOKEN", TOKEN)
-        .env_remove("SKILLBRIDGE_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    loop {
-        let line = tokio::time::timeout(WAIT, lines.next_line())
-            .await
-            .expect("serve starts");
-        match line.unwrap() {
-            Some(line) if line.starts_with("admin ") => break,
-            Some(_) => {}
-            None => panic!("serve exited"),
-        }
-    }
-    child
-}
-
 async fn element(browser: &Client, xpath: &str) -> fantoccini::elements::Element {
     browser
         .wait()
@@ -116,7 +81,7 @@ async fn sign_in(browser: &Client, token: &str) {
 async fn an_operator_signs_in_and_watches_calls_run_and_finish() {
     let double = CodexManagerDouble::start().await.unwrap();
     let admin = free_addr();
-    let mut bridge = serve(&double, admin).await;
+    let mut bridge = serve_with_admin(&double, admin, TOKEN, &[]).await;
     let thread = double.sessions()[0].id.clone();
     let (mut driver, webdriver) = chromedriver().await;
     let browser = browser(&webdriver).await;
