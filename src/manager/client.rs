@@ -145,10 +145,11 @@ impl CodexManager {
         let mut http = reqwest::Client::builder()
             .timeout(config.timeout())
             .pool_max_idle_per_host(MAX_IDLE_CONNECTIONS);
-        if let Some(tls) = config.tls() {
+        http = match config.tls() {
             // The configuration the stream uses too (reqwest takes its own copy; the verifier is shared).
-            http = http.tls_backend_preconfigured(rustls::ClientConfig::clone(tls));
-        }
+            Some(tls) => http.tls_backend_preconfigured(rustls::ClientConfig::clone(tls)),
+            None => http.tls_backend_preconfigured(super::tls::plain_http_config()),
+        };
         let http = http.build().map_err(|source| ManagerError::Transport {
             operation: "client.build".into(),
             source,

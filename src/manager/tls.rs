@@ -48,6 +48,18 @@ pub(crate) fn client_config(extra_roots: Vec<CertificateDer<'static>>) -> Result
     Ok(Arc::new(config))
 }
 
+/// The configuration for a plain `http://` codex-manager: no roots, so that building the HTTP client does not load
+/// the system's CA store (reqwest's default configuration would, costing memory and start-up time for nothing).
+/// An `https://` request with it fails as untrusted, which a plain URL never makes.
+pub(crate) fn plain_http_config() -> ClientConfig {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("the default provider supports the default protocol versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth()
+}
+
 /// Why a TLS handshake with codex-manager failed, in plain words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

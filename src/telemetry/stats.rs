@@ -30,7 +30,7 @@ const MAX_ERROR_LEN: usize = 500;
 pub(crate) const MAX_RECORDED_ARGUMENTS: usize = 4096;
 
 /// Events a slow subscriber may fall behind by before it misses some (it is told how many).
-const EVENT_BUFFER: usize = 1024;
+const EVENT_BUFFER: usize = 256;
 
 /// Where a call came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -288,8 +288,14 @@ impl BridgeStats {
     /// A call's skill starts; returns the run number that [`record`](Self::record) ends it with.
     pub(crate) fn run_started(&self, call: RunningCall) -> u64 {
         let run = self.next_run.fetch_add(1, Ordering::Relaxed);
-        lock(&self.running).insert(run, call.clone());
-        let _ = self.events.send(StatsEvent::Started { run, call });
+        // Copies for watchers only when someone watches: this runs for every call.
+        if self.events.receiver_count() > 0 {
+            let _ = self.events.send(StatsEvent::Started {
+                run,
+                call: call.clone(),
+            });
+        }
+        lock(&self.running).insert(run, call);
         run
     }
 
@@ -297,10 +303,12 @@ impl BridgeStats {
     pub(crate) fn record(&self, run: Option<u64>, record: CallRecord) {
         if let Some(run) = run {
             lock(&self.running).remove(&run);
-            let _ = self.events.send(StatsEvent::Finished {
-                run,
-                record: record.clone(),
-            });
+            if self.events.receiver_count() > 0 {
+                let _ = self.events.send(StatsEvent::Finished {
+                    run,
+                    record: record.clone(),
+                });
+            }
         }
         let mut journal = lock(&self.journal);
         if journal.len() == JOURNAL_CAPACITY {
@@ -317,7 +325,7 @@ impl BridgeStats {
             .collect()
     }
 
-    /// Calls starting and finishing from now on. A subscriber that falls more than a thousand events behind
+    /// Calls starting and finishing from now on. A subscriber that falls more than 256 events behind
     /// misses the oldest (its receiver says how many).
     pub fn subscribe(&self) -> broadcast::Receiver<StatsEvent> {
         self.events.subscribe()
