@@ -3,6 +3,7 @@
 
 pub mod codex_manager;
 pub mod model;
+pub mod redis;
 pub mod tls;
 
 pub use codex_manager::CodexManagerDouble;
