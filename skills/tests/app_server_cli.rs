@@ -459,6 +459,34 @@ async fn serve_terminates_its_codex_on_sigterm() {
 }
 
 #[tokio::test]
+async fn serve_delete_on_exit_archives_its_threads() {
+    let Some(rig) = Rig::start("serve_delete_on_exit_archives_its_threads", ModelScript::new()).await else {
+        return;
+    };
+    let serve = Serve::start(&rig, &["--delete-on-exit", "--prompt", "Say hello."]).await;
+    let thread = serve.session.clone();
+    let recorded = async {
+        while rollouts(rig.home.path(), "sessions", &thread).is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, recorded)
+        .await
+        .expect("Codex records the thread");
+
+    signal(serve.child.id().unwrap(), "TERM");
+
+    let (status, stderr) = serve.exit().await;
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(rollouts(rig.home.path(), "sessions", &thread).is_empty(), "{stderr}");
+    assert_eq!(
+        rollouts(rig.home.path(), "archived_sessions", &thread).len(),
+        1,
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
 async fn app_server_usage_errors_exit_two_and_a_missing_codex_exits_one() {
     for (args, says) in [
         (
@@ -468,10 +496,6 @@ async fn app_server_usage_errors_exit_two_and_a_missing_codex_exits_one() {
         (
             &["serve", "--app-server", "--all-sessions"][..],
             "--all-sessions cannot be used with --app-server",
-        ),
-        (
-            &["serve", "--app-server", "--delete-on-exit"][..],
-            "--delete-on-exit cannot be used with --app-server",
         ),
         (&["serve", "--restart"][..], "--restart"),
         (&["send", "--app-server"][..], "prompt"),

@@ -725,10 +725,9 @@ fn app_server_threads_take_the_session_settings_codex_app_server_accepts() {
 #[test]
 fn settings_that_mean_nothing_to_the_chosen_upstream_are_usage_errors() {
     let sandbox = Sandbox::new();
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["--app-server", "--session", "s1"], "--session"),
         (&["--app-server", "--all-sessions"], "--all-sessions"),
-        (&["--app-server", "--delete-on-exit"], "--delete-on-exit"),
         (
             &["--app-server", "--manager-url", "http://127.0.0.1:1"],
             "--manager-url",
@@ -744,10 +743,10 @@ fn settings_that_mean_nothing_to_the_chosen_upstream_are_usage_errors() {
     let from_variable = refused(
         &sandbox,
         &["serve", "--app-server"],
-        &[("SKILLBRIDGE_DELETE_ON_EXIT", "1")],
+        &[("SKILLBRIDGE_ALL_SESSIONS", "1")],
     );
     assert!(
-        from_variable.contains("--delete-on-exit cannot be used with --app-server"),
+        from_variable.contains("--all-sessions cannot be used with --app-server"),
         "{from_variable}"
     );
     assert!(refused(&sandbox, &["serve", "--codex-home", "/x"], &[]).contains("--codex-home"));

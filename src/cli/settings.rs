@@ -282,7 +282,8 @@ table! {
         /// answers completed calls from it instead of running them again.
         #[arg(long, env = "SKILLBRIDGE_JOURNAL", value_name = "FILE", help_heading = "Dispatch")]
         pub journal: Option<PathBuf>,
-        /// Delete the sessions this bridge created when it exits (attached ones are left alone).
+        /// Delete the sessions this bridge created when it exits (attached ones are left alone); with --app-server,
+        /// archive its threads (`thread/archive`), so that they no longer show in its CODEX_HOME.
         #[arg(long, env = "SKILLBRIDGE_DELETE_ON_EXIT", num_args = 0, default_missing_value = "true",
               value_parser = parse_bool, help_heading = "Sessions")]
         pub delete_on_exit: Option<bool>,
@@ -769,7 +770,6 @@ impl ServeSettings {
                     "; there are no existing sessions to attach to",
                 ),
                 ("--all-sessions", all_sessions, ", and every one of them is served"),
-                ("--delete-on-exit", delete_on_exit, " and end with it"),
                 (
                     "[[serve.session]]",
                     !serve.session.is_empty(),
@@ -809,7 +809,7 @@ impl ServeSettings {
         bridge = match (app_server, manager) {
             (Some(app_server), _) => {
                 let restart = app_server.restart;
-                let threads = app_server.upstream().threads(sessions);
+                let threads = (app_server.upstream().threads(sessions)).archive_threads_on_close(delete_on_exit);
                 bridge.upstream(if restart {
                     threads.restart(RestartPolicy::default())
                 } else {
