@@ -121,3 +121,45 @@ async fn json_lines_parse_and_carry_the_call_ids() {
     );
     assert_eq!(answered["spans"][0], *call, "the span list holds the call's span");
 }
+
+#[tokio::test]
+async fn with_json_logs_even_a_failed_start_writes_only_json_on_stderr() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_skillbridge"))
+        .args([
+            "--log-format",
+            "json",
+            "send",
+            "hi",
+            "--manager-url",
+            &format!("http://{closed}"),
+        ])
+        .env_remove("RUST_LOG")
+        .env_remove("SKILLBRIDGE_CONFIG")
+        .env_remove("CODEX_MANAGER_API_BASE")
+        .env_remove("CODEX_MANAGER_BEARER_TOKEN")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(WAIT, run).await.expect("send finishes").unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("not JSON ({error}): {line}")))
+        .collect();
+    let failure = lines
+        .iter()
+        .find(|line| line["fields"]["command"] == "send")
+        .unwrap_or_else(|| panic!("no event for the failure:\n{stderr}"));
+    assert_eq!(failure["level"], "ERROR");
+    let message = failure["fields"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "cannot reach codex-manager at http://{closed}: connection refused"
+        )),
+        "{message}"
+    );
+}

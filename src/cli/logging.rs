@@ -3,6 +3,7 @@
 
 use std::ffi::OsStr;
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing_subscriber::EnvFilter;
 
@@ -19,6 +20,31 @@ pub enum LogFormat {
     /// One JSON object per line (`timestamp`, `level`, `target`, `fields`, and `span`/`spans` with the call's
     /// `request_id`, `thread_id` and `tool`): for log shippers. Never coloured.
     Json,
+}
+
+/// Whether stderr carries JSON lines only (`--log-format json`), so that [`say`] logs instead of printing.
+static JSON_ONLY: AtomicBool = AtomicBool::new(false);
+
+/// How serious what a command tells its operator is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Tone {
+    /// The command failed, or its work did.
+    Problem,
+    /// Worth knowing (a session kept).
+    Notice,
+}
+
+/// Tells the operator `message` about `command` on stderr: `skillbridge COMMAND: message`, or with
+/// `--log-format json` an event (`error` for a problem, `info` for a notice), so that every stderr line stays JSON.
+pub(super) fn say(command: &str, tone: Tone, message: &str) {
+    if !JSON_ONLY.load(Ordering::Relaxed) {
+        eprintln!("skillbridge {command}: {message}");
+        return;
+    }
+    match tone {
+        Tone::Problem => tracing::error!(command, "{message}"),
+        Tone::Notice => tracing::info!(command, "{message}"),
+    }
 }
 
 /// Colour only for a terminal, and never when `NO_COLOR` is set to anything but the empty string
@@ -39,12 +65,13 @@ pub(super) fn init(format: LogFormat, default_level: &str) {
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
     // Fails only when a subscriber is already set (an embedding program's); keep that one.
-    let _ = match format {
+    let installed = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Compact => builder.compact().try_init(),
         LogFormat::Pretty => builder.pretty().try_init(),
         LogFormat::Json => builder.json().with_current_span(true).with_span_list(true).try_init(),
     };
+    JSON_ONLY.store(format == LogFormat::Json && installed.is_ok(), Ordering::Relaxed);
 }
 
 #[cfg(test)]

@@ -130,7 +130,7 @@ struct Failure {
 impl Failure {
     /// Says why `command` failed, on stderr, and exits with the failure's status.
     fn exit(self, command: &str) -> ExitCode {
-        eprintln!("skillbridge {command}: {}", self.message);
+        logging::say(command, logging::Tone::Problem, &self.message);
         ExitCode::from(self.code)
     }
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
 
+use super::logging::{self, Tone};
 use super::settings::{AppServerTable, ConfigArgs, ManagerTable, SendSettings, SendTable, SessionTable};
 use super::{App, Failure, exit, write_catalog};
 use crate::bridge::TurnEnd;
@@ -100,21 +101,24 @@ impl SendArgs {
         if let Some(text) = &reply.reply {
             println!("{text}");
         }
-        match &reply.end {
-            TurnEnd::Completed => {}
-            TurnEnd::Failed(error) => eprintln!(
-                "skillbridge send: the turn failed{}",
+        let ended = match &reply.end {
+            TurnEnd::Completed => None,
+            TurnEnd::Failed(error) => Some(format!(
+                "the turn failed{}",
                 error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
-            ),
-            TurnEnd::Interrupted => eprintln!("skillbridge send: the turn was interrupted"),
-            TurnEnd::TimedOut => eprintln!("skillbridge send: the turn did not finish in time and was interrupted"),
+            )),
+            TurnEnd::Interrupted => Some("the turn was interrupted".to_owned()),
+            TurnEnd::TimedOut => Some("the turn did not finish in time and was interrupted".to_owned()),
+        };
+        if let Some(ended) = ended {
+            logging::say("send", Tone::Problem, &ended);
         }
         if !report.deleted.contains(&reply.session_id) {
             let kept = match settings.config.app_server.enabled {
                 Some(true) => "thread",
                 _ => "session",
             };
-            eprintln!("skillbridge send: {kept} {} kept", reply.session_id);
+            logging::say("send", Tone::Notice, &format!("{kept} {} kept", reply.session_id));
         }
         let code = if reply.end.is_completed() {
             exit::SUCCESS

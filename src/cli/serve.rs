@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
+use super::logging::{self, Tone};
 use super::settings::{AdminTable, AppServerTable, ConfigArgs, ManagerTable, ServeSettings, ServeTable, SessionTable};
 use super::{App, Failure, exit, write_catalog};
 use crate::bridge::Bridge;
@@ -136,7 +137,7 @@ impl ServeArgs {
             started = bridge.start() => started?,
             signal = signals.recv() => {
                 // Startup is abandoned midway; what was created so far is cleaned up as on a normal exit.
-                eprintln!("skillbridge serve: {signal} during startup; stopping");
+                logging::say("serve", Tone::Notice, &format!("{signal} during startup; stopping"));
                 bridge.shutdown().await;
                 return Ok(ExitCode::SUCCESS);
             }
@@ -148,7 +149,8 @@ impl ServeArgs {
         };
         let report = bridge.run(shutdown).await?;
         if !report.all_answered() {
-            eprintln!("skillbridge serve: some answers could not be delivered before exit; those calls stay pending");
+            let message = "some answers could not be delivered before exit; those calls stay pending";
+            logging::say("serve", Tone::Problem, message);
             return Ok(ExitCode::FAILURE);
         }
         Ok(ExitCode::SUCCESS)
