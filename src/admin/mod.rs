@@ -315,14 +315,15 @@ async fn metrics(State(state): State<AdminState>) -> Response {
 
 /// The sessions served, each with when its latest call started (`lastCallAtMs`, `null` before any).
 async fn sessions(State(state): State<AdminState>) -> Json<Value> {
-    let last_calls = state.stats.last_calls();
-    let sessions: Vec<Value> = state
-        .health
-        .sessions()
-        .into_iter()
-        .map(|session| {
+    let sessions = state.health.sessions();
+    let ids: Vec<&str> = sessions.iter().map(|session| session.id.as_str()).collect();
+    let last_calls = state.stats.last_calls(&ids);
+    let sessions: Vec<Value> = sessions
+        .iter()
+        .zip(last_calls)
+        .map(|(session, last_call)| {
             let mut listed = json!(session);
-            listed["lastCallAtMs"] = json!(last_calls.get(&session.id));
+            listed["lastCallAtMs"] = json!(last_call);
             listed
         })
         .collect();

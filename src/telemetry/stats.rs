@@ -408,11 +408,21 @@ impl BridgeStats {
         (page, total)
     }
 
-    /// When each session's latest call in the journal started (Unix milliseconds), by session.
-    pub fn last_calls(&self) -> BTreeMap<String, u64> {
-        let mut last = BTreeMap::new();
-        for record in lock(&self.journal).iter() {
-            last.insert(record.session.clone(), record.started_at_ms);
+    /// When the latest call of each of `sessions` in the journal started (Unix milliseconds), in their order;
+    /// `None` for a session without one. Reads the journal from its newest end until every session is found.
+    pub fn last_calls(&self, sessions: &[&str]) -> Vec<Option<u64>> {
+        let mut last = vec![None; sessions.len()];
+        let mut missing = sessions.len();
+        for record in lock(&self.journal).iter().rev() {
+            if missing == 0 {
+                break;
+            }
+            if let Some(index) = sessions.iter().position(|id| *id == record.session)
+                && last[index].is_none()
+            {
+                last[index] = Some(record.started_at_ms);
+                missing -= 1;
+            }
         }
         last
     }
