@@ -45,15 +45,20 @@ impl Http {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_sessions_and_calls_follow_real_calls() {
-    let double = CodexManagerDouble::start().await.unwrap();
-    let bridge = start(
-        bridge_for(&double)
+/// A started bridge on `double` with its admin endpoint on a free port, guarded by `live-token`.
+async fn guarded_bridge(double: &CodexManagerDouble) -> skillbridge::Bridge {
+    start(
+        bridge_for(double)
             .admin_addr("127.0.0.1:0".parse().unwrap())
             .admin_token(AdminToken::new("live-token").unwrap()),
     )
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_sessions_and_calls_follow_real_calls() {
+    let double = CodexManagerDouble::start().await.unwrap();
+    let bridge = guarded_bridge(&double).await;
     let thread = only_thread(&bridge);
     let http = Http {
         base: format!("http://{}", bridge.admin_addr().await.expect("admin endpoint")),
@@ -172,12 +177,7 @@ async fn next_event(response: &mut reqwest::Response, buffer: &mut String) -> (S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_routes_stream_running_and_page_calls() {
     let double = CodexManagerDouble::start().await.unwrap();
-    let bridge = start(
-        bridge_for(&double)
-            .admin_addr("127.0.0.1:0".parse().unwrap())
-            .admin_token(AdminToken::new("live-token").unwrap()),
-    )
-    .await;
+    let bridge = guarded_bridge(&double).await;
     let thread = only_thread(&bridge);
     let base = format!("http://{}", bridge.admin_addr().await.expect("admin endpoint"));
     let http = Http {

@@ -241,6 +241,18 @@ async fn a_failed_answer_reaches_the_model() {
     );
 }
 
+/// A rig skill that runs each call through `catalog`, as the bridge would.
+fn through(catalog: &Catalog) -> Skill {
+    let catalog = catalog.clone();
+    Arc::new(move |call, _token| {
+        let catalog = catalog.clone();
+        Box::pin(async move {
+            let ctx = SkillContext::detached(&call.tool);
+            catalog.invoke(&call.tool, call.arguments, ctx).await
+        })
+    })
+}
+
 /// Lists items, 1 to 50 of them.
 #[skill]
 fn bounded_list(
@@ -255,14 +267,7 @@ fn bounded_list(
 async fn a_bound_codex_hides_from_the_model_is_enforced_and_the_model_reads_why() {
     let script = ModelScript::new().call("bounded_list", json!({"limit": 80}));
     let catalog = Catalog::from_registry().expect("the test skills form a catalog");
-    let runner = catalog.clone();
-    let through_catalog: Skill = Arc::new(move |call, _token| {
-        let runner = runner.clone();
-        Box::pin(async move {
-            let ctx = SkillContext::detached(&call.tool);
-            runner.invoke(&call.tool, call.arguments, ctx).await
-        })
-    });
+    let through_catalog = through(&catalog);
     let Some(mut rig) = Rig::start("a_bound_codex_hides", script, through_catalog).await else {
         return;
     };
@@ -308,14 +313,7 @@ async fn a_run_time_skill_is_announced_called_and_checked_like_a_macro_skill() {
         .build()
         .unwrap();
     let catalog = Catalog::builder().without_registry().skill(lookup).build().unwrap();
-    let runner = catalog.clone();
-    let through_catalog: Skill = Arc::new(move |call, _token| {
-        let runner = runner.clone();
-        Box::pin(async move {
-            let ctx = SkillContext::detached(&call.tool);
-            runner.invoke(&call.tool, call.arguments, ctx).await
-        })
-    });
+    let through_catalog = through(&catalog);
     let Some(mut rig) = Rig::start("a_run_time_skill", script, through_catalog).await else {
         return;
     };

@@ -1,12 +1,15 @@
 //! `skillbridge serve` and `send` through the shipped binary: help text, exit statuses of failed starts, and a
 //! whole `send` turn against the codex-manager double.
 
+mod support;
+
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
 use skillbridge_doubles::CodexManagerDouble;
 use skillbridge_doubles::codex_manager::{TurnScript, answer_text};
+use support::free_addr;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -32,12 +35,7 @@ fn text(bytes: &[u8]) -> String {
 
 /// A URL where nothing listens.
 fn closed_url() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("http://127.0.0.1:{port}")
+    format!("http://{}", free_addr())
 }
 
 #[tokio::test]
@@ -153,13 +151,6 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
         .map(|(_, body)| body.to_owned())
         .unwrap_or_default();
     (status, body)
-}
-
-fn free_addr() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
