@@ -66,7 +66,7 @@ pub mod upstream;
 mod util;
 
 #[cfg(feature = "bridge")]
-pub use bridge::{Bridge, BridgeBuilder, BridgeError, TurnEnd, TurnReply};
+pub use bridge::{Bridge, BridgeBuilder, BridgeError, ClusterConfig, TurnEnd, TurnReply};
 pub use skill::{
     Catalog, CatalogError, Content, ContentItem, IntoToolResult, RuntimeSkill, SkillContext, SkillError, State, States,
     ToolResult,

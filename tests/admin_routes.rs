@@ -411,3 +411,47 @@ async fn binding_refuses_a_public_address_without_a_token() {
     assert!(addr.ip().is_loopback() && addr.port() != 0);
     server.await.unwrap();
 }
+
+#[tokio::test]
+async fn cluster_shows_the_group_of_a_bridge_in_one_and_is_404_otherwise() {
+    let admin = admin(None);
+    let alone = get(&admin.router, "/cluster").await;
+    assert_eq!(alone.status, StatusCode::NOT_FOUND);
+    assert!(
+        alone.json()["error"].as_str().unwrap().contains("--cluster"),
+        "{}",
+        alone.text
+    );
+    assert!(
+        !get(&admin.router, "/metrics")
+            .await
+            .text
+            .contains("skillbridge_cluster_")
+    );
+
+    let status = skillbridge::telemetry::ClusterStatus::new("tickets", "host-1", "redis://<redacted>@10.0.0.9:6379/0");
+    admin.health.attach_cluster(Arc::new(status));
+    let view = get(&admin.router, "/cluster").await;
+    assert_eq!(view.status, StatusCode::OK);
+    let view = view.json();
+    assert_eq!(view["group"], "tickets");
+    assert_eq!(view["this"], "host-1");
+    assert_eq!(view["store"], "redis://<redacted>@10.0.0.9:6379/0");
+    assert_eq!(view["reachable"], false);
+    assert_eq!(view["unreachableReason"], "not connected yet");
+    assert_eq!(view["bridges"], json!([]));
+    assert_eq!(view["claims"][0], json!(["won", 0]));
+    let ready = get(&admin.router, "/readyz").await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
+    let reasons = ready.json()["reasons"].to_string();
+    assert!(reasons.contains("not connected yet: no new call is taken"), "{reasons}");
+    let metrics = get(&admin.router, "/metrics").await.text;
+    for line in [
+        "skillbridge_cluster_store_up 0",
+        "skillbridge_cluster_claims_total{result=\"taken_over\"} 0",
+        "skillbridge_cluster_store_seconds_count 0",
+        "skillbridge_cluster_bridges 0",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+}

@@ -140,6 +140,9 @@ pub struct BridgeOptions {
     pub args: Vec<String>,
     /// Variables and descriptor limit of the process.
     pub spawn: SpawnOptions,
+    /// Whether the bridge creates or attaches to sessions (and prints `session <id>`); one that serves only the
+    /// sessions of its group prints none.
+    pub own_sessions: bool,
 }
 
 impl Default for BridgeOptions {
@@ -148,6 +151,7 @@ impl Default for BridgeOptions {
         BridgeOptions {
             args: vec!["--sessions".into(), "1".into()],
             spawn: SpawnOptions::default(),
+            own_sessions: true,
         }
     }
 }
@@ -224,11 +228,15 @@ impl Client {
         let mut process = Process::spawn_with(&name, &bins.path("bench-bridge"), &args, log_dir, &options.spawn)?;
         let admin_url = format!("http://{admin}");
         let start_to_ready = wait_ready(&mut process, &http, &format!("{admin_url}/readyz")).await?;
-        let thread_id = process
-            .wait_line(READY_TIMEOUT, |line| {
-                line.strip_prefix("session ").map(|id| id.trim().to_owned())
-            })
-            .await?;
+        let thread_id = if options.own_sessions {
+            process
+                .wait_line(READY_TIMEOUT, |line| {
+                    line.strip_prefix("session ").map(|id| id.trim().to_owned())
+                })
+                .await?
+        } else {
+            String::new()
+        };
         Ok(Client {
             kind,
             process,

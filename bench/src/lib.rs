@@ -1,9 +1,12 @@
-//! The harness shared by the benchmark binaries (`skillbridge-bench`, `skillbridge-faults`): the processes they run
-//! (`process`), what they read from `/proc` (`procfs`), the codex-manager double and its test controls (`double`),
-//! the clients under test (`clients`), and the tables they print (`table`).
+//! The harness shared by the benchmark binaries (`skillbridge-bench`, `skillbridge-faults`, `skillbridge-cluster`):
+//! the processes they run (`process`), what they read from `/proc` (`procfs`), the codex-manager double and its test
+//! controls (`double`), the clients under test (`clients`), their `/metrics` (`metrics`) and skill runs (`runs`), and
+//! the tables they print (`table`).
 
 pub mod clients;
 pub mod double;
+pub mod metrics;
 pub mod process;
 pub mod procfs;
+pub mod runs;
 pub mod table;

@@ -1,7 +1,8 @@
 //! The admin dashboard in a real browser (headless Chromium through chromedriver, both from Debian; `.ci/run`
 //! installs them): `serve` against the codex-manager double with an admin token, the page opened, signed in (a
 //! wrong token first), calls triggered through the double, and what a person sees asserted: the running row
-//! appears and goes, the recent table shows the outcome and the error text, the per-skill counts move.
+//! appears and goes, the recent table shows the outcome and the error text, the per-skill counts move. The bridge
+//! runs in a group of its own (`--cluster`, a `redis-server` the test starts), so the cluster panel shows it.
 //!
 //! The test saves a screenshot to `$CARGO_TARGET_TMPDIR/dashboard.png`, or to `SKILLBRIDGE_DASHBOARD_SCREENSHOT`
 //! (the README's `docs/dashboard.png` is made that way).
@@ -15,6 +16,7 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 use skillbridge_doubles::CodexManagerDouble;
+use skillbridge_doubles::redis::RedisServer;
 use support::{WAIT, free_addr, serve_with_admin};
 use tokio::process::{Child, Command};
 
@@ -80,8 +82,11 @@ async fn sign_in(browser: &Client, token: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_signs_in_and_watches_calls_run_and_finish() {
     let double = CodexManagerDouble::start().await.unwrap();
+    // In a group of its own, so that the page shows the cluster panel too.
+    let redis = RedisServer::start().await.unwrap();
     let admin = free_addr();
-    let mut bridge = serve_with_admin(&double, admin, TOKEN, &[]).await;
+    let cluster = ["--cluster", &redis.url(), "--cluster-name", "dash-1"];
+    let mut bridge = serve_with_admin(&double, admin, TOKEN, &cluster).await;
     let thread = double.sessions()[0].id.clone();
     let (mut driver, webdriver) = chromedriver().await;
     let browser = browser(&webdriver).await;
@@ -99,6 +104,17 @@ async fn an_operator_signs_in_and_watches_calls_run_and_finish() {
     )
     .await;
     element(&browser, "//p[@id='readiness' and text()='Ready']").await;
+    element(
+        &browser,
+        "//section[@id='cluster-panel' and not(@hidden)]//table[@id='cluster']/tbody/tr[td[1]='dash-1 (this one)']",
+    )
+    .await;
+    let summary = element(&browser, "//span[@id='cluster-summary']").await;
+    let summary = summary.text().await.unwrap();
+    assert!(
+        summary.contains("1 bridge,") && summary.contains("store reachable"),
+        "{summary}"
+    );
 
     // A call whose answer the double holds for a while is running meanwhile, then gone.
     double.set_response_delay(Duration::from_millis(1500));

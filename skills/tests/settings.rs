@@ -450,6 +450,56 @@ fn table(workdir: &Path) -> Vec<Row> {
         None,
         None,
     ));
+    rows.push(row(
+        "serve",
+        "cluster.url",
+        Some((&["--cluster", "redis://127.0.0.1:1/0"], r#""redis://127.0.0.1:1/0""#)),
+        Some((
+            "SKILLBRIDGE_CLUSTER",
+            "redis://127.0.0.1:2/0",
+            r#""redis://127.0.0.1:2/0""#,
+        )),
+        Some((
+            "[cluster]\nurl = \"redis://127.0.0.1:3/0\"",
+            r#""redis://127.0.0.1:3/0""#,
+        )),
+        None,
+        None,
+    ));
+    // The group's other settings matter (and have defaults) only with a store.
+    let mut group_rows = vec![
+        row(
+            "serve",
+            "cluster.group",
+            Some((&["--cluster-group", "flag"], r#""flag""#)),
+            Some(("SKILLBRIDGE_CLUSTER_GROUP", "env", r#""env""#)),
+            Some(("[cluster]\ngroup = \"file\"", r#""file""#)),
+            None,
+            Some(r#""skillbridge""#),
+        ),
+        row(
+            "serve",
+            "cluster.name",
+            Some((&["--cluster-name", "flag"], r#""flag""#)),
+            Some(("SKILLBRIDGE_CLUSTER_NAME", "env", r#""env""#)),
+            Some(("[cluster]\nname = \"file\"", r#""file""#)),
+            None,
+            None,
+        ),
+        row(
+            "serve",
+            "cluster.lease",
+            Some((&["--cluster-lease", "1s"], r#""1s""#)),
+            Some(("SKILLBRIDGE_CLUSTER_LEASE", "2s", r#""2s""#)),
+            Some(("[cluster]\nlease = \"3s\"", r#""3s""#)),
+            None,
+            Some(r#""10s""#),
+        ),
+    ];
+    for row in &mut group_rows {
+        row.base = words(&["--cluster", "redis://127.0.0.1:9/0"]);
+    }
+    rows.extend(group_rows);
     // `[skills.sql]` is read from the file only; the binary checks that each database is a file.
     let database = workdir.join("main.db");
     std::fs::write(&database, b"").unwrap();
@@ -750,6 +800,46 @@ fn settings_that_mean_nothing_to_the_chosen_upstream_are_usage_errors() {
         "{from_variable}"
     );
     assert!(refused(&sandbox, &["serve", "--codex-home", "/x"], &[]).contains("--codex-home"));
+}
+
+#[test]
+fn a_group_of_bridges_serves_the_groups_sessions_and_its_store_password_never_shows() {
+    let sandbox = Sandbox::new();
+    let group = sandbox.print(
+        &words(&["serve", "--sessions", "0", "--cluster", "redis://127.0.0.1:1/0"]),
+        &[],
+    );
+    assert_eq!(value_at(&group, "serve.sessions"), Some(&Value::Integer(0)));
+    let output = sandbox.run(
+        &words(&["serve", "--print-config"]),
+        &[("SKILLBRIDGE_CLUSTER", "redis://:hunter2@127.0.0.1:1/0")],
+    );
+    assert_eq!(output.status.code(), Some(0));
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(shown.contains(r#"url = "redis://<redacted>@127.0.0.1:1/0""#), "{shown}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    let help = sandbox.run(
+        &words(&["serve", "--help"]),
+        &[("SKILLBRIDGE_CLUSTER", "redis://:hunter2@h:1/0")],
+    );
+    assert!(!String::from_utf8_lossy(&help.stdout).contains("hunter2"));
+
+    let cases: [(&[&str], &str); 4] = [
+        (&["--cluster", "redis://127.0.0.1:1/0", "--app-server"], "--cluster"),
+        (&["--cluster", "http://127.0.0.1:1"], "redis://"),
+        (
+            &["--cluster", "redis://127.0.0.1:1/0", "--cluster-group", "a:b"],
+            "group",
+        ),
+        (
+            &["--cluster", "redis://127.0.0.1:1/0", "--cluster-lease", "10ms"],
+            "lease",
+        ),
+    ];
+    for (args, named) in cases {
+        let stderr = refused(&sandbox, &[&["serve"], args].concat(), &[]);
+        assert!(stderr.contains(named), "{named}: {stderr}");
+    }
 }
 
 #[test]

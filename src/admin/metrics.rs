@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::telemetry::{BridgeHealth, BridgeStats, DURATION_BUCKETS, HistogramSnapshot};
+use crate::telemetry::{BridgeHealth, BridgeStats, HistogramSnapshot};
 
 /// Renders every metric in Prometheus text format (version 0.0.4).
 pub fn render(stats: &BridgeStats, health: &BridgeHealth) -> String {
@@ -116,12 +116,55 @@ pub fn render(stats: &BridgeStats, health: &BridgeHealth) -> String {
         "Sessions served.",
         health.sessions().len() as i64,
     );
+    if let Some(cluster) = health.cluster() {
+        family(
+            &mut out,
+            "skillbridge_cluster_claims_total",
+            "counter",
+            "Calls this bridge claimed from its group, by result: won, taken_over (its bridge died), held_elsewhere \
+             (a conflict: another bridge runs it), answered_elsewhere (seen late), completed_elsewhere (run \
+             elsewhere but not delivered: its stored result delivered here), store_unavailable (left pending).",
+        );
+        for (result, n) in cluster.claim_counts() {
+            let _ = writeln!(out, "skillbridge_cluster_claims_total{{result=\"{result}\"}} {n}");
+        }
+        gauge(
+            &mut out,
+            "skillbridge_cluster_claims_held",
+            "Claims this bridge holds (skills it runs for the group).",
+            cluster.claims_held(),
+        );
+        family(
+            &mut out,
+            "skillbridge_cluster_store_seconds",
+            "histogram",
+            "Round trips to the group's store (claims, results, heartbeats).",
+        );
+        histogram(
+            &mut out,
+            "skillbridge_cluster_store_seconds",
+            "",
+            &cluster.round_trips(),
+        );
+        gauge(
+            &mut out,
+            "skillbridge_cluster_store_up",
+            "1 while the group's store answers.",
+            i64::from(cluster.reachable()),
+        );
+        gauge(
+            &mut out,
+            "skillbridge_cluster_bridges",
+            "Live bridges of the group at the last heartbeat, this one included.",
+            cluster.peers().len() as i64,
+        );
+    }
     out
 }
 
 /// The samples of one histogram; `labels` is empty or ends with a comma.
 fn histogram(out: &mut String, name: &str, labels: &str, h: &HistogramSnapshot) {
-    for (bound, count) in DURATION_BUCKETS.iter().zip(&h.buckets) {
+    for (bound, count) in h.bounds.iter().zip(&h.buckets) {
         let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{bound}\"}} {count}");
     }
     let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {}", h.count);

@@ -10,6 +10,7 @@
 //! | `GET /calls?limit=N&offset=M&tool=T&outcome=O` | recent calls, newest first (default 50 at a time, at most 1000; the last 10,000 are kept), filtered by tool and outcome; `x-total-count` says how many match |
 //! | `GET /calls/{request_id}?session=S` | the latest recent call with that request id, with its arguments when they are recorded (`BridgeBuilder::record_arguments`) |
 //! | `GET /running` | the calls running now, oldest first |
+//! | `GET /cluster` | for a bridge in a group (`--cluster`): the group's live bridges (calls in flight, claims held, sessions), its store's reachability and round trips, this bridge's claims by result; 404 for a bridge on its own |
 //! | `GET /events` | Server-Sent Events: `started` and `finished` as calls start and finish (at most 16 watchers) |
 //! | `GET /` | the dashboard: one page, no external assets, that reads the routes above (`dashboard.rs`) |
 //! | `POST /skills/{name}/invoke` | runs a skill with the JSON body as arguments; needs the admin token |
@@ -139,6 +140,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/sessions", get(sessions))
         .route("/calls", get(calls))
         .route("/calls/{request_id}", get(one_call))
+        .route("/cluster", get(cluster))
         .route("/running", get(dashboard::running))
         .route("/events", get(dashboard::events));
     let guarded = match state.token.clone() {
@@ -380,11 +382,24 @@ async fn one_call(
     }
 }
 
+/// The group as this bridge sees it (as of its last heartbeat); 404 for a bridge on its own.
+async fn cluster(State(state): State<AdminState>) -> Response {
+    match state.health.cluster() {
+        Some(cluster) => Json(json!(cluster.view())).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            error_body("this bridge runs on its own: start it with --cluster redis://HOST:PORT/DB to share work"),
+        )
+            .into_response(),
+    }
+}
+
 async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
         error_body(
-            "no such route; try /, /skills, /healthz, /readyz, /metrics, /sessions, /calls, /running or /events",
+            "no such route; try /, /skills, /healthz, /readyz, /metrics, /sessions, /calls, /running, /events or \
+             /cluster",
         ),
     )
         .into_response()

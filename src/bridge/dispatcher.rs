@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use super::cluster::{Claimed, Cluster};
 use super::store::{Admission, CallKey, CallStore, Settlement};
 use crate::skill::{Catalog, Invocation, Outcome, SkillContext, ToolResult};
 use crate::telemetry::{BridgeStats, CallRecord, CallSource, RunningCall, unix_ms};
@@ -122,6 +123,8 @@ struct Inner {
     abandon: CancellationToken,
     counts: Counts,
     stats: Arc<BridgeStats>,
+    /// The group of bridges this one shares calls with, if any: a call runs here only once claimed.
+    cluster: Option<Arc<Cluster>>,
 }
 
 /// Calls waiting for a worker, and how many workers run.
@@ -156,13 +159,14 @@ struct TurnTokens {
 }
 
 impl Dispatcher {
-    /// A dispatcher running `catalog`'s skills, answering through `upstream`, keeping call states in `store`,
-    /// recording into `stats`.
+    /// A dispatcher running `catalog`'s skills, answering through `upstream`, keeping call states in `store`
+    /// (and claiming each call from `cluster`, when there is one), recording into `stats`.
     pub(crate) fn new(
         catalog: Catalog,
         upstream: Arc<dyn Upstream>,
         config: DispatchConfig,
         store: CallStore,
+        cluster: Option<Arc<Cluster>>,
         stats: Arc<BridgeStats>,
     ) -> Self {
         Self {
@@ -179,6 +183,7 @@ impl Dispatcher {
                 abandon: CancellationToken::new(),
                 counts: Counts::default(),
                 stats,
+                cluster,
             }),
         }
     }
@@ -341,11 +346,34 @@ impl Inner {
             call,
             key,
             source,
-            redelivery,
+            mut redelivery,
             token,
             queued,
         } = job;
         self.stats.call_dequeued(queued.elapsed());
+        let mut hold = None;
+        if let (None, Some(cluster)) = (&redelivery, &self.cluster) {
+            // Shutting down, a call not claimed yet is left to the group rather than cancelled here.
+            let claimed = if self.closing.is_cancelled() {
+                self.counts.left_pending.fetch_add(1, Ordering::Relaxed);
+                Claimed::NotNow
+            } else {
+                cluster.claim(&key).await
+            };
+            match claimed {
+                Claimed::Run(claim) => hold = Some(claim),
+                Claimed::Ran(result, delivery) => {
+                    redelivery = Some(Arc::new(result));
+                    hold = Some(delivery);
+                }
+                Claimed::NotNow => {
+                    self.counts.taken.fetch_sub(1, Ordering::Relaxed);
+                    self.release_turn(&call);
+                    self.store.settle(&key, Settlement::Released);
+                    return;
+                }
+            }
+        }
         let started_at = SystemTime::now();
         let run = self.stats.run_started(RunningCall {
             request_id: call.request_id.clone(),
@@ -363,6 +391,9 @@ impl Inner {
                 self.stats.skill_ran(&call.tool, outcome, duration);
                 let result = Arc::new(invocation.result);
                 self.store.complete(&key, &result).await;
+                if let Some(hold) = &hold {
+                    hold.complete(&result).await;
+                }
                 (result, outcome, duration)
             }
         };
@@ -393,6 +424,14 @@ impl Inner {
                 Settlement::Undelivered(Arc::clone(&result))
             }
         };
+        if let Some(hold) = hold {
+            // Answered (by this bridge or another) or refused for good: the group leaves the call alone from now.
+            let settled_upstream = matches!(
+                last,
+                AnswerOutcome::Delivered | AnswerOutcome::AlreadyAnswered { .. } | AnswerOutcome::Rejected { .. }
+            );
+            hold.settle(settled_upstream).await;
+        }
         self.store.settle(&key, settlement);
         let error = (!result.success).then(|| CallRecord::error_text(&result.text_content()));
         let (arguments, arguments_omitted) = if self.config.record_arguments {

@@ -37,14 +37,7 @@
 //! bounded ledger, at most `concurrency` skills at once) → the skill → [`Upstream::answer`], with retries. Every
 //! accepted call is answered once; the upstream's socket never waits for a skill.
 
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the dispatcher takes claims in the next step of issue 14; tested against Redis meanwhile"
-    )
-)]
-mod claims;
+mod cluster;
 mod dispatcher;
 mod journal;
 mod run;
@@ -56,6 +49,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use cluster::{ClusterConfig, DEFAULT_GROUP, DEFAULT_LEASE};
 pub use dispatcher::RetryPolicy;
 pub use journal::JournalError;
 pub use run::ServeReport;
@@ -94,6 +88,14 @@ pub enum BridgeError {
     /// The upstream could not open its sessions, or refused a request.
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// The group's store could not be reached for the whole [startup timeout](BridgeBuilder::startup_timeout).
+    #[error("gave up after waiting {} for the cluster store: {reason}", crate::skill::format_duration(*waited))]
+    ClusterNotReady {
+        /// How long the bridge waited.
+        waited: Duration,
+        /// Why the last attempt failed.
+        reason: String,
+    },
     /// The upstream could not be reached for the whole [startup timeout](BridgeBuilder::startup_timeout).
     #[error("gave up after waiting {} for {upstream}: {source}", crate::skill::format_duration(*waited))]
     UpstreamNotReady {
@@ -142,6 +144,7 @@ pub struct BridgeBuilder {
     admin_addr: Option<SocketAddr>,
     admin_token: Option<AdminToken>,
     journal: Option<PathBuf>,
+    cluster: Option<ClusterConfig>,
     startup_timeout: Duration,
     record_arguments: bool,
 }
@@ -249,6 +252,16 @@ impl BridgeBuilder {
         self
     }
 
+    /// Joins a group of bridges that share calls and sessions through a Redis (or Valkey) store: each call runs on
+    /// one bridge of the group (claimed, with a lease renewed while it runs; a bridge that dies has its calls taken
+    /// over once the lease runs out), each result is stored before it is answered, and every bridge serves the
+    /// sessions any of them created. Needs an upstream whose sessions can be shared (codex-manager). While the
+    /// store cannot be reached the bridge runs no new call and `/readyz` says why.
+    pub fn cluster(mut self, cluster: ClusterConfig) -> Self {
+        self.cluster = Some(cluster);
+        self
+    }
+
     /// Records each call's result in a journal file before it is answered, so that after a crash and a restart
     /// with the same file a call that had completed is answered with its recorded result instead of running
     /// again. Without one, a crash re-runs the skills of calls that were in flight.
@@ -294,6 +307,21 @@ impl BridgeBuilder {
             record_arguments: self.record_arguments,
             ..DispatchConfig::default()
         };
+        let cluster = match self.cluster {
+            Some(config) => {
+                if !upstream.join_group() {
+                    return Err(BridgeError::Invalid(format!(
+                        "the {} upstream cannot share its sessions with a group of bridges; a cluster needs \
+                         codex-manager",
+                        upstream.name()
+                    )));
+                }
+                let cluster = Arc::new(cluster::Cluster::new(config).map_err(BridgeError::Invalid)?);
+                health.attach_cluster(Arc::clone(cluster.status()));
+                Some(cluster)
+            }
+            None => None,
+        };
         let journal = self.journal.as_deref().map(journal::Journal::open).transpose()?;
         let store = store::CallStore::new(config.ledger_capacity, journal);
         let dispatcher = Dispatcher::new(
@@ -301,6 +329,7 @@ impl BridgeBuilder {
             Arc::clone(&upstream),
             config,
             store,
+            cluster.clone(),
             Arc::clone(&stats),
         );
         let feed = Feed::new(Arc::new(dispatcher.clone()), Arc::clone(&health), Arc::clone(&turns));
@@ -317,6 +346,7 @@ impl BridgeBuilder {
                 admin_addr: self.admin_addr,
                 admin_token: self.admin_token,
                 startup_timeout: self.startup_timeout,
+                cluster,
                 phase: tokio::sync::Mutex::new(run::Phase::Built),
             }),
         })
@@ -345,6 +375,7 @@ struct Inner {
     admin_addr: Option<SocketAddr>,
     admin_token: Option<AdminToken>,
     startup_timeout: Duration,
+    cluster: Option<Arc<cluster::Cluster>>,
     phase: tokio::sync::Mutex<run::Phase>,
 }
 
@@ -373,6 +404,7 @@ impl Bridge {
             admin_addr: None,
             admin_token: None,
             journal: None,
+            cluster: None,
             startup_timeout: Duration::ZERO,
             record_arguments: false,
         }

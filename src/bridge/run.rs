@@ -75,6 +75,9 @@ pub(super) struct Running {
     admin_addr: Option<SocketAddr>,
     stop_admin: CancellationToken,
     admin: Option<JoinHandle<std::io::Result<()>>>,
+    /// The heartbeats of a bridge in a group, stopped after the upstream closed (so that the sessions it deleted
+    /// leave the group's registry).
+    members: Option<(CancellationToken, JoinHandle<()>)>,
 }
 
 impl Bridge {
@@ -132,6 +135,38 @@ impl Bridge {
         outcome
     }
 
+    /// Connects to the group's store, trying again with backoff until the startup timeout has passed, as for the
+    /// upstream.
+    async fn join_cluster(&self, cluster: &super::cluster::Cluster) -> Result<(), BridgeError> {
+        let inner = &self.inner;
+        let started = tokio::time::Instant::now();
+        let mut failures = 0;
+        loop {
+            let reason = match cluster.connect().await {
+                Ok(()) => break,
+                Err(reason) => reason,
+            };
+            let left = inner.startup_timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(BridgeError::ClusterNotReady {
+                    waited: inner.startup_timeout,
+                    reason,
+                });
+            }
+            failures += 1;
+            let delay = STARTUP_BACKOFF.delay(failures).min(left);
+            tracing::warn!(
+                "{reason}; trying again in {} (start-up gives up after {})",
+                format_duration_approx(delay),
+                crate::skill::format_duration(inner.startup_timeout),
+            );
+            tokio::time::sleep(delay).await;
+        }
+        let status = cluster.status();
+        tracing::info!(group = status.group(), bridge = status.name(), store = %cluster.store(), "joined the group");
+        Ok(())
+    }
+
     async fn launch(&self) -> Result<Running, BridgeError> {
         let inner = &self.inner;
         // Bound before any session exists, so a taken port fails fast and leaves nothing behind; /readyz says 503
@@ -149,10 +184,23 @@ impl Bridge {
             }
             None => (None, None),
         };
+        if let Some(cluster) = &inner.cluster {
+            self.join_cluster(cluster).await?;
+        }
         let sessions = self.open_upstream().await?;
         for session in &sessions {
             inner.health.add_session(session.clone());
         }
+        let members = inner.cluster.as_ref().map(|cluster| {
+            let members = super::cluster::Members::new(
+                Arc::clone(cluster),
+                Arc::clone(&inner.upstream),
+                Arc::clone(&inner.stats),
+                Arc::clone(&inner.health),
+            );
+            let stop = CancellationToken::new();
+            (stop.clone(), tokio::spawn(members.run(stop)))
+        });
 
         let stop_feed = CancellationToken::new();
         // Subscribed before the feed starts, so the first connect cannot be missed.
@@ -198,6 +246,7 @@ impl Bridge {
             admin_addr,
             stop_admin,
             admin,
+            members,
         })
     }
 
@@ -310,6 +359,12 @@ impl Bridge {
             tracing::warn!("the upstream feed did not stop in time");
         }
         let deleted = inner.upstream.close().await;
+        if let Some((stop, members)) = running.members {
+            stop.cancel();
+            if tokio::time::timeout(STOP_TIMEOUT, members).await.is_err() {
+                tracing::warn!("leaving the group did not finish in time");
+            }
+        }
         running.stop_admin.cancel();
         if let Some(admin) = running.admin {
             match tokio::time::timeout(STOP_TIMEOUT, admin).await {

@@ -50,6 +50,9 @@ pub(crate) enum Settlement {
     Answered,
     /// Not delivered: re-send this result when the call shows up pending again.
     Undelivered(Arc<ToolResult>),
+    /// Not run here after all (another bridge of the group runs it, or the group's store cannot be reached):
+    /// forget it, so that the next time it is seen pending it is claimed again.
+    Released,
 }
 
 /// The store of call states: memory, and a journal when configured.
@@ -92,6 +95,7 @@ impl CallStore {
         let state = match settlement {
             Settlement::Answered => CallState::Settled,
             Settlement::Undelivered(result) => CallState::Undelivered(result),
+            Settlement::Released => return lock(&self.memory).forget(key),
         };
         lock(&self.memory).finish(key, state);
     }
@@ -158,6 +162,18 @@ impl CallLedger {
     pub(crate) fn finish(&mut self, key: &CallKey, state: CallState) {
         if let Some(slot) = self.states.get_mut(key) {
             *slot = state;
+        }
+    }
+
+    /// Forgets a call, so that it is admitted as new when it is seen again. Its entry in the order stays until it
+    /// comes up for eviction, or until forgotten entries make the order twice the capacity: then it is compacted.
+    pub(crate) fn forget(&mut self, key: &CallKey) {
+        self.states.remove(key);
+        if self.order.len() > self.capacity.saturating_mul(2) {
+            let mut kept = std::collections::HashSet::with_capacity(self.states.len());
+            let states = &self.states;
+            self.order
+                .retain(|key| states.contains_key(&**key) && kept.insert(Arc::clone(key)));
         }
     }
 
@@ -239,6 +255,30 @@ mod tests {
             other => panic!("expected redelivery, got {other:?}"),
         }
         assert!(matches!(ledger.admit(&key("1")), Admission::Duplicate));
+    }
+
+    #[test]
+    fn a_released_call_is_admitted_again() {
+        let store = CallStore::new(8, None);
+        let call = key("1");
+        assert!(matches!(store.admit(&call), Admission::New));
+        store.settle(&call, Settlement::Released);
+        assert!(
+            matches!(store.admit(&call), Admission::New),
+            "claimed again when seen again"
+        );
+        assert!(matches!(store.admit(&call), Admission::Duplicate));
+    }
+
+    #[test]
+    fn calls_released_over_and_over_do_not_grow_the_ledger() {
+        let mut ledger = CallLedger::new(4);
+        for _ in 0..1000 {
+            ledger.admit(&key("held elsewhere"));
+            ledger.forget(&key("held elsewhere"));
+        }
+        assert!(ledger.order.len() <= 8, "order grew to {}", ledger.order.len());
+        assert!(matches!(ledger.admit(&key("held elsewhere")), Admission::New));
     }
 
     #[test]

@@ -226,8 +226,8 @@ impl App {
         match cli.command {
             Command::Skills(args) => args.run_with(self).await,
             Command::Call(args) => args.run_with(self).await,
-            Command::Serve(args) => args.run_with(self).await,
-            Command::Send(args) => args.run_with(self).await,
+            Command::Serve(args) => (*args).run_with(self).await,
+            Command::Send(args) => (*args).run_with(self).await,
         }
     }
 }

@@ -68,11 +68,12 @@ pub enum Command {
     Skills(SkillsArgs),
     /// Run one skill with JSON arguments and print its result, as the bridge would answer Codex.
     Call(CallArgs),
-    // No doc comments here: they would replace the about texts and examples the Args structs declare.
+    // No doc comments here: they would replace the about texts and examples the Args structs declare. Boxed: their
+    // flags make them the largest variants by far.
     #[allow(missing_docs)]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     #[allow(missing_docs)]
-    Send(SendArgs),
+    Send(Box<SendArgs>),
 }
 
 impl Cli {

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::logging::{self, Tone};
-use super::settings::{AdminTable, AppServerTable, ConfigArgs, ManagerTable, ServeSettings, ServeTable, SessionTable};
+use super::settings::{
+    AdminTable, AppServerTable, ClusterTable, ConfigArgs, ManagerTable, ServeSettings, ServeTable, SessionTable,
+};
 use super::{App, Failure, exit, write_catalog};
 use crate::bridge::Bridge;
 
@@ -33,8 +35,8 @@ to 30s); the calls of the dead child are gone with it, and --prompt is not sent 
 terminated. --session, --all-sessions and --delete-on-exit do not apply to it.
 
 Settings are layered: flag > environment variable > TOML file (--config) > codex-manager profile (--profile) >
-default. --print-config prints them as such a TOML file: the tables [codex_manager], [session], [serve], [admin]
-and [app_server] with every key, and the [skills.NAME] tables the skills' states are built from (file only, e.g.
+default. --print-config prints them as such a TOML file: the tables [codex_manager], [session], [serve], [admin],
+[app_server] and [cluster] with every key, and the [skills.NAME] tables the skills' states are built from (file only, e.g.
 [skills.sql] databases = { main = \"/srv/main.db\" }). Durations are written like 500ms, 5s or 2m. Blank variables count as unset.
 Tokens are never printed or logged.";
 
@@ -62,7 +64,10 @@ Examples:
   skillbridge serve --app-server --restart --prompt 'Count the words of README.md'
 
   # a specific Codex build, two threads
-  skillbridge serve --app-server ~/.cache/codex/bin/codex --sessions 2";
+  skillbridge serve --app-server ~/.cache/codex/bin/codex --sessions 2
+
+  # one of several bridges sharing the work (run it on each machine); the others serve its session too
+  SKILLBRIDGE_CLUSTER=redis://:secret@10.0.0.9:6379/0 skillbridge serve --cluster-group tickets";
 
 /// The flags of `skillbridge serve`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -80,6 +85,8 @@ pub struct ServeArgs {
     pub(super) admin: AdminTable,
     #[command(flatten)]
     pub(super) app_server: AppServerTable,
+    #[command(flatten)]
+    pub(super) cluster: ClusterTable,
     /// With --app-server: when the child exits, start a new one (fresh threads) after a backoff of 200ms doubling
     /// to 30s, instead of exiting 1.
     #[arg(long, env = "SKILLBRIDGE_RESTART", num_args = 0, default_missing_value = "true",

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::App;
 use crate::admin::AdminToken;
-use crate::bridge::{Bridge, BridgeBuilder};
+use crate::bridge::{Bridge, BridgeBuilder, ClusterConfig};
 use crate::manager::{
     CodexManager, ConfigError, CreateSession, ManagerConfig, ManagerConfigBuilder, default_profile_path,
 };
@@ -294,6 +294,62 @@ table! {
     }
 }
 
+table! {
+    /// `[cluster]`: bridges on several machines sharing the work through Redis.
+    pub struct ClusterTable {
+        /// Share calls and sessions with the other bridges of the group through this Redis (or Valkey) store:
+        /// redis://[:PASSWORD@]HOST:PORT/DB, rediss:// for TLS. Each call runs on one bridge of the group, its
+        /// result stored before it is answered; the calls of a bridge that dies are taken over once their lease
+        /// runs out; every bridge serves the sessions any of them created (so --sessions 0 is allowed). While the
+        /// store cannot be reached no new call runs and /readyz says why. Prefer the variable for a URL with a
+        /// password; it is printed and logged redacted.
+        #[arg(id = "cluster_url", long = "cluster", env = "SKILLBRIDGE_CLUSTER", hide_env_values = true,
+              value_name = "URL", help_heading = "Cluster")]
+        #[serde(serialize_with = "redacted_url")]
+        pub url: Option<String>,
+        /// The group: bridges of one group share calls and sessions, groups on one store are independent.
+        /// [default: skillbridge]
+        #[arg(id = "cluster_group", long = "cluster-group", env = "SKILLBRIDGE_CLUSTER_GROUP", value_name = "NAME",
+              help_heading = "Cluster")]
+        pub group: Option<String>,
+        /// This bridge's name in the group, unique in it (shown by /cluster). [default: HOST-PID]
+        #[arg(id = "cluster_name", long = "cluster-name", env = "SKILLBRIDGE_CLUSTER_NAME", value_name = "NAME",
+              help_heading = "Cluster")]
+        pub name: Option<String>,
+        /// How long a claim on a call lasts unless renewed (every third of it while the skill runs): how long the
+        /// calls of a bridge that died wait before another bridge runs them. [default: 10s]
+        #[arg(id = "cluster_lease", long = "cluster-lease", env = "SKILLBRIDGE_CLUSTER_LEASE", value_name = "DURATION",
+              value_parser = parse_duration, help_heading = "Cluster")]
+        #[serde(with = "duration_text")]
+        pub lease: Option<Duration>,
+    }
+}
+
+impl ClusterTable {
+    /// The group to join, when a store is named.
+    fn config(&self) -> Option<ClusterConfig> {
+        let url = self.url.as_deref().map(str::trim).filter(|url| !url.is_empty())?;
+        let mut config = ClusterConfig::new(url);
+        if let Some(group) = &self.group {
+            config = config.group(group.trim());
+        }
+        if let Some(name) = self.name.as_deref().map(str::trim).filter(|name| !name.is_empty()) {
+            config = config.name(name);
+        }
+        if let Some(lease) = self.lease {
+            config = config.lease(lease);
+        }
+        Some(config)
+    }
+}
+
+fn redacted_url<S: serde::Serializer>(value: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
+    value
+        .as_deref()
+        .map(|url| crate::manager::redact_url(url).into_owned())
+        .serialize(serializer)
+}
+
 /// `[[serve.session]]`: `count` sessions (default 1) offered the skills `tools` names (skills or tags; every
 /// skill when empty) less `exclude_tools`, only the `read_only` ones if set.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -440,6 +496,7 @@ pub(crate) struct Config {
     pub(crate) admin: AdminTable,
     pub(crate) send: SendTable,
     pub(crate) app_server: AppServerTable,
+    pub(crate) cluster: ClusterTable,
     /// `[skills.<name>]`: the settings of skills, read by the states the binary builds from them
     /// ([`App::state_from_config`](super::App::state_from_config)).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -722,6 +779,11 @@ impl Config {
                 restart: Some(false),
                 ..AppServerTable::default()
             },
+            cluster: ClusterTable {
+                group: Some(crate::bridge::DEFAULT_GROUP.to_owned()),
+                lease: Some(crate::bridge::DEFAULT_LEASE),
+                ..ClusterTable::default()
+            },
             skills: BTreeMap::new(),
         })
     }
@@ -753,6 +815,21 @@ impl ServeSettings {
             ));
         }
 
+        let cluster_table = flags.cluster.clone().or(file.cluster);
+        let cluster = cluster_table.config();
+        let cluster_table = match &cluster {
+            Some(_) => cluster_table.or(defaults.cluster),
+            None => cluster_table,
+        };
+        if let Some(cluster) = &cluster {
+            cluster.check().map_err(invalid)?;
+        }
+        if cluster.is_some() && app_server.is_some() {
+            return Err(app_server_conflict(
+                "--cluster",
+                "a codex app-server child's threads are its own; bridges share sessions through codex-manager",
+            ));
+        }
         let mut serve = flags.serve.clone().or(file.serve).or(defaults.serve);
         serve.attach.retain(|id| !id.trim().is_empty());
         serve.attach.dedup();
@@ -786,9 +863,9 @@ impl ServeSettings {
                 ));
             }
         }
-        if sessions + grouped == 0 && serve.attach.is_empty() && !all_sessions {
+        if sessions + grouped == 0 && serve.attach.is_empty() && !all_sessions && cluster.is_none() {
             return Err(invalid(
-                "nothing to serve: --sessions 0 needs --session ID or --all-sessions",
+                "nothing to serve: --sessions 0 needs --session ID, --all-sessions or --cluster (the group's sessions)",
             ));
         }
         let poll_interval = positive("--poll-interval", serve.poll_interval.unwrap_or_default())?;
@@ -836,6 +913,9 @@ impl ServeSettings {
         if let Some(journal) = &serve.journal {
             bridge = bridge.journal(journal);
         }
+        if let Some(cluster) = cluster {
+            bridge = bridge.cluster(cluster);
+        }
         if let Some(addr) = admin_addr {
             bridge = bridge.admin_addr(addr);
         }
@@ -849,6 +929,7 @@ impl ServeSettings {
             admin,
             send: SendTable::default(),
             app_server: app_table,
+            cluster: cluster_table,
             skills,
         };
         Ok(Self { config, bridge })

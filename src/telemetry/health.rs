@@ -5,9 +5,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 
 use serde::Serialize;
+
+use super::ClusterStatus;
 
 /// A session (thread) this bridge serves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -57,6 +59,8 @@ pub struct BridgeHealth {
     /// Why the upstream could not be opened yet, while the bridge waits for it at start-up.
     waiting: Mutex<Option<String>>,
     unreadable_calls: AtomicU64,
+    /// The group's store, for a bridge in a group: no call is taken while it cannot be reached.
+    cluster: OnceLock<Arc<ClusterStatus>>,
 }
 
 impl fmt::Debug for BridgeHealth {
@@ -150,6 +154,12 @@ impl BridgeHealth {
         crate::util::lock(&self.lost).insert(id.to_owned(), reason.into());
     }
 
+    /// A session is no longer served, and that is no reason to be unready (another bridge of the group made it,
+    /// and makes its replacement).
+    pub fn session_gone(&self, id: &str) {
+        self.lock_sessions().retain(|s| s.id != id);
+    }
+
     /// A lost session was replaced by a new one.
     pub fn replace_session(&self, lost: &str, session: ServedSession) {
         crate::util::lock(&self.lost).remove(lost);
@@ -162,9 +172,28 @@ impl BridgeHealth {
         *crate::util::lock(&self.waiting) = reason;
     }
 
-    /// Ready means connected with at least one session and none lost; otherwise the reasons why not.
+    /// The bridge belongs to a group whose store `status` describes: readiness depends on it too.
+    pub fn attach_cluster(&self, status: Arc<ClusterStatus>) {
+        let _ = self.cluster.set(status);
+    }
+
+    /// The group's status, for a bridge in a group.
+    pub fn cluster(&self) -> Option<&Arc<ClusterStatus>> {
+        self.cluster.get()
+    }
+
+    /// Ready means connected with at least one session and none lost, and, in a group, the group's store
+    /// reachable; otherwise the reasons why not.
     pub fn readiness(&self) -> Result<(), Vec<String>> {
         let mut reasons = Vec::new();
+        if let Some(cluster) = self.cluster.get()
+            && !cluster.reachable()
+        {
+            let reason = cluster
+                .unreachable_reason()
+                .unwrap_or_else(|| "the cluster store cannot be reached".into());
+            reasons.push(format!("{reason}: no new call is taken"));
+        }
         if let Some(reason) = crate::util::lock(&self.waiting).as_ref() {
             reasons.push(format!("waiting for the upstream: {reason}"));
         }

@@ -3,12 +3,14 @@
 //!
 //! - [`BridgeStats`]: calls by skill and outcome, durations, answer attempts, the in-flight gauge and a bounded
 //!   list of recent calls ([`CallRecord`]);
-//! - [`BridgeHealth`]: readiness, from the upstream's link ([`LinkStatus`]) and the sessions served
-//!   ([`ServedSession`]).
+//! - [`BridgeHealth`]: readiness, from the upstream's link ([`LinkStatus`]), the sessions served
+//!   ([`ServedSession`]) and, for a bridge in a group, the group's store ([`ClusterStatus`]).
 
+mod cluster;
 mod health;
 mod stats;
 
+pub use cluster::{ClaimResult, ClusterStatus, ClusterView, PeerStatus};
 pub use health::{BridgeHealth, LinkStatus, ServedSession};
 pub(crate) use stats::unix_ms;
 pub use stats::{BridgeStats, CallRecord, CallSource, HistogramSnapshot, RunningCall, SkillCounts, StatsEvent};

@@ -143,24 +143,42 @@ pub enum StatsEvent {
         record: CallRecord,
     },
 }
-#[derive(Debug, Default, Clone)]
-struct Histogram {
-    buckets: [u64; DURATION_BUCKETS.len()],
+/// Cumulative counts of observations (seconds) per bucket upper bound.
+#[derive(Debug, Clone)]
+pub(crate) struct Histogram {
+    bounds: &'static [f64],
+    buckets: Vec<u64>,
     count: u64,
     sum: f64,
 }
 
+impl Default for Histogram {
+    fn default() -> Self {
+        Self::with_bounds(&DURATION_BUCKETS)
+    }
+}
+
 impl Histogram {
-    fn snapshot(&self) -> HistogramSnapshot {
+    pub(crate) fn with_bounds(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            buckets: vec![0; bounds.len()],
+            count: 0,
+            sum: 0.0,
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> HistogramSnapshot {
         HistogramSnapshot {
-            buckets: self.buckets.to_vec(),
+            bounds: self.bounds,
+            buckets: self.buckets.clone(),
             count: self.count,
             sum: self.sum,
         }
     }
 
-    fn observe(&mut self, seconds: f64) {
-        for (bucket, bound) in self.buckets.iter_mut().zip(DURATION_BUCKETS) {
+    pub(crate) fn observe(&mut self, seconds: f64) {
+        for (bucket, &bound) in self.buckets.iter_mut().zip(self.bounds) {
             if seconds <= bound {
                 *bucket += 1;
             }
@@ -182,7 +200,9 @@ pub struct SkillCounts {
 /// A histogram copy for rendering.
 #[derive(Debug, Clone)]
 pub struct HistogramSnapshot {
-    /// Cumulative counts per bucket (upper bounds in seconds: 0.001, 0.0025, .. 30, 60).
+    /// The buckets' upper bounds in seconds (for call durations: 0.001, 0.0025, .. 30, 60).
+    pub bounds: &'static [f64],
+    /// Cumulative counts per bucket.
     pub buckets: Vec<u64>,
     /// Observations.
     pub count: u64,
@@ -199,7 +219,7 @@ impl HistogramSnapshot {
         }
         let rank = (q * self.count as f64).ceil().max(1.0) as u64;
         let bucket = self.buckets.iter().position(|&cumulative| cumulative >= rank);
-        Some(bucket.map_or(f64::INFINITY, |index| DURATION_BUCKETS[index]))
+        Some(bucket.map_or(f64::INFINITY, |index| self.bounds[index]))
     }
 }
 

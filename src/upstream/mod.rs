@@ -355,6 +355,36 @@ pub trait Upstream: Send + Sync + 'static {
     fn close(&self) -> BoxFuture<'_, Vec<String>> {
         Box::pin(async { Vec::new() })
     }
+
+    /// Called once, before [`open`](Self::open), when the bridge belongs to a group of bridges: says whether
+    /// the group's bridges can serve each other's sessions here (codex-manager's, yes; a `codex app-server`
+    /// child's threads are its own). An upstream in a group may create no session of its own, and serve the
+    /// group's. The default: no.
+    fn join_group(&self) -> bool {
+        false
+    }
+
+    /// The sessions created here now, for the other bridges of a group to serve too. The default: none.
+    fn shared_sessions(&self) -> Vec<SharedSession> {
+        Vec::new()
+    }
+
+    /// Serves `sessions` (created by other bridges of the group) as well, those not served yet; returns the ones
+    /// newly served. The default serves none.
+    fn adopt(&self, sessions: &[SharedSession]) -> Vec<ServedSession> {
+        let _ = sessions;
+        Vec::new()
+    }
+}
+
+/// A session one bridge of a group created, as the others serve it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SharedSession {
+    /// The session's thread id.
+    pub thread_id: String,
+    /// The tools it offers, when its toolset left some skills out (`None`: every skill).
+    pub tools: Option<Vec<String>>,
 }
 
 /// A shared upstream is an upstream: keep a clone to look at it while the bridge runs it.
@@ -389,6 +419,18 @@ impl<U: Upstream> Upstream for Arc<U> {
 
     fn close(&self) -> BoxFuture<'_, Vec<String>> {
         (**self).close()
+    }
+
+    fn join_group(&self) -> bool {
+        (**self).join_group()
+    }
+
+    fn shared_sessions(&self) -> Vec<SharedSession> {
+        (**self).shared_sessions()
+    }
+
+    fn adopt(&self, sessions: &[SharedSession]) -> Vec<ServedSession> {
+        (**self).adopt(sessions)
     }
 }
 

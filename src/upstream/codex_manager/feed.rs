@@ -239,6 +239,10 @@ impl CodexManagerFeed {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep_until(next) => false,
                 _ = self.poll_now.notified() => true,
+                adopted = self.sessions.newly_adopted() => {
+                    self.serve_adopted(adopted);
+                    false
+                }
             };
             if reconnected {
                 self.check_sessions().await;
@@ -354,12 +358,39 @@ impl CodexManagerFeed {
         }
     }
 
+    /// Takes up sessions another bridge of the group created: subscribes to them and lists them at once.
+    fn serve_adopted(&self, threads: Vec<String>) {
+        let filter_changed = {
+            let mut scope = lock(&self.scope);
+            let before = scope.stream_filter();
+            for thread in &threads {
+                scope.replace(thread, Some(thread));
+            }
+            before != scope.stream_filter()
+        };
+        lock(&self.known_threads).extend(threads);
+        if filter_changed {
+            self.resubscribe.notify_one();
+        }
+    }
+
     /// codex-manager no longer has `thread` (it restarted without its sessions): the bridge is not ready until a
     /// session created here is created again ([`replace_lost_sessions`](Self::replace_lost_sessions)); an
-    /// attached one stays reported lost.
+    /// attached one stays reported lost; one of the group's is left to the bridge that created it.
     fn session_lost(&self, thread: &str, error: &ManagerError) {
         let status = error.status().map_or(0, |s| s.as_u16());
         let reason = format!("codex-manager no longer has it ({status})");
+        if self.sessions.is_adopted(thread) {
+            tracing::warn!(
+                session = thread,
+                "a session of the group is gone: {reason}; no longer serving it"
+            );
+            self.sessions.adopted_gone(thread);
+            self.feed.health().session_gone(thread);
+            lock(&self.known_threads).remove(thread);
+            lock(&self.scope).replace(thread, None);
+            return;
+        }
         tracing::error!(session = thread, "session lost: {reason}");
         self.feed.health().session_lost(thread, reason);
         lock(&self.known_threads).remove(thread);

@@ -8,12 +8,13 @@ mod sessions;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::{AnswerOutcome, Feed, ToolCall, Upstream, UpstreamError};
+use super::{AnswerOutcome, Feed, SharedSession, ToolCall, Upstream, UpstreamError};
 use crate::BoxFuture;
 use crate::manager::{CodexManager, CreateSession, ManagerError, SendMessage};
 use crate::skill::{Catalog, Offered, ToolFlavor, ToolResult, Toolset};
@@ -60,6 +61,8 @@ pub struct CodexManagerUpstream {
     toolset: Toolset,
     /// Further groups of sessions, each created with its own toolset.
     groups: Vec<(usize, Toolset)>,
+    /// Whether the bridge belongs to a group of bridges, which serve each other's sessions.
+    in_group: AtomicBool,
 }
 
 impl CodexManagerUpstream {
@@ -77,6 +80,7 @@ impl CodexManagerUpstream {
             calls: Arc::default(),
             toolset: Toolset::all(),
             groups: Vec::new(),
+            in_group: AtomicBool::new(false),
             client,
         }
     }
@@ -164,7 +168,8 @@ impl CodexManagerUpstream {
                 0
             });
         let grouped: usize = self.groups.iter().map(|(count, _)| count).sum();
-        if create + grouped == 0 && self.attach.is_empty() && !self.all_sessions {
+        let in_group = self.in_group.load(Ordering::Relaxed);
+        if create + grouped == 0 && self.attach.is_empty() && !self.all_sessions && !in_group {
             return Err(UpstreamError::Invalid(
                 "nothing to serve: create a session, attach to one, or serve all sessions".into(),
             ));
@@ -351,6 +356,19 @@ impl Upstream for CodexManagerUpstream {
 
     fn offered(&self, thread: &str) -> Option<Offered> {
         self.sessions.offered(thread)
+    }
+
+    fn join_group(&self) -> bool {
+        self.in_group.store(true, Ordering::Relaxed);
+        true
+    }
+
+    fn shared_sessions(&self) -> Vec<SharedSession> {
+        self.sessions.shared()
+    }
+
+    fn adopt(&self, sessions: &[SharedSession]) -> Vec<ServedSession> {
+        self.sessions.adopt(sessions)
     }
 
     fn run<'a>(&'a self, feed: Feed, stop: CancellationToken) -> BoxFuture<'a, Result<(), UpstreamError>> {

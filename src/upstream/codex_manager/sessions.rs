@@ -1,12 +1,16 @@
 //! [`Sessions`]: the sessions a codex-manager upstream serves — those it created (which it may delete on exit,
-//! and re-creates when codex-manager loses them) and those it attached to — shared by the upstream and its feed.
+//! and re-creates when codex-manager loses them), those it attached to, and those another bridge of its group
+//! created (adopted) — shared by the upstream and its feed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
 
 use crate::manager::{CodexManager, CreateSession, ManagerError};
 use crate::skill::Offered;
 use crate::telemetry::ServedSession;
+use crate::upstream::SharedSession;
 use crate::util::lock;
 
 /// How the upstream is named in sessions, logs and metrics.
@@ -15,6 +19,8 @@ pub(super) const NAME: &str = "codex-manager";
 pub(super) struct Sessions {
     client: CodexManager,
     state: Mutex<State>,
+    /// Fired when sessions were adopted, for the feed to subscribe to and list them.
+    adopted_some: Notify,
 }
 
 #[derive(Default)]
@@ -23,6 +29,12 @@ struct State {
     created: Vec<Created>,
     /// Thread ids of every session served.
     served: BTreeSet<String>,
+    /// Sessions another bridge of the group created, with the tools they offer (`None`: every skill).
+    adopted: BTreeMap<String, Option<Offered>>,
+    /// Adopted sessions the feed has not taken up yet.
+    newly_adopted: Vec<String>,
+    /// Adopted sessions codex-manager no longer has: never adopted again.
+    gone: BTreeSet<String>,
 }
 
 /// A session created here: what to create again should codex-manager lose it, and the tools it was offered when
@@ -45,6 +57,7 @@ impl Sessions {
         Self {
             client,
             state: Mutex::default(),
+            adopted_some: Notify::new(),
         }
     }
 
@@ -75,11 +88,82 @@ impl Sessions {
         session(thread_id.to_owned(), None)
     }
 
-    /// The tools offered in `thread`, when it was created here by a toolset that leaves some skills out.
+    /// The tools offered in `thread`, when it was created (here or by another bridge of the group) by a toolset that
+    /// leaves some skills out.
     pub(super) fn offered(&self, thread: &str) -> Option<Offered> {
         let state = lock(&self.state);
-        let created = state.created.iter().find(|created| created.thread_id == thread)?;
-        created.plan.offered.clone()
+        match state.created.iter().find(|created| created.thread_id == thread) {
+            Some(created) => created.plan.offered.clone(),
+            None => state.adopted.get(thread).cloned().flatten(),
+        }
+    }
+
+    /// The sessions created here, as the group's registry lists them.
+    pub(super) fn shared(&self) -> Vec<SharedSession> {
+        let state = lock(&self.state);
+        state
+            .created
+            .iter()
+            .map(|created| SharedSession {
+                thread_id: created.thread_id.clone(),
+                tools: created
+                    .plan
+                    .offered
+                    .as_ref()
+                    .map(|offered| offered.iter().cloned().collect()),
+            })
+            .collect()
+    }
+
+    /// Serves the sessions of `shared` not served yet (nor known to be gone); returns them.
+    pub(super) fn adopt(&self, shared: &[SharedSession]) -> Vec<ServedSession> {
+        let mut state = lock(&self.state);
+        let mut adopted = Vec::new();
+        for session in shared {
+            let thread = &session.thread_id;
+            if state.served.contains(thread) || state.gone.contains(thread) {
+                continue;
+            }
+            let offered = session.tools.clone().map(|tools| Arc::new(tools.into_iter().collect()));
+            state.adopted.insert(thread.clone(), offered);
+            state.served.insert(thread.clone());
+            state.newly_adopted.push(thread.clone());
+            adopted.push(ServedSession {
+                id: thread.clone(),
+                upstream: NAME,
+                created: false,
+                tools: session.tools.clone(),
+            });
+        }
+        if !adopted.is_empty() {
+            self.adopted_some.notify_one();
+        }
+        adopted
+    }
+
+    /// Waits until sessions were adopted, then hands them over.
+    pub(super) async fn newly_adopted(&self) -> Vec<String> {
+        loop {
+            let fresh = std::mem::take(&mut lock(&self.state).newly_adopted);
+            if !fresh.is_empty() {
+                return fresh;
+            }
+            self.adopted_some.notified().await;
+        }
+    }
+
+    /// Whether `thread` was created by another bridge of the group.
+    pub(super) fn is_adopted(&self, thread: &str) -> bool {
+        lock(&self.state).adopted.contains_key(thread)
+    }
+
+    /// An adopted session codex-manager no longer has: its creator makes a new one (which the registry then
+    /// lists), so this one is no longer served, nor adopted again.
+    pub(super) fn adopted_gone(&self, thread: &str) {
+        let mut state = lock(&self.state);
+        state.adopted.remove(thread);
+        state.served.remove(thread);
+        state.gone.insert(thread.to_owned());
     }
 
     /// The threads served.

@@ -11,12 +11,10 @@
 //! row misses a threshold.
 
 mod admin;
-mod metrics;
 mod plan;
 mod report;
 mod rig;
 mod rows;
-mod runs;
 mod sampler;
 
 use std::path::{Path, PathBuf};

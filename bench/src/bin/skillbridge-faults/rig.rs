@@ -14,10 +14,10 @@ use skillbridge_bench::clients::{Bins, BridgeOptions, Client, Kind, RUN_LOG_ENV}
 use skillbridge_bench::double::{AnsweredTwice, Burst, Double, DoubleOptions, Misdelivery};
 use skillbridge_bench::process::SpawnOptions;
 
-use crate::metrics::Metrics;
 use crate::plan::Plan;
-use crate::runs::{RunLog, Runs};
 use crate::sampler::{Sampler, Usage};
+use skillbridge_bench::metrics::Metrics;
+use skillbridge_bench::runs::{RunLog, Runs};
 
 /// The skill every row calls: it answers its call's id.
 pub const TOOL: &str = "echo_call";
@@ -125,6 +125,7 @@ impl<'a> Rig<'a> {
                 env: vec![(RUN_LOG_ENV.to_owned(), self.run_log.path().into())],
                 fd_limit: self.fd_limit,
             },
+            own_sessions: true,
         };
         let tag = match self.bridges_started {
             0 => self.name.clone(),

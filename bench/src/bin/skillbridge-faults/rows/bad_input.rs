@@ -10,10 +10,10 @@ use anyhow::Result;
 use serde_json::{Value, json};
 
 use super::{Measured, counts, exactly_once, no_reruns, wait_for};
-use crate::metrics::Metrics;
 use crate::plan::Plan;
 use crate::report::Check;
 use crate::rig::{Ctx, Rig, RigOptions, TOOL};
+use skillbridge_bench::metrics::Metrics;
 
 /// The largest websocket frame the bridge reads: tungstenite's default `max_frame_size`, which the stream's
 /// transport (`src/stream/transport.rs`) does not change.

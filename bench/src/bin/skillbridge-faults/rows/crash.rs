@@ -92,7 +92,7 @@ pub async fn run(ctx: &Ctx, journal: bool) -> Result<Measured> {
     let counts = counts(burst.count, burst.answered, 0, &ending);
     let completed = at_kill.completed().len();
     let running = at_kill.started() - completed;
-    let completed_rerun = ending.runs.completed_then_rerun(at_kill.len());
+    let completed_rerun = ending.runs.completed_then_rerun(at_kill.lines());
     let mut checks = vec![exactly_once(&counts)];
     let mut notes = vec![format!(
         "at the kill {} runs had started, {completed} completed (their answers refused with 500), {running} still \

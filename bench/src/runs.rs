@@ -61,7 +61,7 @@ impl Runs {
     }
 
     /// Lines read.
-    pub fn len(&self) -> usize {
+    pub fn lines(&self) -> usize {
         self.events.len()
     }
 
@@ -79,15 +79,20 @@ impl Runs {
             .collect()
     }
 
-    /// Runs beyond each call's first.
-    pub fn reruns(&self) -> usize {
+    /// How many runs of each call began.
+    pub fn starts(&self) -> HashMap<&str, usize> {
         let mut starts: HashMap<&str, usize> = HashMap::new();
         for (event, call) in &self.events {
             if *event == Event::Start {
                 *starts.entry(call).or_default() += 1;
             }
         }
-        starts.values().map(|n| n - 1).sum()
+        starts
+    }
+
+    /// Runs beyond each call's first.
+    pub fn reruns(&self) -> usize {
+        self.starts().values().map(|n| n - 1).sum()
     }
 
     /// The calls that ran again after the first `before` lines (the runs of a process that was killed) although a
@@ -119,7 +124,7 @@ mod tests {
         let text = "start call_1\nstart call_2\ndone call_1\nstart call_3\n\
                     start call_2\nstart call_1\ndone call_2\ndone call_1\ndone call_3\nstart call_3\n";
         let runs = Runs::parse(text).unwrap();
-        assert_eq!(runs.len(), 10);
+        assert_eq!(runs.lines(), 10);
         assert_eq!(runs.started(), 6);
         assert_eq!(runs.reruns(), 3);
         assert_eq!(runs.completed().len(), 3);
