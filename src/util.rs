@@ -1,6 +1,6 @@
 //! Small helpers the crate needs in several places, each written once: the message of a panic, and for the
-//! bridge a poison-tolerant lock, exponential backoff, durations for log lines, the string form of a JSON-RPC request id and
-//! percent-encoding.
+//! bridge a poison-tolerant lock, exponential backoff, durations for log lines, the string form of a JSON-RPC request id,
+//! percent-encoding, and bearer tokens (the admin endpoint's, the MCP server's).
 
 use std::any::Any;
 
@@ -24,6 +24,22 @@ mod bridge {
     use std::time::Duration;
 
     use serde_json::Value;
+
+    /// The credentials of an `Authorization` value with the `Bearer` scheme (in any case: RFC 9110 §11.1 makes
+    /// schemes case-insensitive), without the spaces or tabs around them; `None` for another scheme or none.
+    pub(crate) fn bearer_credentials(value: &str) -> Option<&str> {
+        let is_space = |c: char| c == ' ' || c == '\t';
+        let (scheme, credentials) = value.trim_matches(is_space).split_once(is_space)?;
+        let credentials = credentials.trim_start_matches(is_space);
+        (scheme.eq_ignore_ascii_case("Bearer") && !credentials.is_empty()).then_some(credentials)
+    }
+
+    /// `true` when `presented` equals the secret, compared in constant time for equal lengths.
+    pub(crate) fn secret_matches(secret: &secrecy::SecretString, presented: &str) -> bool {
+        use secrecy::ExposeSecret;
+        let (a, b) = (secret.expose_secret().as_bytes(), presented.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
 
     /// Locks `mutex`, recovering it when poisoned: every value the crate guards (counters, maps of calls and
     /// sessions) stays valid when a holder panics, and a panicking skill must not take the bridge down with it.

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
@@ -14,6 +14,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error_body;
+use crate::util::bearer_credentials;
 
 /// The secret that admin requests must carry as `Authorization: Bearer <token>`.
 #[derive(Clone)]
@@ -28,8 +29,7 @@ impl AdminToken {
 
     /// `true` when `presented` equals the token (constant time for equal lengths).
     pub fn matches(&self, presented: &str) -> bool {
-        let (a, b) = (self.0.expose_secret().as_bytes(), presented.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        crate::util::secret_matches(&self.0, presented)
     }
 }
 
@@ -43,15 +43,6 @@ impl fmt::Debug for AdminToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("AdminToken(<redacted>)")
     }
-}
-
-/// The credentials of an `Authorization` value with the `Bearer` scheme (in any case), without the whitespace
-/// around them; `None` for another scheme or no credentials.
-fn bearer_credentials(value: &str) -> Option<&str> {
-    let is_space = |c: char| c == ' ' || c == '\t';
-    let (scheme, credentials) = value.trim_matches(is_space).split_once(is_space)?;
-    let credentials = credentials.trim_start_matches(is_space);
-    (scheme.eq_ignore_ascii_case("Bearer") && !credentials.is_empty()).then_some(credentials)
 }
 
 /// Middleware: lets the request through when it carries the token.

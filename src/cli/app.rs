@@ -228,6 +228,7 @@ impl App {
             Command::Call(args) => args.run_with(self).await,
             Command::Serve(args) => (*args).run_with(self).await,
             Command::Send(args) => (*args).run_with(self).await,
+            Command::Mcp(args) => (*args).run_with(self).await,
         }
     }
 }

@@ -7,6 +7,7 @@
 
 mod app;
 mod logging;
+mod mcp;
 mod replay;
 mod send;
 mod serve;
@@ -24,6 +25,7 @@ use crate::upstream::app_server::AppServerError;
 
 pub use app::App;
 pub use logging::LogFormat;
+pub use mcp::McpArgs;
 pub use send::SendArgs;
 pub use serve::ServeArgs;
 pub use skills::{CallArgs, DiffArgs, SkillsArgs, SkillsCommand};
@@ -74,6 +76,8 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     #[allow(missing_docs)]
     Send(Box<SendArgs>),
+    #[allow(missing_docs)]
+    Mcp(Box<McpArgs>),
 }
 
 impl Cli {
@@ -100,7 +104,7 @@ impl Command {
     /// The long-running commands report what they do at `info`; one-shot ones only warn.
     fn default_log_level(&self) -> &'static str {
         match self {
-            Command::Serve(_) | Command::Send(_) => "info",
+            Command::Serve(_) | Command::Send(_) | Command::Mcp(_) => "info",
             Command::Skills(_) | Command::Call(_) => "warn",
         }
     }
@@ -129,6 +133,14 @@ struct Failure {
 }
 
 impl Failure {
+    /// Settings that cannot work: exit status 2.
+    fn usage(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            code: exit::USAGE,
+        }
+    }
+
     /// Says why `command` failed, on stderr, and exits with the failure's status.
     fn exit(self, command: &str) -> ExitCode {
         logging::say(command, logging::Tone::Problem, &self.message);

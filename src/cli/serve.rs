@@ -95,15 +95,15 @@ pub struct ServeArgs {
 }
 
 /// SIGINT and SIGTERM, installed before the bridge starts so that neither is lost meanwhile.
-struct ShutdownSignals(Signal, Signal);
+pub(super) struct ShutdownSignals(Signal, Signal);
 
 impl ShutdownSignals {
-    fn install() -> std::io::Result<Self> {
+    pub(super) fn install() -> std::io::Result<Self> {
         Ok(Self(signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?))
     }
 
     /// Waits for the next signal and returns its name.
-    async fn recv(&mut self) -> &'static str {
+    pub(super) async fn recv(&mut self) -> &'static str {
         tokio::select! {
             _ = self.0.recv() => "SIGINT",
             _ = self.1.recv() => "SIGTERM",

@@ -33,7 +33,8 @@ const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 /// How long `serve` waits for codex-manager at start-up.
 const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default admin endpoint address.
-const DEFAULT_ADMIN_ADDR: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 7878));
+pub(crate) const DEFAULT_ADMIN_ADDR: SocketAddr =
+    SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 7878));
 /// Default time `send` waits for the turn to finish.
 const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long running tool calls get to finish once `send`'s turn is over.
@@ -75,7 +76,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{text:?} is not a duration like 500ms, 5s or 2m ({e})"))
 }
 
-fn parse_secret(text: &str) -> Result<SecretString, String> {
+pub(crate) fn parse_secret(text: &str) -> Result<SecretString, String> {
     if text.trim().is_empty() {
         Err("must not be empty".into())
     } else {
@@ -129,7 +130,7 @@ fn redacted<S: serde::Serializer>(value: &Option<SecretString>, serializer: S) -
 }
 
 /// One layer over another: the upper value where it has one.
-trait Layer {
+pub(crate) trait Layer {
     fn or(self, lower: Self) -> Self;
 }
 

@@ -44,6 +44,8 @@ pub enum CallSource {
     AppServer,
     /// The admin endpoint's invoke route.
     Admin,
+    /// An MCP client's `tools/call`.
+    Mcp,
 }
 
 /// One finished call, as `GET /calls` shows it.

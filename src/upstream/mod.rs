@@ -18,6 +18,7 @@
 
 pub mod app_server;
 pub mod codex_manager;
+pub mod mcp;
 mod turns;
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use app_server::AppServerUpstream;
 pub use codex_manager::CodexManagerUpstream;
+pub use mcp::{McpTransport, McpUpstream};
 pub use turns::{TurnOutcome, TurnStatus, TurnTracker};
 
 use crate::BoxFuture;
