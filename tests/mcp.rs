@@ -271,3 +271,67 @@ async fn a_burst_of_100_concurrent_calls_is_answered_each_with_its_own_result() 
     assert_eq!(bridge.stats().skill_counts("shout").total, 100);
     bridge.shutdown().await;
 }
+
+/// Counts to three, reporting each step.
+#[skill]
+async fn count_to_three(ctx: SkillContext) -> String {
+    for step in 1..=3 {
+        ctx.progress(f64::from(step), Some(3.0), &format!("step {step}"));
+    }
+    "counted".into()
+}
+
+/// A client that keeps the progress notifications it receives.
+struct ProgressClient(tokio::sync::mpsc::UnboundedSender<rmcp::model::ProgressNotificationParam>);
+
+impl rmcp::ClientHandler for ProgressClient {
+    async fn on_progress(
+        &self,
+        params: rmcp::model::ProgressNotificationParam,
+        _context: rmcp::service::NotificationContext<RoleClient>,
+    ) {
+        let _ = self.0.send(params);
+    }
+}
+
+#[tokio::test]
+async fn a_skills_progress_reaches_a_client_that_asked_for_it() {
+    let (bridge, url) = serve(None, Toolset::all()).await;
+    let (sender, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let transport = StreamableHttpClientTransport::with_client(
+        reqwest::Client::new(),
+        StreamableHttpClientTransportConfig::with_uri(url.as_str()),
+    );
+    let client = ProgressClient(sender).serve(transport).await.unwrap();
+    let request = rmcp::model::ClientRequest::CallToolRequest(rmcp::model::Request::new(CallToolRequestParams::new(
+        "count_to_three",
+    )));
+    let handle = client
+        .send_cancellable_request(request, rmcp::service::PeerRequestOptions::no_options())
+        .await
+        .unwrap();
+    let token = handle.progress_token.clone();
+    let response = handle.await_response().await.unwrap();
+    assert!(format!("{response:?}").contains("counted"), "{response:?}");
+    let mut steps = Vec::new();
+    while steps.len() < 3 {
+        let progress = tokio::time::timeout(WAIT, received.recv())
+            .await
+            .expect("progress")
+            .unwrap();
+        assert_eq!(progress.progress_token, token);
+        assert_eq!(progress.total, Some(3.0));
+        steps.push((progress.progress, progress.message.unwrap_or_default()));
+    }
+    steps.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert_eq!(
+        steps,
+        [(1.0, "step 1".into()), (2.0, "step 2".into()), (3.0, "step 3".into())]
+    );
+    // A client that sent no progress token gets none, and the skill answers all the same.
+    let plain = self::client(&url, None).await;
+    assert_eq!(text(&call(&plain, "count_to_three", json!({})).await), "counted");
+    client.cancel().await.unwrap();
+    plain.cancel().await.unwrap();
+    bridge.shutdown().await;
+}

@@ -483,7 +483,7 @@ impl Inner {
                 outcome: Outcome::NotOffered,
             };
         }
-        let ctx = SkillContext::new(
+        let mut ctx = SkillContext::new(
             call.thread_id.clone(),
             call.turn_id.clone(),
             call.call_id.clone(),
@@ -491,6 +491,9 @@ impl Inner {
             call.tool.clone(),
             token.clone(),
         );
+        if let Some(sink) = self.upstream.progress_sink(call) {
+            ctx = ctx.with_progress(sink);
+        }
         tokio::select! {
             biased;
             _ = self.abandon.cancelled() => self.abandoned(call, &token),

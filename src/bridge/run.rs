@@ -272,8 +272,9 @@ impl Bridge {
     }
 
     /// Starts (see [`start`](Self::start)) and serves until `shutdown` completes, then shuts down (see
-    /// [`shutdown`](Self::shutdown)). If the upstream stops by itself first (its child process exited), the
-    /// bridge shuts down as well and says why: [`BridgeError::UpstreamStopped`].
+    /// [`shutdown`](Self::shutdown)). If the upstream stops by itself first, the bridge shuts down as well: with
+    /// [`BridgeError::UpstreamStopped`] and its reason when it failed (its child process exited), normally when its
+    /// client was done (an MCP client on stdio closed it).
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<ServeReport, BridgeError> {
         self.start().await?;
         let ended = self.feed_ended().await;
@@ -284,10 +285,14 @@ impl Bridge {
         if !upstream_ended {
             return Ok(self.shutdown().await);
         }
-        let reason = self
-            .feed_error()
-            .await
-            .unwrap_or_else(|| "it ended without saying why".into());
+        let Some(reason) = self.feed_error().await else {
+            // Ended by itself without an error: its client is done (an MCP client closed stdin).
+            tracing::info!(
+                upstream = self.upstream_name(),
+                "the upstream's client is gone; shutting down"
+            );
+            return Ok(self.shutdown().await);
+        };
         tracing::error!(upstream = self.upstream_name(), %reason, "the upstream stopped; shutting down");
         self.shutdown().await;
         Err(BridgeError::UpstreamStopped {

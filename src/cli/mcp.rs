@@ -4,13 +4,14 @@
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use secrecy::SecretString;
 
 use super::settings::{self, AdminTable, ConfigArgs, Layer};
 use super::{App, Failure};
 use crate::admin::AdminToken;
-use crate::bridge::{Bridge, BridgeError};
+use crate::bridge::Bridge;
 use crate::skill::Toolset;
 use crate::upstream::McpUpstream;
 
@@ -102,8 +103,12 @@ impl McpArgs {
     }
 
     async fn serve(self, app: &App) -> Result<ExitCode, Failure> {
-        let bridge = self.bridge(app)?;
+        let (bridge, upstream) = self.bridge(app)?;
         let stdio = self.http.is_none();
+        bridge.start().await?;
+        if !stdio {
+            print_started(&bridge, &upstream).await;
+        }
         let shutdown = async {
             let mut signals = super::serve::ShutdownSignals::install().ok();
             match signals.as_mut() {
@@ -111,15 +116,11 @@ impl McpArgs {
                 None => std::future::pending().await,
             }
         };
-        match bridge.run(shutdown).await {
-            Ok(_) => Ok(ExitCode::SUCCESS),
-            // On stdio the server ends when its client closes stdin: the normal way out.
-            Err(BridgeError::UpstreamStopped { .. }) if stdio => Ok(ExitCode::SUCCESS),
-            Err(error) => Err(error.into()),
-        }
+        bridge.run(shutdown).await?;
+        Ok(ExitCode::SUCCESS)
     }
 
-    fn bridge(&self, app: &App) -> Result<Bridge, Failure> {
+    fn bridge(&self, app: &App) -> Result<(Bridge, Arc<McpUpstream>), Failure> {
         let mut file = settings::load_config(self.config.config.as_deref())?;
         let (states, _) = app.resolve(std::mem::take(&mut file.skills))?;
         let toolset = Toolset::all()
@@ -158,10 +159,11 @@ impl McpArgs {
             crate::admin::check_exposure(addr, admin.token.is_some())
                 .map_err(|error| Failure::usage(error.to_string()))?;
         }
+        let upstream = Arc::new(upstream.toolset(toolset));
         let mut bridge = Bridge::builder()
             .states(states)
             .skills(app.runtime_skills().iter().cloned())
-            .upstream(upstream.toolset(toolset))
+            .upstream(Arc::clone(&upstream))
             .concurrency(
                 self.concurrency
                     .map_or(crate::bridge::DEFAULT_CONCURRENCY, NonZeroUsize::get),
@@ -172,6 +174,20 @@ impl McpArgs {
         if let Some(token) = &admin.token {
             bridge = bridge.admin_token(AdminToken::from(token.clone()));
         }
-        Ok(bridge.build()?)
+        Ok((bridge.build()?, upstream))
     }
+}
+
+/// Over HTTP: `mcp http://<addr>/mcp`, then `admin http://<addr>` when the endpoint is on (their real ports, useful
+/// with port 0). Nothing on stdio, where stdout is the protocol's.
+async fn print_started(bridge: &Bridge, upstream: &McpUpstream) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Some(addr) = upstream.local_addr() {
+        let _ = writeln!(out, "mcp http://{addr}/mcp");
+    }
+    if let Some(addr) = bridge.admin_addr().await {
+        let _ = writeln!(out, "admin http://{addr}");
+    }
+    let _ = out.flush();
 }

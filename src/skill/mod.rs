@@ -35,7 +35,7 @@ pub use catalog::{
     Catalog, CatalogBuilder, CatalogError, REDACTED, SkillInfo, SkillLocation, ToolFlavor, is_valid_name,
 };
 pub use content::{Content, IntoToolResult};
-pub use context::SkillContext;
+pub use context::{Progress, ProgressSink, SkillContext};
 pub use diff::{CatalogDiff, Change, ChangeKind, ToolDiff, ToolList, ToolListError, ToolStatus, diff_tools};
 pub use error::SkillError;
 pub use invoke::{Invocation, Outcome, format_duration};

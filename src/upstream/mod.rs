@@ -371,6 +371,13 @@ pub trait Upstream: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Where the progress reports of `call`'s skill go, when its client asked for them (an MCP client that sent a
+    /// progress token). The default: nowhere.
+    fn progress_sink(&self, call: &ToolCall) -> Option<crate::skill::ProgressSink> {
+        let _ = call;
+        None
+    }
+
     /// Serves `sessions` (created by other bridges of the group) as well, those not served yet; returns the ones
     /// newly served. The default serves none.
     fn adopt(&self, sessions: &[SharedSession]) -> Vec<ServedSession> {
@@ -433,6 +440,10 @@ impl<U: Upstream> Upstream for Arc<U> {
 
     fn adopt(&self, sessions: &[SharedSession]) -> Vec<ServedSession> {
         (**self).adopt(sessions)
+    }
+
+    fn progress_sink(&self, call: &ToolCall) -> Option<crate::skill::ProgressSink> {
+        (**self).progress_sink(call)
     }
 }
 

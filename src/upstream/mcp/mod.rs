@@ -31,7 +31,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{AnswerOutcome, Feed, ToolCall, Upstream, UpstreamError};
 use crate::BoxFuture;
-use crate::skill::{Catalog, Offered, ToolResult, Toolset};
+use rmcp::model::ProgressNotificationParam;
+
+use crate::skill::{Catalog, Offered, ProgressSink, ToolResult, Toolset};
 use crate::telemetry::{LinkStatus, ServedSession};
 use crate::util::lock;
 
@@ -76,6 +78,10 @@ struct Shared {
     up: AtomicBool,
     /// Where the HTTP server listens, once bound.
     bound: OnceLock<SocketAddr>,
+    /// The HTTP listener, bound when the upstream opens (so that a taken port fails start-up) until it runs.
+    listener: Mutex<Option<tokio::net::TcpListener>>,
+    /// Where the progress of the calls whose client sent a progress token goes, by request id.
+    progress: Mutex<HashMap<String, (rmcp::Peer<rmcp::RoleServer>, rmcp::model::ProgressToken)>>,
 }
 
 impl McpUpstream {
@@ -104,7 +110,7 @@ impl McpUpstream {
         self
     }
 
-    /// Where the HTTP server listens, once the bridge started (the real port when the address had port 0).
+    /// Where the HTTP server listens once the bridge started (the real port when the address had port 0).
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.shared.bound.get().copied()
     }
@@ -158,6 +164,13 @@ impl Upstream for McpUpstream {
                 .map(convert::tool)
                 .collect();
             let names = tools.iter().map(|tool| tool.name.to_string()).collect();
+            if let McpTransport::Http { addr, .. } = &self.transport {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|error| UpstreamError::Invalid(format!("cannot listen on {addr} for MCP: {error}")))?;
+                let _ = self.shared.bound.set(listener.local_addr().unwrap_or(*addr));
+                *lock(&self.shared.listener) = Some(listener);
+            }
             let _ = self.shared.tools.set(tools);
             let _ = self.shared.offered.set((!self.toolset.is_all()).then_some(offered));
             Ok(vec![ServedSession {
@@ -181,10 +194,33 @@ impl Upstream for McpUpstream {
             match &self.transport {
                 McpTransport::Stdio => server::serve_stdio(handler, &self.shared, stop).await,
                 McpTransport::Http { addr, token } => {
-                    server::serve_http(handler, &self.shared, *addr, token.clone(), stop).await
+                    let listener = lock(&self.shared.listener).take();
+                    let Some(listener) = listener else {
+                        return Err(UpstreamError::Invalid(format!("the MCP server on {addr} runs already")));
+                    };
+                    server::serve_http(handler, &self.shared, listener, *addr, token.clone(), stop).await
                 }
             }
         })
+    }
+
+    fn progress_sink(&self, call: &ToolCall) -> Option<ProgressSink> {
+        let (peer, token) = lock(&self.shared.progress).get(&call.request_id).cloned()?;
+        Some(ProgressSink::new(move |progress| {
+            let mut notification = ProgressNotificationParam::new(token.clone(), progress.done);
+            if let Some(total) = progress.total {
+                notification = notification.with_total(total);
+            }
+            if let Some(message) = progress.message {
+                notification = notification.with_message(message);
+            }
+            let peer = peer.clone();
+            tokio::spawn(async move {
+                if let Err(error) = peer.notify_progress(notification).await {
+                    tracing::debug!(%error, "a progress notification was not sent");
+                }
+            });
+        }))
     }
 
     fn answer<'a>(&'a self, call: &'a ToolCall, result: &'a ToolResult) -> BoxFuture<'a, AnswerOutcome> {

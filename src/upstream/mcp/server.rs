@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{NAME, Shared, convert};
 use crate::upstream::{ToolCall, UpstreamError};
-use crate::util::{bearer_credentials, secret_matches};
+use crate::util::{bearer_credentials, lock, secret_matches};
 
 /// The route of the streamable HTTP endpoint.
 pub(super) const HTTP_PATH: &str = "/mcp";
@@ -91,6 +91,10 @@ impl ServerHandler for Handler {
         let structured = tool.output_schema.is_some();
         let call = self.tool_call(request, &context);
         let turn = call.turn_id.clone().unwrap_or_default();
+        let request_id = call.request_id.clone();
+        if let Some(token) = context.meta.get_progress_token() {
+            lock(&self.shared.progress).insert(request_id.clone(), (context.peer.clone(), token));
+        }
         let answer = self.shared.call(call);
         tokio::pin!(answer);
         let result = tokio::select! {
@@ -101,6 +105,7 @@ impl ServerHandler for Handler {
                 answer.await
             }
         };
+        lock(&self.shared.progress).remove(&request_id);
         match result {
             Some(result) => Ok(convert::result(&result, structured).into()),
             None => Err(ErrorData::internal_error("the server is shutting down", None)),
@@ -133,6 +138,7 @@ pub(super) async fn serve_stdio(
 pub(super) async fn serve_http(
     handler: Handler,
     shared: &Shared,
+    listener: tokio::net::TcpListener,
     addr: SocketAddr,
     token: Option<SecretString>,
     stop: CancellationToken,
@@ -151,11 +157,7 @@ pub(super) async fn serve_http(
     if let Some(token) = token {
         router = router.layer(axum::middleware::from_fn_with_state(Arc::new(token), require_token));
     }
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|error| UpstreamError::Invalid(format!("cannot listen on {addr} for MCP: {error}")))?;
     let bound = listener.local_addr().unwrap_or(addr);
-    let _ = shared.bound.set(bound);
     shared.up.store(true, Ordering::Relaxed);
     tracing::info!(url = %format!("http://{bound}{HTTP_PATH}"), "MCP server listening");
     let served = axum::serve(listener, router)

@@ -5,6 +5,9 @@ use serde_json::Value;
 /// One function call the scripted model makes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScriptedCall {
+    /// The namespace of the tool, as Codex offers an MCP server's tools (`mcp__SERVER`); `None` for a plain
+    /// function tool.
+    pub namespace: Option<String>,
     /// The tool name.
     pub name: String,
     /// The arguments, sent to Codex as a JSON string like the real API does.
@@ -59,6 +62,18 @@ impl ModelScript {
     /// Adds a call to `name` with `arguments`.
     pub fn call(mut self, name: impl Into<String>, arguments: Value) -> Self {
         self.calls.push(ScriptedCall {
+            namespace: None,
+            name: name.into(),
+            arguments,
+        });
+        self
+    }
+
+    /// Adds a call to tool `name` of `namespace` (Codex offers an MCP server `NAME`'s tools in the namespace
+    /// `mcp__NAME`, and a call must name both).
+    pub fn call_in(mut self, namespace: impl Into<String>, name: impl Into<String>, arguments: Value) -> Self {
+        self.calls.push(ScriptedCall {
+            namespace: Some(namespace.into()),
             name: name.into(),
             arguments,
         });

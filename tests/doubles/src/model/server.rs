@@ -177,13 +177,16 @@ async fn responses(State(shared): State<Arc<Shared>>, raw: Bytes) -> Response {
             .expect("call ids lock")
             .extend(call_ids.iter().cloned());
         for ((index, call), call_id) in script.calls.iter().enumerate().zip(call_ids) {
-            let item = json!({
+            let mut item = json!({
                 "type": "function_call",
                 "id": format!("fc_{turn}_{index}"),
                 "call_id": call_id,
                 "name": call.name,
                 "arguments": call.arguments.to_string(),
             });
+            if let Some(namespace) = &call.namespace {
+                item["namespace"] = json!(namespace);
+            }
             events.push(json!({"type": "response.output_item.done", "output_index": index, "item": item}));
         }
     } else {
