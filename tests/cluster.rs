@@ -41,6 +41,15 @@ fn runs_of(call_ids: &[String]) -> BTreeMap<String, usize> {
         .collect()
 }
 
+/// A double that adds each call's id to its arguments (which `tally` answers) and checks every answer names it.
+async fn identity_checking_double() -> CodexManagerDouble {
+    CodexManagerDouble::builder()
+        .check_answer_identity(true)
+        .start()
+        .await
+        .unwrap()
+}
+
 async fn get_json(bridge: &Bridge, route: &str) -> serde_json::Value {
     use tower::ServiceExt;
     let request = axum::http::Request::get(route).body(axum::body::Body::empty()).unwrap();
@@ -60,11 +69,7 @@ fn group(redis: &RedisServer, name: &str) -> ClusterConfig {
 async fn bridges_of_a_group_run_each_call_once_and_serve_each_others_sessions() {
     let _counting = COUNTING.lock().await;
     RUNS.lock().unwrap().clear();
-    let double = CodexManagerDouble::builder()
-        .check_answer_identity(true)
-        .start()
-        .await
-        .unwrap();
+    let double = identity_checking_double().await;
     let redis = RedisServer::start().await.unwrap();
     let creator = start(
         builder()
@@ -158,11 +163,7 @@ async fn bridges_of_a_group_run_each_call_once_and_serve_each_others_sessions() 
 async fn while_the_store_is_down_no_call_runs_readyz_says_why_and_the_call_runs_once_it_is_back() {
     let _counting = COUNTING.lock().await;
     RUNS.lock().unwrap().clear();
-    let double = CodexManagerDouble::builder()
-        .check_answer_identity(true)
-        .start()
-        .await
-        .unwrap();
+    let double = identity_checking_double().await;
     let mut redis = RedisServer::start().await.unwrap();
     let bridge = start(builder().upstream(upstream(&double)).cluster(group(&redis, "outage"))).await;
     let thread = bridge.sessions()[0].id.clone();

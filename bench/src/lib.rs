@@ -1,8 +1,9 @@
 //! The harness shared by the benchmark binaries (`skillbridge-bench`, `skillbridge-faults`, `skillbridge-cluster`):
 //! the processes they run (`process`), what they read from `/proc` (`procfs`), the codex-manager double and its test
 //! controls (`double`), the clients under test (`clients`), their `/metrics` (`metrics`) and skill runs (`runs`), and
-//! the tables they print (`table`).
+//! what they judge and print (`check`, `table`).
 
+pub mod check;
 pub mod clients;
 pub mod double;
 pub mod metrics;

@@ -12,7 +12,6 @@ use super::settings::{self, AdminTable, ConfigArgs, Layer};
 use super::{App, Failure};
 use crate::admin::AdminToken;
 use crate::bridge::Bridge;
-use crate::skill::Toolset;
 use crate::upstream::McpUpstream;
 
 const MCP_ABOUT: &str = "Serve the skills as an MCP server, on stdio or streamable HTTP";
@@ -123,20 +122,7 @@ impl McpArgs {
     fn bridge(&self, app: &App) -> Result<(Bridge, Arc<McpUpstream>), Failure> {
         let mut file = settings::load_config(self.config.config.as_deref())?;
         let (states, _) = app.resolve(std::mem::take(&mut file.skills))?;
-        let toolset = Toolset::all()
-            .only(
-                self.tools
-                    .iter()
-                    .map(|name| name.trim())
-                    .filter(|name| !name.is_empty()),
-            )
-            .exclude(
-                self.exclude_tools
-                    .iter()
-                    .map(|name| name.trim())
-                    .filter(|name| !name.is_empty()),
-            )
-            .read_only(self.read_only.unwrap_or(false));
+        let toolset = settings::toolset_of(&self.tools, &self.exclude_tools, self.read_only.unwrap_or(false));
         let upstream = match self.http {
             Some(addr) => {
                 if !addr.ip().is_loopback() && self.token.is_none() {

@@ -368,21 +368,26 @@ pub struct SessionGroup {
 
 impl SessionGroup {
     fn toolset(&self) -> Toolset {
-        Toolset::all()
-            .only(
-                self.tools
-                    .iter()
-                    .map(|name| name.trim())
-                    .filter(|name| !name.is_empty()),
-            )
-            .exclude(
-                self.exclude_tools
-                    .iter()
-                    .map(|name| name.trim())
-                    .filter(|name| !name.is_empty()),
-            )
-            .read_only(self.read_only)
+        toolset_of(&self.tools, &self.exclude_tools, self.read_only)
     }
+}
+
+/// The toolset of `--tools`, `--exclude-tools` and `--read-only` (blank names left out).
+pub(crate) fn toolset_of<'a>(
+    only: impl IntoIterator<Item = &'a String>,
+    exclude: impl IntoIterator<Item = &'a String>,
+    read_only: bool,
+) -> Toolset {
+    fn non_blank<'a>(names: impl IntoIterator<Item = &'a String>) -> impl Iterator<Item = &'a str> {
+        names
+            .into_iter()
+            .map(|name| name.trim())
+            .filter(|name| !name.is_empty())
+    }
+    Toolset::all()
+        .only(non_blank(only))
+        .exclude(non_blank(exclude))
+        .read_only(read_only)
 }
 
 table! {
@@ -651,24 +656,11 @@ fn codex_manager(
 
 /// The skills `session` says created sessions are offered.
 fn toolset(session: &SessionTable) -> Toolset {
-    Toolset::all()
-        .only(
-            session
-                .tools
-                .iter()
-                .flatten()
-                .map(|name| name.trim())
-                .filter(|name| !name.is_empty()),
-        )
-        .exclude(
-            session
-                .exclude_tools
-                .iter()
-                .flatten()
-                .map(|name| name.trim())
-                .filter(|name| !name.is_empty()),
-        )
-        .read_only(session.read_only.unwrap_or(false))
+    toolset_of(
+        session.tools.iter().flatten(),
+        session.exclude_tools.iter().flatten(),
+        session.read_only.unwrap_or(false),
+    )
 }
 
 /// `Some` when `codex app-server` is the upstream: the command line's `--app-server`, else the file's `enabled`,

@@ -10,13 +10,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use serde::Serialize;
-use serde_json::json;
 use skillbridge_bench::double::Burst;
 use skillbridge_bench::metrics::Metrics;
 use skillbridge_bench::runs::Runs;
 
-use crate::group::{BridgeSettings, Ctx, Group, SESSIONS, TOOL, admin_get, ready, served};
-use crate::report::Check;
+use crate::group::{BridgeSettings, Ctx, Group, SESSIONS, admin_get, ready, served};
+use skillbridge_bench::check::Check;
 
 /// The sizes of a failover run.
 #[derive(Debug, Clone, Serialize)]
@@ -80,20 +79,12 @@ pub async fn run(ctx: &Ctx, plan: Plan) -> Result<Failover> {
     let started = Instant::now();
     let per_session = plan.calls / SESSIONS;
     let calls = per_session * SESSIONS;
-    let bursts: Vec<_> = group
-        .threads
-        .iter()
-        .map(|thread| {
-            let (double, thread) = (group.double.clone(), thread.clone());
-            let arguments = json!({"sleep_ms": plan.skill_ms});
-            let (outstanding, timeout) = (plan.outstanding, Duration::from_secs(plan.timeout_s));
-            tokio::spawn(async move {
-                double
-                    .burst(&thread, TOOL, &arguments, per_session, outstanding, timeout)
-                    .await
-            })
-        })
-        .collect();
+    let bursts = group.bursts(
+        plan.skill_ms,
+        per_session,
+        plan.outstanding,
+        Duration::from_secs(plan.timeout_s),
+    );
 
     // The kill, a third of the way: a bridge that holds claims now, the one that created the sessions if it does.
     wait_for_done(&group, calls / 3, 0).await?;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use skillbridge_bench::clients::{Bins, BridgeOptions, Client, Kind, RUN_LOG_ENV};
-use skillbridge_bench::double::{Double, DoubleOptions};
+use skillbridge_bench::double::{Burst, Double, DoubleOptions};
 use skillbridge_bench::process::SpawnOptions;
 use skillbridge_bench::runs::RunLog;
 use skillbridge_doubles::redis::RedisServer;
@@ -153,6 +153,29 @@ impl<'a> Group<'a> {
             self.members.push(Member { name, client, run_log });
         }
         Ok(())
+    }
+
+    /// Starts one burst per session: `per_session` calls of [`TOOL`] taking `skill_ms` each, at most `outstanding`
+    /// unanswered, giving up after `timeout`. The bursts outlive a bridge that is killed meanwhile.
+    pub fn bursts(
+        &self,
+        skill_ms: u64,
+        per_session: usize,
+        outstanding: usize,
+        timeout: Duration,
+    ) -> Vec<tokio::task::JoinHandle<Result<Burst>>> {
+        let arguments = serde_json::json!({"sleep_ms": skill_ms});
+        self.threads
+            .iter()
+            .map(|thread| {
+                let (double, thread, arguments) = (Arc::clone(&self.double), thread.clone(), arguments.clone());
+                tokio::spawn(async move {
+                    double
+                        .burst(&thread, TOOL, &arguments, per_session, outstanding, timeout)
+                        .await
+                })
+            })
+            .collect()
     }
 
     /// Kills bridge `index` (SIGKILL) and returns its name and run log.

@@ -6,30 +6,6 @@ use skillbridge_bench::table::Table;
 use crate::failover::Failover;
 use crate::scale::Scale;
 
-/// One judged measurement.
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    /// What is checked.
-    pub what: String,
-    /// What it must be.
-    pub goal: String,
-    /// What it was.
-    pub measured: String,
-    /// Whether it was.
-    pub met: bool,
-}
-
-impl Check {
-    pub fn new(what: impl Into<String>, goal: impl Into<String>, measured: impl Into<String>, met: bool) -> Check {
-        Check {
-            what: what.into(),
-            goal: goal.into(),
-            measured: measured.into(),
-            met,
-        }
-    }
-}
-
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {

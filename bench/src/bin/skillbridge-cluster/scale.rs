@@ -7,11 +7,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use serde::Serialize;
-use serde_json::json;
 use skillbridge_bench::metrics::Metrics;
 use skillbridge_bench::table::Table;
 
-use crate::group::{BridgeSettings, Ctx, Group, SESSIONS, TOOL};
+use crate::group::{BridgeSettings, Ctx, Group, SESSIONS};
 
 /// The sizes of a scale run.
 #[derive(Debug, Clone, Serialize)]
@@ -86,20 +85,12 @@ async fn measure(ctx: &Ctx, plan: &Plan, bridges: usize, cluster: bool) -> Resul
     // Twice what the bridges can run at once, so that none waits for work.
     let outstanding = (2 * plan.concurrency * bridges).div_ceil(SESSIONS);
     let started = Instant::now();
-    let bursts: Vec<_> = group
-        .threads
-        .iter()
-        .map(|thread| {
-            let (double, thread) = (group.double.clone(), thread.clone());
-            let arguments = json!({"sleep_ms": plan.skill_ms});
-            let timeout = Duration::from_secs(plan.timeout_s);
-            tokio::spawn(async move {
-                double
-                    .burst(&thread, TOOL, &arguments, per_session, outstanding, timeout)
-                    .await
-            })
-        })
-        .collect();
+    let bursts = group.bursts(
+        plan.skill_ms,
+        per_session,
+        outstanding,
+        Duration::from_secs(plan.timeout_s),
+    );
     let mut answered = 0;
     let (mut p50s, mut p99) = (Vec::new(), 0u64);
     for burst in bursts {

@@ -44,29 +44,7 @@ pub struct Counts {
     pub reruns: usize,
 }
 
-/// One threshold and how the row did against it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    /// What is checked.
-    pub what: String,
-    /// The threshold.
-    pub goal: String,
-    /// The measurement.
-    pub measured: String,
-    /// Whether the measurement meets the threshold.
-    pub met: bool,
-}
-
-impl Check {
-    pub fn new(what: impl Into<String>, goal: impl Into<String>, measured: impl Into<String>, met: bool) -> Check {
-        Check {
-            what: what.into(),
-            goal: goal.into(),
-            measured: measured.into(),
-            met,
-        }
-    }
-}
+pub use skillbridge_bench::check::Check;
 
 /// One fault.
 #[derive(Debug, Clone, Serialize)]
