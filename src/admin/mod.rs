@@ -49,6 +49,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -159,7 +160,20 @@ pub fn router(state: AdminState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().on_failure(log_failure))
+}
+
+/// A failed admin request, logged at the level it deserves: `/readyz`'s 503 is its answer while the bridge is not
+/// ready (a load balancer probing it every second would otherwise fill the log with errors), so it is a debug
+/// line; any other server error is a warning.
+fn log_failure(failure: ServerErrorsFailureClass, latency: Duration, _span: &tracing::Span) {
+    let latency_ms = latency.as_millis() as u64;
+    match failure {
+        ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {
+            tracing::debug!(latency_ms, "answered 503 Service Unavailable");
+        }
+        failure => tracing::warn!(latency_ms, %failure, "admin request failed"),
+    }
 }
 
 /// Refuses to serve the admin endpoint beyond this machine without a token: a non-loopback `addr` needs one.
