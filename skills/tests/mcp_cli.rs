@@ -1,8 +1,10 @@
-//! `skillbridge mcp` through the binary, driven by the official Rust SDK's client (rmcp). On stdio, as an MCP client
-//! starts it (Codex's `[mcp_servers.NAME] command = ..., args = ["mcp"]`): the shipped skills listed with their
-//! hints and output schemas, a call of each kind (text, typed JSON, image, failure, bad arguments), stdout carrying
-//! only protocol messages (the client would choke on anything else). Over HTTP (`--http`): its address and the
-//! admin endpoint's on stdout, a token required, calls counted by the admin endpoint. And `--help`.
+//! `skillbridge mcp` through the binary, driven by the official Rust SDK's client (rmcp).
+//!
+//! On stdio, as an MCP client starts it (Codex's `[mcp_servers.NAME] command = ..., args = ["mcp"]`): the shipped
+//! skills listed with their hints and output schemas, a call of each kind (text, typed JSON, image, failure, bad
+//! arguments, an unknown tool), a burst of 100 concurrent calls, stdout carrying only protocol messages (the client
+//! would choke on anything else). Over HTTP (`--http`): its address and the admin endpoint's on stdout, a token
+//! required, calls counted by the admin endpoint. And `--help`.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -107,6 +109,27 @@ async fn the_shipped_skills_answer_an_mcp_client_on_stdio() {
         "{refused}"
     );
 
+    let unknown = client
+        .call_tool(CallToolRequestParams::new("no_such_skill"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        unknown.contains("no tool named \"no_such_skill\""),
+        "a protocol error: {unknown}"
+    );
+
+    // A burst of 100 concurrent calls on one stdio connection, each answered with its own result.
+    let client = std::sync::Arc::new(client);
+    let calls = (0..100).map(|i| {
+        let client = std::sync::Arc::clone(&client);
+        tokio::spawn(async move { (i, call(&client, "uppercase", json!({"text": format!("n{i}")})).await) })
+    });
+    for answered in futures::future::join_all(calls).await {
+        let (i, answer) = answered.unwrap();
+        assert_eq!(answer["content"][0]["text"], format!("N{i}"));
+    }
+    let client = std::sync::Arc::into_inner(client).expect("the calls are done");
     client.cancel().await.unwrap();
 }
 
