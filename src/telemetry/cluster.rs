@@ -108,7 +108,8 @@ pub struct ClusterStatus {
     store: String,
     reachable: AtomicBool,
     unreachable_reason: Mutex<Option<String>>,
-    claims: [AtomicU64; 6],
+    /// By [`ClaimResult`], in its declaration order.
+    claims: [AtomicU64; ClaimResult::ALL.len()],
     claims_held: AtomicI64,
     round_trips: Mutex<Histogram>,
     peers: Mutex<Vec<PeerStatus>>,
@@ -170,8 +171,7 @@ impl ClusterStatus {
 
     /// Counts one claim.
     pub(crate) fn claimed(&self, result: ClaimResult) {
-        let index = ClaimResult::ALL.iter().position(|r| *r == result).unwrap_or_default();
-        self.claims[index].fetch_add(1, Ordering::Relaxed);
+        self.claims[result as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Claims held by this bridge go up (`+1`, a skill started for the group) or down (`-1`).

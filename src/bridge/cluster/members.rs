@@ -44,6 +44,9 @@ pub(crate) struct Members {
     /// The registry entries this bridge wrote, so that it removes those it no longer has (a session deleted on
     /// exit, or replaced after codex-manager lost it).
     registered: BTreeSet<String>,
+    /// The registry as the last heartbeat read it: an entry of this bridge's is written again only when it is not
+    /// there as it should be (new, changed, or lost with the store's data).
+    registry: HashMap<String, String>,
 }
 
 /// A session in the registry: who created it and what it offers.
@@ -69,6 +72,7 @@ impl Members {
             health,
             started_at_ms: unix_ms(SystemTime::now()),
             registered: BTreeSet::new(),
+            registry: HashMap::new(),
         }
     }
 
@@ -152,7 +156,9 @@ impl Members {
             })
             .collect();
         for (thread, entry) in &mine {
-            pipe.hset(&sessions_key, *thread, entry).ignore();
+            if self.registry.get(*thread) != Some(entry) {
+                pipe.hset(&sessions_key, *thread, entry).ignore();
+            }
         }
         let gone: Vec<&String> = self
             .registered
@@ -172,6 +178,7 @@ impl Members {
             .request("a heartbeat", pipe.query_async(&mut redis))
             .await?;
         self.registered = mine.keys().map(|thread| (*thread).to_owned()).collect();
+        self.registry = registry;
 
         let member_keys: Vec<String> = names.iter().map(|name| claims.key(&format!("member:{name}"))).collect();
         let peers: Vec<Option<String>> = if member_keys.is_empty() {
@@ -186,11 +193,12 @@ impl Members {
             .flatten()
             .filter_map(|peer| serde_json::from_str(&peer).ok())
             .collect();
-        status.heartbeat_read(peers, registry.len());
+        status.heartbeat_read(peers, self.registry.len());
 
-        let others: Vec<SharedSession> = registry
-            .into_values()
-            .filter_map(|entry| serde_json::from_str::<Registered>(&entry).ok())
+        let others: Vec<SharedSession> = self
+            .registry
+            .values()
+            .filter_map(|entry| serde_json::from_str::<Registered>(entry).ok())
             .filter(|entry| entry.created_by != me.name)
             .map(|entry| entry.session)
             .collect();

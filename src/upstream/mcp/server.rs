@@ -44,7 +44,7 @@ impl Handler {
     fn tool_call(&self, request: CallToolRequestParams, context: &RequestContext<RoleServer>) -> ToolCall {
         let number = self.shared.next_call.fetch_add(1, Ordering::Relaxed);
         let request_id = format!("mcp-{number}");
-        let meta = serde_json::to_value(&context.meta).unwrap_or_default();
+        let meta = &context.meta.0.0;
         let text = |key: &str| meta.get(key).and_then(Value::as_str).map(str::to_owned);
         ToolCall {
             request_id: request_id.clone(),
