@@ -205,18 +205,12 @@ impl Cluster {
         );
         let claims = match tokio::time::timeout(REQUEST_TIMEOUT * 2, connecting).await {
             Ok(Ok(claims)) => claims,
-            Ok(Err(error)) => return Err(self.failed(&error.to_string())),
-            Err(_) => return Err(self.failed("it did not answer in time")),
+            Ok(Err(error)) => return Err(self.lost("connecting", &error.to_string())),
+            Err(_) => return Err(self.lost("connecting", "it did not answer in time")),
         };
         self.status.store_answered(started.elapsed());
         let _ = self.claims.set(claims);
         Ok(())
-    }
-
-    fn failed(&self, error: &str) -> String {
-        let reason = format!("the cluster store {} cannot be reached: {error}", self.store());
-        self.status.store_failed(reason.clone());
-        reason
     }
 
     /// The connected claims, unless the store is known to be unreachable now or results wait to be stored.
@@ -268,6 +262,8 @@ impl Cluster {
         }
     }
 
+    /// The store failed `what`: it is unreachable until a request succeeds, logged once when it was reachable
+    /// before (start-up logs its own attempts). Returns why, for the caller.
     fn lost(&self, what: &str, error: &str) -> String {
         let reason = format!("the cluster store {} cannot be reached: {error}", self.store());
         if self.status.store_failed(reason.clone()) {
