@@ -20,7 +20,9 @@ fn three_bridges_answer_every_call_once_through_a_kill_and_a_redis_restart() {
     let dir = std::env::temp_dir().join(format!("skillbridge-cluster-smoke-{}", std::process::id()));
     let program = PathBuf::from(env!("CARGO_BIN_EXE_skillbridge-cluster"));
     let (status, printed) = run_quick(&program, &dir, "cluster.json", DEADLINE).unwrap();
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("cluster.json")).unwrap())
+    let report: Value = std::fs::read_to_string(dir.join("cluster.json"))
+        .map_err(anyhow::Error::from)
+        .and_then(|text| Ok(serde_json::from_str(&text)?))
         .unwrap_or_else(|error| panic!("no report ({error}):\n{printed}"));
     assert_eq!(report["mode"], "quick");
     let failover = &report["failover"];
