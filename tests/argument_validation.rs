@@ -1,123 +1,26 @@
-//! Arguments are checked against the skill's whole input schema, one test per keyword Codex drops from the schema the
+//! Arguments are checked against the skill's whole input schema, for every keyword Codex drops from the schema the
 //! model sees (`tests/fixtures/SCHEMA-FINDINGS.md`): a call that breaks a bound is answered `success:false` with
-//! `path: message` and the skill never runs; a call within every bound runs. Through `Catalog::invoke` (what `call`
-//! runs) and through the bridge against the codex-manager double; the real Codex path is in `app_server_codex.rs`.
+//! `path: message` and the skill never runs; a call within every bound runs. Each path a call takes here is driven
+//! through the one table of `keyword_cases`: `Catalog::invoke`; the `call` command (this test binary re-run as a
+//! skills binary, `cli::App` with these skills, printing and exiting as `skillbridge call` does); and the bridge
+//! against the codex-manager double. The real Codex path is in `argument_validation_codex.rs`.
 
 mod bridge_support;
+mod keyword_cases;
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::Output;
 
 use bridge_support::{WAIT, answer_success, answer_text, bridge_for, only_thread, start};
+use keyword_cases::{KeywordCase, ONE_AT_A_TIME, assert_no_problems, cases, runs};
 use serde_json::{Value, json};
-use skillbridge::skill;
 use skillbridge::skill::{Catalog, Invocation, Outcome, SkillContext};
 use skillbridge_doubles::CodexManagerDouble;
-
-/// Skill runs, so a test can tell a refused call never ran.
-static RUNS: AtomicUsize = AtomicUsize::new(0);
-
-/// Held around each invocation, so that no other test's run lands between reading `RUNS` and checking it.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Looks tickets up, bounded on plain parameters.
-#[skill]
-fn bounded_lookup(
-    /// Stable id, like T-123.
-    #[schemars(regex(pattern = r"^T-[0-9]+$"))]
-    ticket_id: String,
-    /// How many results, 1 to 50.
-    #[schemars(range(min = 1, max = 50))]
-    limit: u32,
-    /// A short code.
-    #[schemars(length(min = 2, max = 4))]
-    code: Option<String>,
-) -> String {
-    RUNS.fetch_add(1, Ordering::SeqCst);
-    format!("{ticket_id} {limit} {code:?}")
-}
-
-#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-enum Priority {
-    Low,
-    High,
-}
-
-/// Every other keyword, on the fields of a struct input.
-#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
-#[expect(dead_code, reason = "the fields are read through `Debug`, into the answer")]
-struct Order {
-    /// exclusiveMinimum / exclusiveMaximum.
-    #[schemars(extend("exclusiveMinimum" = 0, "exclusiveMaximum" = 1))]
-    share: Option<f64>,
-    /// minItems / maxItems.
-    #[schemars(length(min = 1, max = 3))]
-    items: Option<Vec<String>>,
-    /// uniqueItems (a set).
-    tags: Option<HashSet<String>>,
-    /// format: uint32.
-    count: Option<u32>,
-    /// format: double.
-    ratio: Option<f64>,
-    /// format: date-time.
-    #[schemars(extend("format" = "date-time"))]
-    due: Option<String>,
-    /// format: email.
-    #[schemars(email)]
-    contact: Option<String>,
-    /// format: uri.
-    #[schemars(url)]
-    link: Option<String>,
-    /// const.
-    #[schemars(extend("const" = "v1"))]
-    version: Option<String>,
-    /// enum.
-    priority: Option<Priority>,
-}
-
-/// Places an order.
-#[skill]
-fn place_order(#[skill(input)] order: Order) -> String {
-    RUNS.fetch_add(1, Ordering::SeqCst);
-    format!("{order:?}")
-}
 
 async fn invoke(name: &str, arguments: Value) -> Invocation {
     let catalog = Catalog::from_registry().expect("the test skills form a catalog");
     catalog
         .invoke_detailed(name, arguments, SkillContext::detached(name))
         .await
-}
-
-/// Asserts `arguments` are refused with exactly `violation` and that the skill did not run.
-async fn refused(name: &str, arguments: Value, violation: &str) {
-    let _alone = ONE_AT_A_TIME.lock().await;
-    let runs = RUNS.load(Ordering::SeqCst);
-    let invocation = invoke(name, arguments.clone()).await;
-    assert_eq!(
-        invocation.outcome,
-        Outcome::InvalidArguments,
-        "{arguments}: {:?}",
-        invocation.result
-    );
-    assert_eq!(
-        invocation.result.text_content(),
-        format!("invalid arguments for `{name}`: {violation}"),
-        "{arguments}"
-    );
-    assert_eq!(RUNS.load(Ordering::SeqCst), runs, "`{name}` ran with {arguments}");
-}
-
-async fn accepted(name: &str, arguments: Value) {
-    let _alone = ONE_AT_A_TIME.lock().await;
-    let invocation = invoke(name, arguments.clone()).await;
-    assert_eq!(
-        invocation.outcome,
-        Outcome::Success,
-        "{arguments}: {:?}",
-        invocation.result
-    );
 }
 
 #[tokio::test]
@@ -136,169 +39,194 @@ async fn bounds_on_plain_parameters_land_in_the_schema() {
 }
 
 #[tokio::test]
-async fn minimum_and_maximum() {
-    accepted("bounded_lookup", json!({"ticket_id": "T-1", "limit": 50})).await;
-    refused(
-        "bounded_lookup",
-        json!({"ticket_id": "T-1", "limit": 80}),
-        "limit: 80 is greater than the maximum of 50",
-    )
-    .await;
-    refused(
-        "bounded_lookup",
-        json!({"ticket_id": "T-1", "limit": 0}),
-        "limit: 0 is less than the minimum of 1",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn exclusive_minimum_and_maximum() {
-    accepted("place_order", json!({"share": 0.5})).await;
-    refused(
-        "place_order",
-        json!({"share": 0}),
-        "share: 0 is less than or equal to the minimum of 0",
-    )
-    .await;
-    refused(
-        "place_order",
-        json!({"share": 1}),
-        "share: 1 is greater than or equal to the maximum of 1",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn min_length_and_max_length() {
-    accepted("bounded_lookup", json!({"ticket_id": "T-1", "limit": 1, "code": "ab"})).await;
-    refused(
-        "bounded_lookup",
-        json!({"ticket_id": "T-1", "limit": 1, "code": "a"}),
-        "code: \"a\" is shorter than 2 characters",
-    )
-    .await;
-    refused(
-        "bounded_lookup",
-        json!({"ticket_id": "T-1", "limit": 1, "code": "abcde"}),
-        "code: \"abcde\" is longer than 4 characters",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn pattern() {
-    refused(
-        "bounded_lookup",
-        json!({"ticket_id": "x", "limit": 1}),
-        "ticket_id: \"x\" does not match \"^T-[0-9]+$\"",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn min_items_max_items_and_unique_items() {
-    accepted("place_order", json!({"items": ["a"], "tags": ["x", "y"]})).await;
-    refused("place_order", json!({"items": []}), "items: [] has less than 1 item").await;
-    refused(
-        "place_order",
-        json!({"items": ["a", "b", "c", "d"]}),
-        "items: [\"a\",\"b\",\"c\",\"d\"] has more than 3 items",
-    )
-    .await;
-    refused(
-        "place_order",
-        json!({"tags": ["x", "x"]}),
-        "tags: [\"x\",\"x\"] has non-unique elements",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn formats() {
-    accepted(
-        "place_order",
-        json!({"count": 4_294_967_295u64, "ratio": 0.25, "due": "2026-12-01T10:00:00Z", "contact": "a@example.com",
-               "link": "https://example.com/a"}),
-    )
-    .await;
-    refused(
-        "place_order",
-        json!({"count": 4_294_967_296u64}),
-        "count: 4294967296 is greater than the maximum of 4294967295",
-    )
-    .await;
-    refused(
-        "place_order",
-        json!({"count": -1}),
-        "count: -1 is less than the minimum of 0",
-    )
-    .await;
-    refused(
-        "place_order",
-        json!({"ratio": "half"}),
-        "ratio: \"half\" is not of types \"null\", \"number\"",
-    )
-    .await;
-    refused(
-        "place_order",
-        json!({"due": "tomorrow"}),
-        "due: \"tomorrow\" is not a \"date-time\"",
-    )
-    .await;
-    refused(
-        "place_order",
-        json!({"contact": "nobody"}),
-        "contact: \"nobody\" is not a \"email\"",
-    )
-    .await;
-    refused(
-        "place_order",
-        json!({"link": "not a link"}),
-        "link: \"not a link\" is not a \"uri\"",
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn const_and_enum() {
-    accepted("place_order", json!({"version": "v1", "priority": "high"})).await;
-    refused("place_order", json!({"version": "v2"}), "version: \"v1\" was expected").await;
-    refused(
-        "place_order",
-        json!({"priority": "urgent"}),
-        "priority: \"urgent\" is not one of \"low\" or \"high\"",
-    )
-    .await;
+async fn catalog_invoke_refuses_each_keyword_violation_unrun_and_runs_its_valid_counterpart() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let mut problems = Vec::new();
+    for case in cases() {
+        let before = runs();
+        let refused = invoke(case.skill, case.violating.clone()).await;
+        if refused.outcome != Outcome::InvalidArguments || refused.result.text_content() != case.refusal() {
+            problems.push(format!(
+                "{} {}: expected {:?}, got {:?} {:?}",
+                case.keyword,
+                case.violating,
+                case.refusal(),
+                refused.outcome,
+                refused.result.text_content()
+            ));
+        }
+        if runs() != before {
+            problems.push(format!("{} {}: `{}` ran", case.keyword, case.violating, case.skill));
+        }
+        let ran = invoke(case.skill, case.valid.clone()).await;
+        if ran.outcome != Outcome::Success || !ran.result.text_content().starts_with(&case.ran()) {
+            problems.push(format!(
+                "{} {} (valid): {:?} {:?}",
+                case.keyword,
+                case.valid,
+                ran.outcome,
+                ran.result.text_content()
+            ));
+        }
+        if runs() != before + 1 {
+            problems.push(format!(
+                "{} {} (valid): `{}` did not run once",
+                case.keyword, case.valid, case.skill
+            ));
+        }
+    }
+    assert_no_problems("through Catalog::invoke", &problems);
 }
 
 #[tokio::test]
 async fn every_violation_is_named_at_once() {
-    refused(
-        "bounded_lookup",
-        json!({"ticket_id": "x", "limit": 80}),
-        "limit: 80 is greater than the maximum of 50; ticket_id: \"x\" does not match \"^T-[0-9]+$\"",
-    )
-    .await;
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let before = runs();
+    let invocation = invoke("bounded_lookup", json!({"ticket_id": "x", "limit": 80})).await;
+    assert_eq!(runs(), before, "`bounded_lookup` ran");
+    assert_eq!(invocation.outcome, Outcome::InvalidArguments);
+    assert_eq!(
+        invocation.result.text_content(),
+        "invalid arguments for `bounded_lookup`: limit: 80 is greater than the maximum of 50; \
+         ticket_id: \"x\" does not match \"^T-[0-9]+$\""
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_bridge_answers_a_violation_without_running_the_skill() {
+async fn the_bridge_answers_each_keyword_violation_without_running_the_skill_and_runs_its_valid_counterpart() {
     let double = CodexManagerDouble::start().await.unwrap();
     let bridge = start(bridge_for(&double)).await;
     let thread = only_thread(&bridge);
+    let cases = cases();
     let _alone = ONE_AT_A_TIME.lock().await;
-    let runs = RUNS.load(Ordering::SeqCst);
-    let refused = double.inject_tool_call(&thread, "bounded_lookup", json!({"ticket_id": "T-7", "limit": 80}));
-    let body = double.wait_answered(&refused, WAIT).await.expect("answered");
-    assert!(!answer_success(&body), "{body}");
-    assert_eq!(
-        answer_text(&body),
-        "invalid arguments for `bounded_lookup`: limit: 80 is greater than the maximum of 50"
-    );
-    let ran = double.inject_tool_call(&thread, "bounded_lookup", json!({"ticket_id": "T-7", "limit": 5}));
-    let body = double.wait_answered(&ran, WAIT).await.expect("answered");
-    assert!(answer_success(&body), "{body}");
-    assert_eq!(RUNS.load(Ordering::SeqCst), runs + 1, "only the call within bounds ran");
+    let before = runs();
+    // Every call at once, as a model's parallel calls come.
+    let calls: Vec<(&KeywordCase, String, String)> = cases
+        .iter()
+        .map(|case| {
+            let refused = double.inject_tool_call(&thread, case.skill, case.violating.clone());
+            let ran = double.inject_tool_call(&thread, case.skill, case.valid.clone());
+            (case, refused, ran)
+        })
+        .collect();
+
+    let mut problems = Vec::new();
+    for (case, refused, ran) in &calls {
+        let body = double.wait_answered(refused, WAIT).await.expect("answered");
+        if answer_success(&body) || answer_text(&body) != case.refusal() {
+            problems.push(format!(
+                "{} {}: expected success:false {:?}, got {body}",
+                case.keyword,
+                case.violating,
+                case.refusal()
+            ));
+        }
+        let body = double.wait_answered(ran, WAIT).await.expect("answered");
+        if !answer_success(&body) || !answer_text(&body).starts_with(&case.ran()) {
+            problems.push(format!("{} {} (valid): {body}", case.keyword, case.valid));
+        }
+    }
+    // Each valid call answered what its skill returned, so each ran; no more runs than those means no refused one did.
+    if runs() != before + cases.len() {
+        problems.push(format!(
+            "{} skill runs, expected {}: one per valid call",
+            runs() - before,
+            cases.len()
+        ));
+    }
+    assert_no_problems("through the bridge", &problems);
     bridge.shutdown().await;
+}
+
+/// The environment variable that makes [`call_child`] run the command line: its arguments, as a JSON array.
+const CALL_CHILD_ARGS: &str = "ARGUMENT_VALIDATION_CALL_ARGS";
+
+/// What [`call_child`] writes on stderr once the command is done, before the number of skill runs it saw.
+const RUNS_REPORT: &str = "skill runs: ";
+
+/// `skillbridge call SKILL ARGUMENTS` of a skills binary holding this file's skills: this test binary, re-run as
+/// [`call_child`].
+async fn call(skill: &str, arguments: &Value) -> Output {
+    let args = json!(["call", skill, arguments.to_string()]);
+    let mut command = tokio::process::Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", "call_child", "--nocapture", "--test-threads=1"])
+        .env(CALL_CHILD_ARGS, args.to_string())
+        .env_remove("SKILLBRIDGE_CONFIG")
+        .env_remove("RUST_LOG")
+        .kill_on_drop(true);
+    tokio::time::timeout(WAIT, command.output())
+        .await
+        .expect("the command finishes")
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// What [`call_child`] reported of the skill's runs, `None` when it did not get that far.
+fn runs_reported(stderr: &str) -> Option<usize> {
+    stderr
+        .lines()
+        .find_map(|line| line.strip_prefix(RUNS_REPORT)?.parse().ok())
+}
+
+#[tokio::test]
+async fn call_exits_1_naming_each_keyword_violation_without_running_the_skill_and_runs_its_valid_counterpart() {
+    let mut problems = Vec::new();
+    for case in cases() {
+        let out = call(case.skill, &case.violating).await;
+        let stderr = text(&out.stderr);
+        let printed = format!("error: {}", case.refusal());
+        if out.status.code() != Some(1) || !stderr.lines().any(|line| line == printed) {
+            problems.push(format!(
+                "{} {}: expected exit 1 and {printed:?}, got {:?} with stderr {stderr:?}",
+                case.keyword, case.violating, out.status
+            ));
+        }
+        if runs_reported(&stderr) != Some(0) {
+            problems.push(format!(
+                "{} {}: `{}` ran: {stderr:?}",
+                case.keyword, case.violating, case.skill
+            ));
+        }
+
+        let out = call(case.skill, &case.valid).await;
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        // The harness has written `test call_child ... ` before the result, on the same line.
+        if out.status.code() != Some(0) || !stdout.contains(&case.ran()) || runs_reported(&stderr) != Some(1) {
+            problems.push(format!(
+                "{} {} (valid): expected exit 0, {:?} printed and one run, got {:?}, stdout {stdout:?}, \
+                 stderr {stderr:?}",
+                case.keyword,
+                case.valid,
+                case.ran(),
+                out.status
+            ));
+        }
+    }
+    assert_no_problems("through `call`", &problems);
+}
+
+/// The command line run by the `call` test above, as a skills binary's `main` runs it (`cli::App` with this
+/// file's skills, from parsing the arguments to the exit status), followed by how many times the skills ran;
+/// does nothing unless started by that test.
+#[test]
+fn call_child() {
+    let Ok(args) = std::env::var(CALL_CHILD_ARGS) else {
+        return;
+    };
+    let args: Vec<String> = serde_json::from_str(&args).expect("the arguments as a JSON array");
+    let cli =
+        <skillbridge::cli::Cli as clap::Parser>::try_parse_from(std::iter::once("skillbridge".to_owned()).chain(args))
+            .expect("valid arguments");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let code = runtime.block_on(skillbridge::cli::App::new().run_parsed(cli));
+    eprintln!("{RUNS_REPORT}{}", runs());
+    let code = [0, 1, 2]
+        .into_iter()
+        .find(|&status| code == std::process::ExitCode::from(status))
+        .unwrap_or(3);
+    std::process::exit(i32::from(code));
 }
