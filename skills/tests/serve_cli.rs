@@ -1,5 +1,6 @@
-//! `skillbridge serve` and `send` through the shipped binary: help text, exit statuses of failed starts, and a
-//! whole `send` turn against the codex-manager double.
+//! `skillbridge serve` and `send` through the shipped binary: help text, exit statuses of failed starts, waiting for
+//! a codex-manager that comes up late, toolsets (`--tools`, `--exclude-tools`, `--read-only`, session groups),
+//! `--write-catalog`, and a whole `send` turn against the codex-manager double.
 
 mod support;
 
@@ -153,9 +154,22 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     (status, body)
 }
 
+/// The wait a `trying again in 400ms` / `trying again in 1.6s` log line announces.
+fn announced_wait(line: &str) -> Duration {
+    let (_, rest) = line
+        .split_once("trying again in ")
+        .expect("the line says when it tries again");
+    let wait = rest.split_whitespace().next().unwrap();
+    match wait.strip_suffix("ms") {
+        Some(millis) => Duration::from_millis(millis.parse().unwrap()),
+        None => Duration::from_secs_f64(wait.strip_suffix('s').unwrap().parse().unwrap()),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_started_before_codex_manager_waits_for_it_and_becomes_ready() {
     let (manager, admin) = (free_addr(), free_addr());
+    let spawned = std::time::Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_skillbridge"))
         .args([
             "serve",
@@ -172,16 +186,30 @@ async fn serve_started_before_codex_manager_waits_for_it_and_becomes_ready() {
         .spawn()
         .unwrap();
     let mut errors = BufReader::new(child.stderr.take().unwrap()).lines();
+    // codex-manager comes up only once serve has spent at least 5 s waiting between attempts, by its own account:
+    // each refusal is logged with the wait before the next attempt (200 ms doubling), so a refusal logged after
+    // waits adding up to 5 s or more means serve has been waiting that long.
+    let (mut refusals, mut waited) = (0, Duration::ZERO);
     loop {
         let line = tokio::time::timeout(WAIT, errors.next_line())
             .await
-            .expect("serve logs its first attempt");
+            .expect("serve keeps trying");
         let line = line.unwrap().expect("serve is still running");
-        if line.contains("connection refused") {
-            assert!(line.contains("WARN") && line.contains("trying again in"), "{line}");
+        if !line.contains("connection refused") {
+            continue;
+        }
+        assert!(line.contains("WARN") && line.contains("trying again in"), "{line}");
+        refusals += 1;
+        if waited >= Duration::from_secs(5) {
             break;
         }
+        waited += announced_wait(&line);
     }
+    assert!(
+        refusals >= 6,
+        "200+400+800+1600+3200 ms before the sixth attempt: {refusals}"
+    );
+    assert!(spawned.elapsed() >= Duration::from_secs(5), "{:?}", spawned.elapsed());
     // Meanwhile it is alive, and says why it is not ready.
     assert_eq!(get(admin, "/healthz").await.0, 200);
     let (status, body) = get(admin, "/readyz").await;
@@ -202,8 +230,27 @@ async fn serve_started_before_codex_manager_waits_for_it_and_becomes_ready() {
     let session = line
         .as_deref()
         .and_then(|line| line.strip_prefix("session "))
-        .expect("a session line");
-    assert!(double.sessions().iter().any(|s| s.id == session.trim()));
+        .expect("a session line")
+        .trim()
+        .to_owned();
+    let up = loop {
+        let line = tokio::time::timeout(WAIT, errors.next_line())
+            .await
+            .expect("serve says codex-manager is up");
+        let line = line.unwrap().expect("serve is still running");
+        if line.contains("codex-manager is up after") {
+            break line;
+        }
+    };
+    let failed: u32 = up
+        .split_once(" and ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{up}"));
+    assert!(failed >= refusals, "{up}");
+    // Drain the rest of stderr so that serve never blocks on it.
+    tokio::spawn(async move { while let Ok(Some(_)) = errors.next_line().await {} });
+
     let ready = async {
         while get(admin, "/readyz").await.0 != 200 {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -212,6 +259,20 @@ async fn serve_started_before_codex_manager_waits_for_it_and_becomes_ready() {
     tokio::time::timeout(WAIT, ready)
         .await
         .expect("ready without a restart");
+    // The same process serves the session it created: a call is answered.
+    let sessions = double.sessions();
+    assert_eq!(sessions.len(), 1, "one session, created once");
+    assert_eq!(sessions[0].id, session);
+    let request = double.inject_tool_call(&session, "uppercase", json!({"text": "late start"}));
+    let answer = double
+        .wait_answered(&request, WAIT)
+        .await
+        .expect("the call is answered");
+    assert_eq!(answer_text(&answer), "LATE START");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the process that waited is the one that answered, still running"
+    );
     child.start_kill().unwrap();
     let _ = child.wait().await;
 }
@@ -345,6 +406,165 @@ async fn session_groups_in_the_settings_file_each_get_their_toolset() {
     );
     child.start_kill().unwrap();
     let _ = child.wait().await;
+}
+
+/// The shipped skills' `dynamicTools` as `skills --json` prints them, by name.
+async fn listed_tools() -> std::collections::BTreeMap<String, serde_json::Value> {
+    let listed = skillbridge(&["skills", "--json"]).await;
+    let tools: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    tools
+        .into_iter()
+        .map(|tool| (tool["name"].as_str().unwrap().to_owned(), tool))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_tools_flags_select_what_its_sessions_offer_and_a_call_outside_them_never_runs() {
+    let double = CodexManagerDouble::start().await.unwrap();
+    let admin = free_addr();
+    let token = "toolset-t0ken";
+    // --tools picks the text, notes and time tags; --exclude-tools drops convert_time; --read-only drops
+    // note_save (annotated read_only = false).
+    let mut child = support::serve_with_admin(
+        &double,
+        admin,
+        token,
+        &[
+            "--tools",
+            "text,notes,time",
+            "--exclude-tools",
+            "convert_time",
+            "--read-only",
+        ],
+    )
+    .await;
+    let offered = ["current_time", "note_read", "slugify", "uppercase", "word_count"];
+
+    let sessions = double.sessions();
+    assert_eq!(sessions.len(), 1);
+    let thread = sessions[0].id.clone();
+    let mut received = sessions[0].tools.clone();
+    received.sort_by_key(|tool| tool["name"].as_str().unwrap().to_owned());
+    let listed = listed_tools().await;
+    let expected: Vec<serde_json::Value> = offered.iter().map(|name| listed[*name].clone()).collect();
+    assert_eq!(
+        received, expected,
+        "the session's dynamicTools are exactly the selected skills"
+    );
+
+    let admin_sessions: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://{admin}/sessions"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(admin_sessions[0]["id"], thread.as_str());
+    assert_eq!(admin_sessions[0]["tools"], json!(offered));
+
+    let not_offered = "is not offered in this session; its tools are: current_time, note_read, slugify, uppercase, \
+                       word_count";
+    for (tool, arguments) in [
+        ("note_save", json!({"key": "plan", "text": "secret plan"})),
+        (
+            "convert_time",
+            json!({"time": "2026-03-29T14:30", "from_zone": "Asia/Tokyo", "to_zone": "Europe/Berlin"}),
+        ),
+    ] {
+        let request = double.inject_tool_call(&thread, tool, arguments);
+        let answer = double.wait_answered(&request, WAIT).await.expect("answered");
+        assert_eq!(answer["success"], false, "{tool}: {answer}");
+        assert_eq!(answer_text(&answer), format!("tool `{tool}` {not_offered}"));
+    }
+    // note_save never ran: the thread has no notes.
+    let request = double.inject_tool_call(&thread, "note_read", json!({}));
+    let answer = double.wait_answered(&request, WAIT).await.expect("answered");
+    assert_ne!(answer["success"], false, "{answer}");
+    assert_eq!(answer_text(&answer), "{}");
+
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_write_catalog_writes_the_tools_its_sessions_receive_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = dir.path().join("catalog.json");
+    let manager = free_addr();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_skillbridge"))
+        .args([
+            "serve",
+            "--no-admin",
+            "--manager-url",
+            &format!("http://{manager}"),
+            "--tools",
+            "text",
+            "--write-catalog",
+        ])
+        .arg(&written)
+        .env_remove("SKILLBRIDGE_CONFIG")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Before it ever reached codex-manager, the catalog is there, as `skills --json` prints it.
+    let mut errors = BufReader::new(child.stderr.take().unwrap()).lines();
+    loop {
+        let line = tokio::time::timeout(WAIT, errors.next_line())
+            .await
+            .expect("serve tries to connect");
+        if line
+            .unwrap()
+            .expect("serve is still running")
+            .contains("connection refused")
+        {
+            break;
+        }
+    }
+    let catalog = std::fs::read_to_string(&written).expect("the catalog is written before connecting");
+    // Only the `text` toolset, each tool exactly as `skills --json` lists it.
+    let listed: Vec<serde_json::Value> =
+        serde_json::from_slice(&skillbridge(&["skills", "--json"]).await.stdout).unwrap();
+    let offered: Vec<serde_json::Value> = serde_json::from_str(&catalog).unwrap();
+    assert!(!offered.is_empty() && offered.len() < listed.len(), "{catalog}");
+    for tool in &offered {
+        assert!(listed.contains(tool), "{tool} is not as `skills --json` lists it");
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = errors.next_line().await {} });
+
+    // Once codex-manager is up, the session receives exactly those tools: the catalog is what it is offered.
+    let double = CodexManagerDouble::builder().bind(manager).start().await.unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .expect("serve starts")
+        .unwrap()
+        .expect("a session line");
+    let session = line.strip_prefix("session ").expect("a session line").trim();
+    let received = double.sessions().into_iter().find(|s| s.id == session).unwrap().tools;
+    let written: Vec<serde_json::Value> = serde_json::from_str(&catalog).unwrap();
+    assert_eq!(received, written);
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+
+    // For codex app-server, the app-server flavor, even when Codex cannot be started.
+    let path = dir.path().join("app-server.json");
+    let out = skillbridge(&[
+        "serve",
+        "--no-admin",
+        "--app-server",
+        "/nonexistent/codex",
+        "--write-catalog",
+        path.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let listed = skillbridge(&["skills", "--json", "--flavor", "app-server"]).await;
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text(&listed.stdout));
 }
 
 #[tokio::test]

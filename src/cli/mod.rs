@@ -14,6 +14,7 @@ mod serve;
 mod settings;
 mod skills;
 
+use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -89,7 +90,9 @@ impl Cli {
 
 /// Parses `std::env::args`, starts logging (stderr, `RUST_LOG`) and a Tokio runtime, and runs the command.
 ///
-/// The whole `main` of a skills binary whose skills take no state (with states, use [`App`]):
+/// It names the command line `skillbridge` (`--version`, `--help`) and supplies no states; the `main` of a
+/// binary of your own is `skillbridge::app!().run()` ([`app!`](crate::app!)), which names it after your crate
+/// and takes states with `.state(..)`. Under the name `skillbridge`:
 ///
 /// ```no_run
 /// fn main() -> std::process::ExitCode {
@@ -120,7 +123,14 @@ fn write_catalog(flags: &settings::ConfigArgs, config: &settings::Config, bridge
     } else {
         ToolFlavor::CodexManager
     };
-    skills::write_catalog(bridge.catalog(), flavor, path).map_err(|message| Failure {
+    let mut offered = BTreeSet::new();
+    for toolset in config.created_toolsets() {
+        let selected = toolset
+            .select(bridge.catalog())
+            .map_err(|error| Failure::usage(error.to_string()))?;
+        offered.extend(selected.iter().cloned());
+    }
+    skills::write_catalog(bridge.catalog(), &offered, flavor, path).map_err(|message| Failure {
         message,
         code: exit::FAILURE,
     })

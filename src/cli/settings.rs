@@ -524,7 +524,9 @@ pub struct ConfigArgs {
     #[arg(long, help_heading = "Configuration")]
     pub print_config: bool,
     /// Before connecting, write the tools this command offers to FILE: the `dynamicTools` JSON, as `skills --json`
-    /// prints it for the upstream in use, so a deployment can review the exact tools before a rollout.
+    /// prints it for the upstream in use, so a deployment can review the exact tools before a rollout. Only the
+    /// tools the sessions it creates are offered (--tools, --exclude-tools, --read-only; every group's, with
+    /// [[serve.session]] groups).
     #[arg(long, value_name = "FILE", help_heading = "Configuration")]
     pub write_catalog: Option<PathBuf>,
 }
@@ -1013,6 +1015,15 @@ impl SendSettings {
 }
 
 impl Config {
+    /// The toolsets of the sessions this command creates: its `[session]` toolset unless `serve` creates no session
+    /// of its own (`--sessions 0`), and each `[[serve.session]]` group's.
+    pub(crate) fn created_toolsets(&self) -> Vec<Toolset> {
+        let own = (self.serve.sessions.unwrap_or(1) > 0).then(|| toolset(&self.session));
+        own.into_iter()
+            .chain(self.serve.session.iter().map(SessionGroup::toolset))
+            .collect()
+    }
+
     /// Prints the settings as a TOML file, tokens redacted.
     pub(crate) fn print(&self) {
         print!(

@@ -7,6 +7,7 @@
 
 mod diff;
 
+use std::collections::BTreeSet;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -358,10 +359,16 @@ fn print_stdout(text: &str) -> u8 {
     }
 }
 
-/// Writes the `dynamicTools` payload of `catalog` for `flavor` to `path`, exactly as `skills --json` prints it. The
-/// file appears whole or not at all: it is written beside `path` and renamed over it.
-pub(crate) fn write_catalog(catalog: &Catalog, flavor: ToolFlavor, path: &Path) -> Result<(), String> {
-    let text = format!("{}\n", pretty(&Value::Array(catalog.dynamic_tools(flavor))));
+/// Writes the `dynamicTools` payload of the skills of `catalog` named in `offered`, for `flavor`, to `path`, as
+/// `skills --json` prints them. The file appears whole or not at all: it is written beside `path` and renamed over
+/// it.
+pub(crate) fn write_catalog(
+    catalog: &Catalog,
+    offered: &BTreeSet<String>,
+    flavor: ToolFlavor,
+    path: &Path,
+) -> Result<(), String> {
+    let text = format!("{}\n", pretty(&Value::Array(catalog.dynamic_tools_of(offered, flavor))));
     let mut partial = path.as_os_str().to_owned();
     partial.push(".partial");
     std::fs::write(&partial, text)
