@@ -1,5 +1,6 @@
 //! Load: many concurrent calls to a slow skill are each executed once and answered, within the concurrency
-//! bound, in the time that bound allows.
+//! bound, in the time that bound allows; while more than a thousand calls wait, the periodic listing of pending
+//! calls waits too (at most 30 s).
 //!
 //! On Tokio's paused clock (the double and the bridge share the test's runtime over loopback): only the skill's
 //! naps move the clock, so the bound is observed exactly, however loaded the machine. (How fast it really is
@@ -11,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
-use bridge_support::{WAIT, answer_success, answer_text, bridge_for, only_thread, start};
+use bridge_support::{POLL_INTERVAL, WAIT, answer_success, answer_text, bridge_for, listings, only_thread, start};
 use serde_json::json;
 use skillbridge::SkillContext;
 use skillbridge::skill;
@@ -96,4 +97,94 @@ async fn two_hundred_concurrent_calls_run_once_each_within_the_bound() {
 #[tokio::test(start_paused = true)]
 async fn a_small_concurrency_bound_is_respected() {
     burst("narrow", 40, 4).await;
+}
+
+/// Released by the test: a skill that holds its worker until then.
+static HELD: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
+
+/// Runs once the test lets it.
+#[skill]
+async fn held() -> &'static str {
+    let _ = HELD.acquire().await.map(tokio::sync::SemaphorePermit::forget);
+    "released"
+}
+
+/// Calls waiting for a worker from which the bridge is behind, and the longest a periodic listing waits for it to
+/// catch up (the dispatcher's low-water mark and the feed's deferral).
+const BEHIND: usize = 1024;
+const LONGEST_DEFERRAL: Duration = Duration::from_secs(30);
+
+/// How often [`next_listing`] looks: listings are seen within this much of the paused clock.
+const LOOK: Duration = Duration::from_millis(10);
+
+/// Waits (on the paused clock) until the thread has been listed more than `seen` times.
+async fn next_listing(double: &CodexManagerDouble, thread: &str, seen: usize, timeout: Duration) -> Instant {
+    let deadline = Instant::now() + timeout;
+    while listings(double, thread) <= seen {
+        assert!(Instant::now() < deadline, "no listing within {timeout:?}");
+        tokio::time::sleep(LOOK).await;
+    }
+    Instant::now()
+}
+
+/// Waits for a periodic listing, so that the next one is a poll interval away (and none of the start is under way).
+async fn settle(double: &CodexManagerDouble, thread: &str) {
+    next_listing(double, thread, listings(double, thread), WAIT).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_periodic_listing_waits_until_the_bridge_has_caught_up_with_its_backlog() {
+    let double = CodexManagerDouble::start().await.unwrap();
+    let bridge = start(bridge_for(&double).concurrency(1)).await;
+    let thread = only_thread(&bridge);
+    settle(&double, &thread).await;
+    let calls = BEHIND + 300;
+    for i in 0..calls {
+        double.inject_tool_call(&thread, "nap", json!({"group": "backlog", "label": i.to_string()}));
+    }
+    let seen = listings(&double, &thread);
+
+    // One nap at a time: the backlog falls below the mark after `calls - BEHIND` naps, and only then is it listed.
+    let listed_at = next_listing(&double, &thread, seen, LONGEST_DEFERRAL).await;
+    let answered = calls - double.pending(&thread).len();
+    assert!(
+        answered + BEHIND >= calls,
+        "listed with {} calls waiting, {answered} answered",
+        calls - answered
+    );
+    // Caught up, the listings come every poll interval again.
+    let next = next_listing(&double, &thread, seen + 1, POLL_INTERVAL * 2).await;
+    assert!(next - listed_at <= POLL_INTERVAL + NAP + LOOK, "{:?}", next - listed_at);
+    assert!(
+        double.wait_all_answered(NAP * calls as u32).await,
+        "every call is answered"
+    );
+    bridge.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backlog_that_does_not_drain_delays_the_periodic_listing_by_thirty_seconds_at_most() {
+    let double = CodexManagerDouble::start().await.unwrap();
+    let bridge = start(bridge_for(&double).concurrency(1)).await;
+    let thread = only_thread(&bridge);
+    settle(&double, &thread).await;
+    let calls = BEHIND + 100;
+    for _ in 0..calls {
+        double.inject_tool_call(&thread, "held", json!({}));
+    }
+    let seen = listings(&double, &thread);
+    let injected = Instant::now();
+
+    let listed_at = next_listing(&double, &thread, seen, LONGEST_DEFERRAL + POLL_INTERVAL * 2).await;
+    let waited = listed_at - injected;
+    assert!(
+        waited >= LONGEST_DEFERRAL && waited <= LONGEST_DEFERRAL + POLL_INTERVAL + LOOK,
+        "listed {waited:?} after the backlog arrived"
+    );
+    HELD.add_permits(calls);
+    assert!(
+        double.wait_all_answered(WAIT).await,
+        "every call is answered once released"
+    );
+    bridge.shutdown().await;
 }

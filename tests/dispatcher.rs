@@ -265,3 +265,91 @@ async fn shutdown_ends_answer_retries_at_the_grace() {
     assert!(rig.answers.try_recv().is_err());
     assert_eq!(rig.bridge.stats().recent(1)[0].attempts, 2);
 }
+
+/// Released by the test, one run per permit.
+static GATE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
+/// Runs of `gated` begun (each taken off the queue), and a wake-up for each.
+static GATED_RUNS: AtomicUsize = AtomicUsize::new(0);
+static GATED_RUN_BEGUN: Notify = Notify::const_new();
+
+/// Runs once the test lets it.
+#[skill]
+async fn gated() -> &'static str {
+    GATED_RUNS.fetch_add(1, Ordering::SeqCst);
+    GATED_RUN_BEGUN.notify_waiters();
+    let _ = GATE.acquire().await.map(tokio::sync::SemaphorePermit::forget);
+    "through"
+}
+
+/// Waits until `runs` runs of `gated` have begun: that many calls left the queue.
+async fn gated_runs_begun(runs: usize) {
+    loop {
+        let begun = GATED_RUN_BEGUN.notified();
+        if GATED_RUNS.load(Ordering::SeqCst) >= runs {
+            return;
+        }
+        begun.await;
+    }
+}
+
+/// Lets `runs` calls of `gated` through, waits for their answers and for the next call to leave the queue.
+async fn let_through(rig: &mut Rig, runs: usize) {
+    let begun = GATED_RUNS.load(Ordering::SeqCst);
+    GATE.add_permits(runs);
+    for _ in 0..runs {
+        assert_eq!(rig.next().await.1, ToolResult::text("through"));
+    }
+    gated_runs_begun(begun + runs).await;
+}
+
+// The stream is paused past 4,096 waiting calls and resumed at 3,072 (a batch, not one call per call that starts);
+// optional listings wait until fewer than 1,024 wait.
+#[tokio::test]
+async fn a_full_queue_holds_the_stream_back_until_a_quarter_drained_and_listings_until_nearly_empty() {
+    const HIGH: usize = 4096;
+    const RESUME: usize = 3072;
+    const LOW: usize = 1024;
+    let mut rig = Rig::start(builder().concurrency(1), vec![]).await;
+    // One runs, HIGH wait.
+    for i in 0..=HIGH {
+        let submitted = rig
+            .feed
+            .submit(call(&format!("gated-{i}"), "gated", json!({})), CallSource::Stream);
+        assert_eq!(submitted, Submitted::Accepted);
+    }
+    gated_runs_begun(1).await;
+    let feed = rig.feed.clone();
+    let (room, caught_up) = (feed.room(), feed.caught_up());
+    tokio::pin!(room, caught_up);
+    assert!(futures::poll!(&mut room).is_pending(), "{HIGH} waiting: no room");
+    assert!(futures::poll!(&mut caught_up).is_pending());
+
+    // Below the high-water mark, but not down to the resume mark: the waiting stream stays held back.
+    let_through(&mut rig, HIGH - RESUME - 1).await;
+    assert!(
+        futures::poll!(&mut room).is_pending(),
+        "{} waiting: not yet",
+        RESUME + 1
+    );
+    let_through(&mut rig, 1).await;
+    assert!(futures::poll!(&mut room).is_ready(), "{RESUME} waiting: room");
+    assert!(futures::poll!(&mut caught_up).is_pending());
+
+    let_through(&mut rig, RESUME - LOW).await;
+    assert!(
+        futures::poll!(&mut caught_up).is_pending(),
+        "{LOW} waiting: still behind"
+    );
+    let_through(&mut rig, 1).await;
+    assert!(
+        futures::poll!(&mut caught_up).is_ready(),
+        "{} waiting: caught up",
+        LOW - 1
+    );
+
+    GATE.add_permits(LOW);
+    for _ in 0..LOW {
+        assert_eq!(rig.next().await.1, ToolResult::text("through"));
+    }
+    rig.bridge.shutdown().await;
+}

@@ -105,14 +105,24 @@ pub(crate) struct Dispatcher {
 /// about a third of a second of work at the benchmark's rate, a few megabytes.
 const WAITING_HIGH_WATER: usize = 4096;
 
+/// Calls waiting for a worker below which the dispatcher has caught up (see [`CallSink::caught_up`]): a backlog
+/// the size of the benchmark's steady load (1,000 outstanding) still counts as caught up.
+const WAITING_LOW_WATER: usize = 1024;
+
+/// Calls waiting for a worker at which a [`CallSink::room`] that waited resolves: the stream it held back then
+/// delivers a batch of calls in a row rather than one per call that starts.
+const WAITING_RESUME: usize = WAITING_HIGH_WATER * 3 / 4;
+
 /// The longest [`CallSink::room`] waits: workers stuck on slow skills must not stall the stream until it gives up
 /// on its handlers; past this the calls wait here, as queue entries.
 const ROOM_WAIT: Duration = Duration::from_secs(1);
 
 struct Inner {
     catalog: Catalog,
-    /// Woken when the calls waiting for a worker fall below [`WAITING_HIGH_WATER`].
+    /// Woken when the calls waiting for a worker fall to [`WAITING_RESUME`].
     room: Notify,
+    /// Woken when the calls waiting for a worker fall below [`WAITING_LOW_WATER`].
+    caught_up: Notify,
     upstream: Arc<dyn Upstream>,
     config: DispatchConfig,
     store: CallStore,
@@ -177,6 +187,7 @@ impl Dispatcher {
                 store,
                 queue: Mutex::new(Queue::default()),
                 room: Notify::new(),
+                caught_up: Notify::new(),
                 turns: Mutex::new(HashMap::new()),
                 workers: TaskTracker::new(),
                 closing: CancellationToken::new(),
@@ -238,7 +249,8 @@ impl Dispatcher {
         submitted
     }
 
-    /// Resolves once fewer than [`WAITING_HIGH_WATER`] calls wait for a worker, or after [`ROOM_WAIT`].
+    /// Resolves at once while fewer than [`WAITING_HIGH_WATER`] calls wait for a worker; otherwise once they fall
+    /// to [`WAITING_RESUME`], or after [`ROOM_WAIT`].
     async fn room(&self) {
         let wait_for_room = async {
             loop {
@@ -252,6 +264,19 @@ impl Dispatcher {
             }
         };
         let _ = tokio::time::timeout(ROOM_WAIT, wait_for_room).await;
+    }
+
+    /// Resolves once fewer than [`WAITING_LOW_WATER`] calls wait for a worker (or the dispatcher closes).
+    async fn caught_up(&self) {
+        loop {
+            let notified = self.inner.caught_up.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if lock(&self.inner.queue).waiting.len() < WAITING_LOW_WATER || self.inner.closing.is_cancelled() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Fires the cancellation token of every call of this turn (the turn was interrupted), running or queued.
@@ -273,6 +298,8 @@ impl Dispatcher {
     pub(crate) async fn shutdown(&self, grace: Duration) -> ShutdownReport {
         let inner = &self.inner;
         inner.closing.cancel();
+        inner.room.notify_waiters();
+        inner.caught_up.notify_waiters();
         inner.workers.close();
         if tokio::time::timeout(grace, inner.workers.wait()).await.is_err() {
             tracing::warn!(
@@ -311,6 +338,10 @@ impl CallSink for Dispatcher {
     fn room(&self) -> crate::BoxFuture<'_, ()> {
         Box::pin(Dispatcher::room(self))
     }
+
+    fn caught_up(&self) -> crate::BoxFuture<'_, ()> {
+        Box::pin(Dispatcher::caught_up(self))
+    }
 }
 
 impl Inner {
@@ -321,8 +352,11 @@ impl Inner {
                 let mut queue = lock(&self.queue);
                 match queue.waiting.pop_front() {
                     Some(job) => {
-                        if queue.waiting.len() < WAITING_HIGH_WATER {
+                        if queue.waiting.len() == WAITING_RESUME {
                             self.room.notify_waiters();
+                        }
+                        if queue.waiting.len() == WAITING_LOW_WATER - 1 {
+                            self.caught_up.notify_waiters();
                         }
                         job
                     }

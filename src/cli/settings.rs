@@ -251,7 +251,8 @@ table! {
         #[arg(long, env = "SKILLBRIDGE_PROMPT", value_name = "TEXT", help_heading = "Sessions")]
         pub prompt: Option<String>,
         /// How often to list pending tool calls, besides after every (re)connect: the safety net for calls
-        /// published while no socket was connected. [default: 5s]
+        /// published while no socket was connected. A periodic listing waits (30 s at most) while 1,024 or more
+        /// calls wait to run. [default: 5s]
         #[arg(long, env = POLL_INTERVAL_ENV, value_name = "DURATION", value_parser = parse_duration, help_heading = "Dispatch")]
         #[serde(with = "duration_text")]
         pub poll_interval: Option<Duration>,

@@ -190,6 +190,13 @@ pub trait CallSink: Send + Sync + 'static {
     fn room(&self) -> BoxFuture<'_, ()> {
         Box::pin(std::future::ready(()))
     }
+
+    /// Resolves when few calls wait to run: an upstream puts off work it does only in case calls were missed (a
+    /// periodic listing of pending calls) while the sink is behind, since any call it found would wait behind the
+    /// backlog anyway. It may never resolve under a lasting backlog, so callers bound the wait; by default at once.
+    fn caught_up(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// What an upstream reports into while it runs: its calls, its turns, its link and sessions. Cheap to clone.
@@ -220,6 +227,11 @@ impl Feed {
     /// Resolves when the sink would rather take more calls (see [`CallSink::room`]).
     pub async fn room(&self) {
         self.calls.room().await;
+    }
+
+    /// Resolves when few calls wait to run (see [`CallSink::caught_up`]).
+    pub async fn caught_up(&self) {
+        self.calls.caught_up().await;
     }
 
     /// Cancels the running calls of an interrupted turn.

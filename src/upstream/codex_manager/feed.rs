@@ -25,6 +25,10 @@ use crate::upstream::app_server::protocol::{ItemCompletedNotification, Turn, Tur
 use crate::upstream::{Feed, InvalidToolCall, ToolCall, ToolCallParams, TurnStatus};
 use crate::util::{format_duration_approx, lock};
 
+/// The longest a periodic listing waits for the bridge to catch up with its backlog: under a lasting overload a
+/// call the stream missed is still found.
+const BEHIND_DEFERRAL: Duration = Duration::from_secs(30);
+
 /// Which threads' calls this bridge takes.
 #[derive(Debug, Clone)]
 pub(super) enum SessionScope {
@@ -230,14 +234,16 @@ impl CodexManagerFeed {
 
     /// Lists pending calls at once, after every reconnect, and every `poll_interval`, or less often while listings
     /// are slow: a listing of tens of thousands of pending calls keeps codex-manager busy for a second or more, so
-    /// periodic listings take at most a tenth of the time.
+    /// periodic listings take at most a tenth of the time. A periodic listing also waits while the bridge is behind
+    /// (for up to [`BEHIND_DEFERRAL`]): the calls it exists to find would queue behind the backlog anyway, and
+    /// listing the backlog itself costs codex-manager and the bridge the most exactly when they are busiest.
     async fn poll_loop(&self, stream: Arc<StreamStats>, stop: CancellationToken) {
         const SLOWDOWN: u32 = 10;
         let mut next = tokio::time::Instant::now();
         loop {
             let reconnected = tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = tokio::time::sleep_until(next) => false,
+                _ = self.periodic_listing_due(next) => false,
                 _ = self.poll_now.notified() => true,
                 adopted = self.sessions.newly_adopted() => {
                     self.serve_adopted(adopted);
@@ -259,6 +265,13 @@ impl CodexManagerFeed {
             }
             next = tokio::time::Instant::now() + self.poll_interval.max(started.elapsed() * SLOWDOWN);
         }
+    }
+
+    /// Resolves at `due`, or once the bridge has caught up with its backlog if it is behind then (at most
+    /// [`BEHIND_DEFERRAL`] later).
+    async fn periodic_listing_due(&self, due: tokio::time::Instant) {
+        tokio::time::sleep_until(due).await;
+        let _ = tokio::time::timeout(BEHIND_DEFERRAL, self.feed.caught_up()).await;
     }
 
     /// Lists pending calls of every known session and submits them (the sink drops duplicates); returns how many

@@ -19,6 +19,9 @@ pub struct Plan {
     pub baseline_outstanding: usize,
     /// Row 1: the calls issued at once.
     pub load_calls: usize,
+    /// Row 1: rounds of a baseline burst then a burst at once, taken in turn; their medians are compared (on a
+    /// shared 2-core machine one burst's rate varies by a fifth from run to run).
+    pub load_rounds: usize,
     /// Row 1: the bridge's peak RSS, at most.
     pub max_rss_mib: f64,
     /// Row 1: calls/s at once as a share of the baseline's, at least.
@@ -62,9 +65,10 @@ impl Plan {
             concurrency: 64,
             socket_slack: 8,
             warmup_calls: 5_000,
-            baseline_calls: 20_000,
+            baseline_calls: 50_000,
             baseline_outstanding: 1_000,
             load_calls: 50_000,
+            load_rounds: 3,
             max_rss_mib: 150.0,
             min_throughput_ratio: 0.8,
             fd_limit: 1024,
