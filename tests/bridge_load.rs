@@ -1,6 +1,6 @@
 //! Load: many concurrent calls to a slow skill are each executed once and answered, within the concurrency
 //! bound, in the time that bound allows; while more than a thousand calls wait, the periodic listing of pending
-//! calls waits too (at most 30 s).
+//! calls waits too (at most 30 s); shutting down with a backlog answers it without a listing per answer.
 //!
 //! On Tokio's paused clock (the double and the bridge share the test's runtime over loopback): only the skill's
 //! naps move the clock, so the bound is observed exactly, however loaded the machine. (How fast it really is
@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
-use bridge_support::{POLL_INTERVAL, WAIT, answer_success, answer_text, bridge_for, listings, only_thread, start};
+use bridge_support::{
+    POLL_INTERVAL, WAIT, answer_success, answer_text, bridge_for, eventually, listings, only_thread, start,
+};
 use serde_json::json;
 use skillbridge::SkillContext;
 use skillbridge::skill;
@@ -187,4 +189,36 @@ async fn a_backlog_that_does_not_drain_delays_the_periodic_listing_by_thirty_sec
         "every call is answered once released"
     );
     bridge.shutdown().await;
+}
+
+/// Never returns: cancelled when the bridge shuts down.
+#[skill]
+async fn stuck() -> &'static str {
+    std::future::pending::<()>().await;
+    "never"
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutting_down_with_a_backlog_answers_it_without_a_listing_per_answer() {
+    let double = CodexManagerDouble::start().await.unwrap();
+    let concurrency = 16;
+    let bridge = start(bridge_for(&double).concurrency(concurrency)).await;
+    let thread = only_thread(&bridge);
+    let calls = 400;
+    for _ in 0..calls {
+        double.inject_tool_call(&thread, "stuck", json!({}));
+    }
+    eventually("every call taken", || bridge.stats().in_flight() == calls as i64).await;
+    let before = listings(&double, &thread);
+
+    // The stream stops first, so no answer stands for a live connection: each is checked against a listing.
+    let report = bridge.shutdown().await;
+    assert_eq!((report.cancelled, report.answered), (calls, calls), "{report:?}");
+    assert!(double.pending(&thread).is_empty(), "every call answered");
+    let taken = listings(&double, &thread) - before;
+    // The answers waiting while one listing is taken all use it: about one listing per `concurrency` answers.
+    assert!(
+        taken <= calls / 4,
+        "{taken} listings to answer {calls} calls with {concurrency} workers"
+    );
 }

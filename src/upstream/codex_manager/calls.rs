@@ -8,12 +8,14 @@
 //! id with the same thread, turn and call id. Otherwise its result is dropped: it is never delivered to another
 //! call. A restart always cuts the stream, so it always starts a new connection. The listing is taken once per
 //! connection and thread (the feed's listing after the `ready` frame usually is that one), not once per call: one
-//! listing of a thread is taken at a time ([`Calls::listing_gate`]), and whoever waited for it uses it. A thread with
+//! listing of a thread is taken at a time ([`Calls::listing_gate`]), and whoever waited for it uses it, connected or
+//! not: a listing begun after an answer began waiting is as fresh as one it would take itself. A thread with
 //! tens of thousands of pending calls lists as many megabytes, so the workers answering calls of an earlier
 //! connection must not each take their own.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::stream::StreamStats;
@@ -57,6 +59,8 @@ pub(super) struct Calls {
     seen: Mutex<Seen>,
     /// The pending rows of each thread, as last listed, with the connection they were listed on.
     listed: Mutex<HashMap<String, Listing>>,
+    /// Listings begun so far: each listing's number, in the order they began.
+    listings_begun: AtomicU64,
     /// Held while a thread is being listed.
     listing_gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -69,6 +73,8 @@ struct Seen {
 
 struct Listing {
     connection: u64,
+    /// Its number (see [`Calls::begin_listing`]).
+    number: u64,
     pending: HashMap<String, Identity>,
 }
 
@@ -122,13 +128,45 @@ impl Calls {
         Arc::clone(lock(&self.listing_gates).entry(thread.to_owned()).or_default())
     }
 
-    /// Records the pending rows of `thread` as listed on `connection`.
-    pub(super) fn listed(&self, thread: &str, connection: u64, pending: impl IntoIterator<Item = ToolCall>) {
+    /// Numbers a listing about to begin; every listing begun later has a higher number.
+    pub(super) fn begin_listing(&self) -> u64 {
+        self.listings_begun.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// The number of the last listing begun, so that [`listed_since`](Self::listed_since) can later tell a listing
+    /// that began after now.
+    pub(super) fn last_listing_begun(&self) -> u64 {
+        self.listings_begun.load(Ordering::SeqCst)
+    }
+
+    /// Records the pending rows of `thread` as listed on `connection` ([`NO_CONNECTION`] when none stayed up while
+    /// it was taken) by the listing numbered `number`.
+    pub(super) fn listed(
+        &self,
+        thread: &str,
+        connection: u64,
+        number: u64,
+        pending: impl IntoIterator<Item = ToolCall>,
+    ) {
         let pending = pending
             .into_iter()
             .map(|call| (call.request_id.clone(), Identity::of(&call)))
             .collect();
-        lock(&self.listed).insert(thread.to_owned(), Listing { connection, pending });
+        let listing = Listing {
+            connection,
+            number,
+            pending,
+        };
+        lock(&self.listed).insert(thread.to_owned(), listing);
+    }
+
+    /// Whether the last listing of the call's thread shows it pending under its request id, if that listing began
+    /// after listing number `asked` (from [`last_listing_begun`](Self::last_listing_begun)): one as fresh as a
+    /// listing of its own, whatever the connection. `None` when the last listing is older.
+    pub(super) fn listed_since(&self, call: &ToolCall, asked: u64) -> Option<bool> {
+        let listed = lock(&self.listed);
+        let listing = listed.get(&call.thread_id).filter(|l| l.number > asked)?;
+        Some(shows(listing, call))
     }
 
     /// Whether the listing of the call's thread taken on the current connection shows it pending under its request
@@ -204,7 +242,7 @@ mod tests {
             None,
             "not listed on this connection yet"
         );
-        calls.listed("t", second, [call("0", "call_a")]);
+        calls.listed("t", second, calls.begin_listing(), [call("0", "call_a")]);
         assert_eq!(
             calls.listed_pending(&call("0", "call_a")),
             Some(true),
@@ -214,17 +252,46 @@ mod tests {
         // codex-manager restarted: request id 0 now stands for a new call.
         link.set_connected(false);
         let third = connect(&link);
-        calls.listed("t", third, [call("0", "call_b")]);
+        calls.listed("t", third, calls.begin_listing(), [call("0", "call_b")]);
         assert_eq!(calls.listed_pending(&call("0", "call_a")), Some(false));
         calls.seen(&call("0", "call_b"), third);
         assert_eq!(calls.standing(&call("0", "call_a")), Standing::Replaced);
         assert_eq!(calls.standing(&call("0", "call_b")), Standing::Current);
         // A listing taken on an earlier connection does not count for this one.
-        calls.listed("t", second, [call("0", "call_a")]);
+        calls.listed("t", second, calls.begin_listing(), [call("0", "call_a")]);
         assert_eq!(calls.listed_pending(&call("0", "call_a")), None);
 
         assert!(shows_pending(&[call("0", "call_b")], &call("0", "call_b")));
         assert!(!shows_pending(&[call("0", "call_b")], &call("0", "call_a")));
+    }
+
+    #[test]
+    fn a_listing_begun_after_an_answer_began_waiting_serves_it_connected_or_not() {
+        let calls = Calls::default();
+        let before = calls.last_listing_begun();
+        let early = calls.begin_listing();
+        let asked = calls.last_listing_begun();
+        calls.listed("t", NO_CONNECTION, early, [call("0", "call_a")]);
+        assert_eq!(
+            calls.listed_since(&call("0", "call_a"), asked),
+            None,
+            "begun before it waited"
+        );
+        assert_eq!(calls.listed_since(&call("0", "call_a"), before), Some(true));
+
+        let fresh = calls.begin_listing();
+        calls.listed("t", NO_CONNECTION, fresh, [call("0", "call_b")]);
+        assert_eq!(calls.listed_since(&call("0", "call_b"), asked), Some(true));
+        assert_eq!(
+            calls.listed_since(&call("0", "call_a"), asked),
+            Some(false),
+            "gone, or its id reused"
+        );
+        assert_eq!(
+            calls.listed_pending(&call("0", "call_b")),
+            None,
+            "no connection: it stands for no connection's listing"
+        );
     }
 
     #[test]

@@ -284,6 +284,7 @@ impl CodexManagerFeed {
             let gate = self.calls.listing_gate(&thread);
             let _listing = gate.lock().await;
             let connection = self.calls.connection();
+            let number = self.calls.begin_listing();
             match self.client.list_pending_rows(&thread).await {
                 Ok((rows, unreadable)) => {
                     self.report_unreadable(&thread, &unreadable);
@@ -299,7 +300,7 @@ impl CodexManagerFeed {
                     if connection != self.calls.connection() {
                         continue;
                     }
-                    self.calls.listed(&thread, connection, pending.iter().cloned());
+                    self.calls.listed(&thread, connection, number, pending.iter().cloned());
                     listed += pending.len();
                     for call in pending {
                         self.calls.seen(&call, connection);

@@ -296,13 +296,20 @@ impl CodexManagerUpstream {
         if let Some(pending) = self.calls.listed_pending(call) {
             return self.answerable(call, pending);
         }
+        let asked = self.calls.last_listing_begun();
         let gate = self.calls.listing_gate(&call.thread_id);
         let _listing = gate.lock().await;
-        let pending = match self.calls.listed_pending(call) {
-            // Listed while this call waited for the gate.
+        // Listed while this call waited for the gate: on the current connection, or just now. (With no connection
+        // up, as while shutting down, the answers waiting share one listing instead of each taking its own.)
+        let listed = self
+            .calls
+            .listed_pending(call)
+            .or_else(|| self.calls.listed_since(call, asked));
+        let pending = match listed {
             Some(pending) => pending,
             None => {
                 let connection = self.calls.connection();
+                let number = self.calls.begin_listing();
                 // The feed reports unreadable rows; this listing only looks for `call`.
                 let rows = match self.client.list_pending_rows(&call.thread_id).await {
                     Ok((rows, _)) => rows,
@@ -314,9 +321,13 @@ impl CodexManagerUpstream {
                     .filter_map(|row| feed::tool_call_from_row(row).ok())
                     .collect();
                 let shown = calls::shows_pending(&pending, call);
-                if connection != calls::NO_CONNECTION && connection == self.calls.connection() {
-                    self.calls.listed(&call.thread_id, connection, pending);
-                }
+                // It stands for the connection only if that stayed up while it was taken.
+                let connection = if connection == self.calls.connection() {
+                    connection
+                } else {
+                    calls::NO_CONNECTION
+                };
+                self.calls.listed(&call.thread_id, connection, number, pending);
                 shown
             }
         };
