@@ -34,6 +34,20 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// `skillbridge serve` with `args` (at its default log level), its stdout and stderr piped for the test to read.
+fn spawn_serve(args: &[&str]) -> tokio::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_skillbridge"))
+        .arg("serve")
+        .args(args)
+        .env_remove("SKILLBRIDGE_CONFIG")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
 /// A URL where nothing listens.
 fn closed_url() -> String {
     format!("http://{}", free_addr())
@@ -170,21 +184,12 @@ fn announced_wait(line: &str) -> Duration {
 async fn serve_started_before_codex_manager_waits_for_it_and_becomes_ready() {
     let (manager, admin) = (free_addr(), free_addr());
     let spawned = std::time::Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_skillbridge"))
-        .args([
-            "serve",
-            "--manager-url",
-            &format!("http://{manager}"),
-            "--admin",
-            &admin.to_string(),
-        ])
-        .env_remove("SKILLBRIDGE_CONFIG")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = spawn_serve(&[
+        "--manager-url",
+        &format!("http://{manager}"),
+        "--admin",
+        &admin.to_string(),
+    ]);
     let mut errors = BufReader::new(child.stderr.take().unwrap()).lines();
     // codex-manager comes up only once serve has spent at least 5 s waiting between attempts, by its own account:
     // each refusal is logged with the wait before the next attempt (200 ms doubling), so a refusal logged after
@@ -493,25 +498,17 @@ async fn serve_write_catalog_writes_the_tools_its_sessions_receive_before_connec
     let dir = tempfile::tempdir().unwrap();
     let written = dir.path().join("catalog.json");
     let manager = free_addr();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_skillbridge"))
-        .args([
-            "serve",
-            "--no-admin",
-            "--manager-url",
-            &format!("http://{manager}"),
-            "--tools",
-            "text",
-            "--write-catalog",
-        ])
-        .arg(&written)
-        .env_remove("SKILLBRIDGE_CONFIG")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    // Before it ever reached codex-manager, the catalog is there, as `skills --json` prints it.
+    let (url, written_path) = (format!("http://{manager}"), written.to_str().unwrap());
+    let mut child = spawn_serve(&[
+        "--no-admin",
+        "--manager-url",
+        &url,
+        "--tools",
+        "text",
+        "--write-catalog",
+        written_path,
+    ]);
+    // Before it ever reached codex-manager, the catalog is there: the `text` toolset's tools.
     let mut errors = BufReader::new(child.stderr.take().unwrap()).lines();
     loop {
         let line = tokio::time::timeout(WAIT, errors.next_line())
