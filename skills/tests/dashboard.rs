@@ -185,6 +185,21 @@ async fn an_operator_signs_in_and_watches_calls_run_and_finish() {
     std::fs::write(&path, screenshot).unwrap();
     double.wait_answered(&held, WAIT).await.expect("answered");
 
+    // In a narrow window (a phone, a split screen) the page reflows: nothing but the tables' own scroll boxes is
+    // wider than the window.
+    browser.set_window_size(400, 900).await.unwrap();
+    let widths = browser
+        .execute(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let (page, window) = (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap());
+    assert!(page <= window, "the page is {page} px wide in a {window} px window");
+    let narrow = browser.screenshot().await.unwrap();
+    std::fs::write(path.with_file_name("dashboard-narrow.png"), narrow).unwrap();
+
     browser.close().await.unwrap();
     bridge.start_kill().unwrap();
     let _ = bridge.wait().await;
