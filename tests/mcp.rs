@@ -1,7 +1,7 @@
 //! The MCP server through the official Rust SDK's client (rmcp) over streamable HTTP, in this process: what
 //! `tools/list` shows, calls of text, typed-JSON, image and failing skills, arguments that break the schema, an
 //! unknown tool, a cancelled slow call, a token, and a burst of 100 concurrent calls. (Over stdio, through the
-//! `skillbridge` binary: `skills/tests/mcp_stdio.rs`.)
+//! `skillbridge` binary: `skills/tests/mcp_cli.rs`.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

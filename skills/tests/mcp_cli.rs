@@ -135,17 +135,25 @@ async fn the_shipped_skills_answer_an_mcp_client_on_stdio() {
 
 #[tokio::test]
 async fn a_toolset_narrows_what_the_client_sees() {
-    let client = start(&["--tools", "tickets"]).await;
-    let mut names: Vec<String> = client
-        .list_all_tools()
-        .await
-        .unwrap()
-        .iter()
-        .map(|t| t.name.to_string())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["ticket_lookup", "ticket_search"]);
-    client.cancel().await.unwrap();
+    for (flags, expected) in [
+        (&["--tools", "tickets"][..], &["ticket_lookup", "ticket_search"][..]),
+        (
+            &["--tools", "text,notes", "--exclude-tools", "slugify", "--read-only"],
+            &["note_read", "uppercase", "word_count"],
+        ),
+    ] {
+        let client = start(flags).await;
+        let mut names: Vec<String> = client
+            .list_all_tools()
+            .await
+            .unwrap()
+            .iter()
+            .map(|t| t.name.to_string())
+            .collect();
+        names.sort();
+        assert_eq!(names, expected, "{flags:?}");
+        client.cancel().await.unwrap();
+    }
 }
 
 #[test]

@@ -153,6 +153,13 @@ async fn codex_app_server_runs_the_mcp_call_itself_as_an_mcp_tool_call_item() {
         String::from_utf8_lossy(&out.stdout).contains("HELLO MCP"),
         "the reply quotes it"
     );
-    // Codex ran the call through its MCP client: the bridge of `send` got no dynamic-tool request for it.
+    // Codex ran the call through its MCP client, as an `mcpToolCall` item: the bridge of `send` got no dynamic-tool
+    // request for it.
+    assert!(
+        stderr
+            .lines()
+            .any(|line| line.contains("item completed") && line.contains("item_type=mcpToolCall")),
+        "{stderr}"
+    );
     assert!(!stderr.contains("tool=uppercase"), "{stderr}");
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::answers::PendingAnswers;
-use super::protocol::{self, TurnCompletedNotification};
+use super::protocol::{self, NotificationParams, TurnCompletedNotification};
 use super::refusals::{Refusal, refusal};
 use super::rpc::{INVALID_PARAMS, Incoming, Notification, RpcConnection, ServerRequest};
 use crate::skill::ToolResult;
@@ -88,6 +88,15 @@ impl AppServerEvents {
 
     fn notification(&self, notification: Notification) {
         let method = notification.method;
+        if method == protocol::ItemCompletedNotification::METHOD {
+            // The items skillbridge does not read (tool calls Codex ran itself, like an MCP server's) show at debug.
+            let item = &notification.params["item"];
+            tracing::debug!(
+                item_type = %item["type"].as_str().unwrap_or_default(),
+                item_id = %item["id"].as_str().unwrap_or_default(),
+                "item completed"
+            );
+        }
         let read = match protocol::Notification::parse(&method, notification.params) {
             Ok(read) => read,
             Err(error) => {
