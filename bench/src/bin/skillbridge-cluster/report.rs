@@ -1,6 +1,7 @@
 //! What a run found, as checks and tables, for the terminal, Markdown and JSON.
 
 use serde::Serialize;
+use skillbridge_bench::check::Check;
 use skillbridge_bench::table::Table;
 
 use crate::failover::Failover;
@@ -16,13 +17,21 @@ pub struct Report {
 
 impl Report {
     pub fn met(&self) -> bool {
-        self.failover.as_ref().is_none_or(Failover::met)
+        self.failover.as_ref().is_none_or(Failover::met) && self.scale_checks().iter().all(|check| check.met)
+    }
+
+    fn scale_checks(&self) -> Vec<Check> {
+        self.scale.as_ref().map(Scale::checks).unwrap_or_default()
     }
 
     fn checks(&self) -> Option<Table> {
-        let failover = self.failover.as_ref()?;
+        let failover_checks = self.failover.as_ref().map(|f| f.checks.clone()).unwrap_or_default();
+        let checks: Vec<Check> = failover_checks.into_iter().chain(self.scale_checks()).collect();
+        if checks.is_empty() {
+            return None;
+        }
         let mut table = Table::new(&["check", "goal", "measured", "met"]);
-        for check in &failover.checks {
+        for check in &checks {
             table.row(vec![
                 check.what.clone(),
                 check.goal.clone(),
@@ -59,9 +68,11 @@ impl Report {
     /// For the terminal.
     pub fn text(&self) -> String {
         let mut out = String::new();
-        if let (Some(summary), Some(checks)) = (self.summary(), self.checks()) {
+        if let Some(summary) = self.summary() {
             out.push_str(&summary);
             out.push('\n');
+        }
+        if let Some(checks) = self.checks() {
             out.push_str(&checks.text());
         }
         if let Some(scale) = &self.scale {
@@ -77,10 +88,12 @@ impl Report {
     /// For `cluster.md`.
     pub fn markdown(&self) -> String {
         let mut out = format!("# Several bridges over Redis ({} run)\n\n", self.mode);
-        if let (Some(summary), Some(checks)) = (self.summary(), self.checks()) {
+        if let Some(summary) = self.summary() {
             out.push_str("## Failover\n\n");
             out.push_str(&summary);
             out.push('\n');
+        }
+        if let Some(checks) = self.checks() {
             out.push_str(&checks.markdown());
         }
         if let Some(scale) = &self.scale {

@@ -1,16 +1,17 @@
 //! The scale run: a 50 ms skill, `--concurrency 16` per bridge, one bridge on its own (the baseline), then one, two
-//! and three bridges of a group over the same eight sessions; calls per second (close to 1×, 2×, 3×), the answer
-//! latency the double measured (p50, p99), and what the claims cost: round trips to the store per call and their
-//! mean.
+//! and three bridges of a group over the same eight sessions; calls per second (close to 1×, 2×, 3×: judged in the
+//! full run), the answer latency the double measured (p50, p99), and what the claims cost: round trips to the store
+//! per call, their mean, and their p50 and p99 as the bridges' `/cluster` gives them.
 
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::Serialize;
+use skillbridge_bench::check::Check;
 use skillbridge_bench::metrics::Metrics;
 use skillbridge_bench::table::Table;
 
-use crate::group::{BridgeSettings, Ctx, Group, SESSIONS};
+use crate::group::{BridgeSettings, Ctx, Group, SESSIONS, admin_get};
 
 /// The sizes of a scale run.
 #[derive(Debug, Clone, Serialize)]
@@ -20,15 +21,19 @@ pub struct Plan {
     pub skill_ms: u64,
     pub concurrency: usize,
     pub timeout_s: u64,
+    /// N bridges of a group must serve at least this share of N times one bridge's calls/s; `None` prints the
+    /// figures without judging them (a debug build's scale means little).
+    pub min_scaling: Option<f64>,
 }
 
 impl Plan {
-    pub fn new(calls: usize) -> Plan {
+    pub fn new(calls: usize, min_scaling: Option<f64>) -> Plan {
         Plan {
             calls,
             skill_ms: 50,
             concurrency: 16,
             timeout_s: 300,
+            min_scaling,
         }
     }
 }
@@ -48,6 +53,9 @@ pub struct Step {
     pub round_trips_per_call: f64,
     /// Their mean, in milliseconds.
     pub round_trip_mean_ms: f64,
+    /// Their median and 99th percentile, the highest any bridge's `/cluster` gives (bucket bounds), milliseconds.
+    pub round_trip_p50_ms: f64,
+    pub round_trip_p99_ms: f64,
 }
 
 /// What a scale run measured.
@@ -101,11 +109,21 @@ async fn measure(ctx: &Ctx, plan: &Plan, bridges: usize, cluster: bool) -> Resul
     }
     let elapsed = started.elapsed();
     p50s.sort_unstable();
-    let (mut trips, mut trip_seconds) = (0.0, 0.0);
+    let (mut trips, mut trip_seconds, mut trip_p50, mut trip_p99) = (0.0, 0.0, 0.0f64, 0.0f64);
     for member in &group.members {
         let metrics = Metrics::parse(&member.client.metrics().await?);
         trips += metrics.get("skillbridge_cluster_store_seconds_count");
         trip_seconds += metrics.get("skillbridge_cluster_store_seconds_sum");
+        if cluster {
+            let view = admin_get(member, "/cluster").await?;
+            let quantile = |key: &str| {
+                view[key]
+                    .as_f64()
+                    .with_context(|| format!("/cluster has no {key}: {view}"))
+            };
+            trip_p50 = trip_p50.max(quantile("roundTripP50Ms")?);
+            trip_p99 = trip_p99.max(quantile("roundTripP99Ms")?);
+        }
     }
     group.stop().await?;
     Ok(Step {
@@ -121,17 +139,48 @@ async fn measure(ctx: &Ctx, plan: &Plan, bridges: usize, cluster: bool) -> Resul
         } else {
             trip_seconds / trips * 1000.0
         },
+        round_trip_p50_ms: trip_p50,
+        round_trip_p99_ms: trip_p99,
     })
 }
 
 impl Scale {
-    /// The table: one row per setup, calls/s also as a multiple of one bridge in a group.
-    pub fn table(&self) -> Table {
-        let one = self
-            .steps
+    /// The calls/s of one bridge in a group: what the others are measured against.
+    fn one_bridge(&self) -> f64 {
+        self.steps
             .iter()
             .find(|step| step.cluster && step.bridges == 1)
-            .map_or(1.0, |step| step.calls_per_sec);
+            .map_or(1.0, |step| step.calls_per_sec)
+    }
+
+    /// Whether N bridges served close to N times one bridge's calls/s (none when the plan does not judge).
+    pub fn checks(&self) -> Vec<Check> {
+        let Some(share) = self.plan.min_scaling else {
+            return Vec::new();
+        };
+        let one = self.one_bridge();
+        self.steps
+            .iter()
+            .filter(|step| step.cluster && step.bridges > 1)
+            .map(|step| {
+                let goal = share * step.bridges as f64;
+                let times = step.calls_per_sec / one;
+                Check::new(
+                    format!(
+                        "{} bridges in a group serve about {}× one bridge",
+                        step.bridges, step.bridges
+                    ),
+                    format!(">= {goal:.2}×"),
+                    format!("{times:.2}×"),
+                    times >= goal,
+                )
+            })
+            .collect()
+    }
+
+    /// The table: one row per setup, calls/s also as a multiple of one bridge in a group.
+    pub fn table(&self) -> Table {
+        let one = self.one_bridge();
         let mut table = Table::new(&[
             "bridges",
             "calls",
@@ -140,7 +189,7 @@ impl Scale {
             "p50 ms",
             "p99 ms",
             "store round trips per call",
-            "mean round trip ms",
+            "round trip mean / p50 / p99 ms",
         ])
         .right_aligned_from(1);
         for step in &self.steps {
@@ -158,7 +207,10 @@ impl Scale {
                 format!("{:.1}", step.p50_ms),
                 format!("{:.1}", step.p99_ms),
                 store(format!("{:.2}", step.round_trips_per_call)),
-                store(format!("{:.3}", step.round_trip_mean_ms)),
+                store(format!(
+                    "{:.3} / {} / {}",
+                    step.round_trip_mean_ms, step.round_trip_p50_ms, step.round_trip_p99_ms
+                )),
             ]);
         }
         table
