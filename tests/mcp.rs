@@ -1,7 +1,7 @@
 //! The MCP server through the official Rust SDK's client (rmcp) over streamable HTTP, in this process: what
 //! `tools/list` shows, calls of text, typed-JSON, image and failing skills, arguments that break the schema, an
-//! unknown tool, a cancelled slow call, a token, and a burst of 100 concurrent calls. (Over stdio, through the
-//! `skillbridge` binary: `skills/tests/mcp_cli.rs`.)
+//! unknown tool, a cancelled slow call, a skill past its deadline, a token, and a burst of 100 concurrent calls.
+//! (Over stdio, through the `skillbridge` binary: `skills/tests/mcp_cli.rs`.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -75,6 +75,13 @@ async fn wait_forever(ctx: SkillContext) -> String {
     ctx.cancelled().await;
     CANCELLED.fetch_add(1, Ordering::SeqCst);
     "cancelled".into()
+}
+
+/// Sleeps far past its 200 ms deadline.
+#[skill(timeout = "200ms")]
+async fn dawdle() -> String {
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    "too late".into()
 }
 
 /// Serves this binary's skills (but `excluded`) over HTTP on a free port; returns the bridge and the URL.
@@ -224,6 +231,24 @@ async fn a_cancelled_call_fires_the_skills_cancellation_token() {
     .expect("the skill saw its cancellation");
     assert_eq!(
         bridge.stats().skill_counts("wait_forever").by_outcome.get("cancelled"),
+        Some(&1)
+    );
+    client.cancel().await.unwrap();
+    bridge.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_skill_past_its_deadline_answers_an_error_naming_it() {
+    let (bridge, url) = serve(None, Toolset::all()).await;
+    let client = client(&url, None).await;
+    let late = tokio::time::timeout(WAIT, call(&client, "dawdle", json!({})))
+        .await
+        .expect("answered at the deadline, not when the skill would have finished");
+    assert_eq!(late.is_error, Some(true));
+    let message = text(&late);
+    assert!(message.contains("dawdle") && message.contains("200ms"), "{message}");
+    assert_eq!(
+        bridge.stats().skill_counts("dawdle").by_outcome.get("timed_out"),
         Some(&1)
     );
     client.cancel().await.unwrap();
