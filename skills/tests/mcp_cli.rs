@@ -2,8 +2,8 @@
 //!
 //! On stdio, as an MCP client starts it (Codex's `[mcp_servers.NAME] command = ..., args = ["mcp"]`): the shipped
 //! skills listed with their hints and output schemas, a call of each kind (text, typed JSON, image, failure, bad
-//! arguments, an unknown tool), a burst of 100 concurrent calls, stdout carrying only protocol messages (the client
-//! would choke on anything else). Over HTTP (`--http`): its address and the admin endpoint's on stdout, a token
+//! arguments, an unknown tool), a burst of 100 concurrent calls, a runaway SQL query stopped by the client's
+//! cancellation, stdout carrying only protocol messages (the client would choke on anything else). Over HTTP (`--http`): its address and the admin endpoint's on stdout, a token
 //! required, calls counted by the admin endpoint. And `--help`.
 
 use std::process::Stdio;
@@ -17,6 +17,8 @@ use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
+
+const WAIT: Duration = Duration::from_secs(30);
 
 async fn start(args: &[&str]) -> RunningService<RoleClient, ()> {
     let mut command = Command::new(env!("CARGO_BIN_EXE_skillbridge"));
@@ -290,4 +292,59 @@ async fn on_stdio_stdout_carries_only_protocol_and_closing_stdin_ends_it_cleanly
         "the logs went to stderr:\n{stderr}"
     );
     assert!(!stderr.contains("ERROR"), "a client that leaves is no error:\n{stderr}");
+}
+
+#[tokio::test]
+async fn over_stdio_a_cancelled_call_stops_its_skill() {
+    // A database for `sql_query`, and a query that would count forever.
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("main.db");
+    rusqlite::Connection::open(&database).unwrap();
+    let config = dir.path().join("skillbridge.toml");
+    std::fs::write(
+        &config,
+        format!("[skills.sql]\ndatabases = {{ main = {database:?} }}\n"),
+    )
+    .unwrap();
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let client = start(&["--config", config.to_str().unwrap(), "--admin", &admin.to_string()]).await;
+    let admin_get = |route: &str| {
+        let url = format!("http://{admin}{route}");
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
+    };
+
+    let forever = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+    let mut running = Box::pin(call(
+        &client,
+        "sql_query",
+        json!({"database": "main", "query": forever}),
+    ));
+    tokio::time::timeout(WAIT, async {
+        while !admin_get("/running").await.contains("sql_query") {
+            tokio::select! {
+                _ = &mut running => panic!("a query that counts forever answered"),
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+        }
+    })
+    .await
+    .expect("the query runs");
+    // Dropping the request's future sends notifications/cancelled; the query stops at its next check.
+    drop(running);
+    let cancelled = "skillbridge_calls_total{skill=\"sql_query\",outcome=\"cancelled\"} 1";
+    tokio::time::timeout(WAIT, async {
+        while !admin_get("/metrics").await.contains(cancelled) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the skill stopped, counted as cancelled");
+    assert!(!admin_get("/running").await.contains("sql_query"));
+    // And the server goes on.
+    let slug = call(&client, "slugify", json!({"text": "Still Here"})).await;
+    assert_eq!(slug["content"][0]["text"], "still-here");
+    client.cancel().await.unwrap();
 }
