@@ -161,14 +161,13 @@ pub fn sql_query(
     /// One read-only statement, like `SELECT name FROM users WHERE active = 1`.
     query: String,
     /// At most this many rows, 1 to 1000 (default 100).
+    #[schemars(range(min = 1, max = MAX_ROWS))]
     max_rows: Option<u32>,
     databases: State<SqlDatabases>,
     ctx: SkillContext,
 ) -> Result<QueryResult, SkillError> {
+    // `max_rows` is 1 to 1000: the catalog checks every call against the schema before the skill runs.
     let max_rows = max_rows.unwrap_or(DEFAULT_MAX_ROWS);
-    if !(1..=MAX_ROWS).contains(&max_rows) {
-        return Err(format!("max_rows: {max_rows} is out of range; give 1 to {MAX_ROWS}").into());
-    }
     check_read_only_syntax(&query)?;
     let connection = open_read_only(&databases, &database, &ctx)?;
     let mut statement = connection.prepare(&query).map_err(|error| query_error(error, &ctx))?;

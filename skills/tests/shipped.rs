@@ -93,6 +93,17 @@ async fn sql_query_returns_rows_as_json() {
     )
     .await;
     assert_eq!(json_of(&limited)["truncated"], true);
+    // The bound is the schema's, checked before the skill runs.
+    let none = call_sql(
+        "sql_query",
+        &database,
+        json!({"database": "main", "query": "SELECT name FROM users", "max_rows": 0}),
+    )
+    .await;
+    assert_eq!(
+        none.text_content(),
+        "invalid arguments for `sql_query`: max_rows: 0 is less than the minimum of 1"
+    );
 }
 
 #[tokio::test]
