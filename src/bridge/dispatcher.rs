@@ -252,27 +252,23 @@ impl Dispatcher {
     /// Resolves at once while fewer than [`WAITING_HIGH_WATER`] calls wait for a worker; otherwise once they fall
     /// to [`WAITING_RESUME`], or after [`ROOM_WAIT`].
     async fn room(&self) {
-        let wait_for_room = async {
-            loop {
-                let notified = self.inner.room.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                if lock(&self.inner.queue).waiting.len() < WAITING_HIGH_WATER || self.inner.closing.is_cancelled() {
-                    return;
-                }
-                notified.await;
-            }
-        };
+        let wait_for_room = self.fewer_waiting_than(WAITING_HIGH_WATER, &self.inner.room);
         let _ = tokio::time::timeout(ROOM_WAIT, wait_for_room).await;
     }
 
     /// Resolves once fewer than [`WAITING_LOW_WATER`] calls wait for a worker (or the dispatcher closes).
     async fn caught_up(&self) {
+        self.fewer_waiting_than(WAITING_LOW_WATER, &self.inner.caught_up).await;
+    }
+
+    /// Resolves once fewer than `bound` calls wait for a worker, looking again each time `woken` is notified, or once
+    /// the dispatcher closes.
+    async fn fewer_waiting_than(&self, bound: usize, woken: &Notify) {
         loop {
-            let notified = self.inner.caught_up.notified();
+            let notified = woken.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if lock(&self.inner.queue).waiting.len() < WAITING_LOW_WATER || self.inner.closing.is_cancelled() {
+            if lock(&self.inner.queue).waiting.len() < bound || self.inner.closing.is_cancelled() {
                 return;
             }
             notified.await;
