@@ -1,7 +1,7 @@
 //! The harness shared by the benchmark binaries (`skillbridge-bench`, `skillbridge-faults`, `skillbridge-cluster`):
 //! the processes they run (`process`), what they read from `/proc` (`procfs`), the codex-manager double and its test
 //! controls (`double`), the clients under test (`clients`), their `/metrics` (`metrics`) and skill runs (`runs`), and
-//! what they judge and print (`check`, `table`).
+//! what they judge and print (`check`, `table`), and medians of repeated measurements (`stats`).
 
 pub mod check;
 pub mod clients;
@@ -10,4 +10,5 @@ pub mod metrics;
 pub mod process;
 pub mod procfs;
 pub mod runs;
+pub mod stats;
 pub mod table;

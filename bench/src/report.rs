@@ -8,6 +8,7 @@ use serde::Serialize;
 use skillbridge_bench::clients::Kind;
 use skillbridge_bench::double::{Burst, Latency};
 use skillbridge_bench::procfs::Machine;
+use skillbridge_bench::stats::median;
 use skillbridge_bench::table::{Table, thousands};
 
 /// Everything one run measured.
@@ -266,20 +267,6 @@ pub struct Target {
     pub met: bool,
 }
 
-/// The median (mean of the middle two for an even count); 0 for no values.
-pub fn median(mut values: Vec<f64>) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    }
-}
-
 fn mib(kib: u64) -> String {
     format!("{:.1}", kib as f64 / 1024.0)
 }
@@ -415,17 +402,5 @@ impl Report {
             targets.markdown(),
             self.w4.note
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn medians() {
-        assert_eq!(median(vec![]), 0.0);
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
     }
 }

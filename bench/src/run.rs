@@ -11,9 +11,10 @@ use serde_json::{Value, json};
 use skillbridge_bench::clients::{Bins, Client, Kind};
 use skillbridge_bench::double::{Burst, Double};
 use skillbridge_bench::procfs::{Machine, cpu_micros, load_average, machine_busy_micros, status_kib};
+use skillbridge_bench::stats::median;
 
 use crate::report::{
-    CpuPerCall, Footprint, JournalCost, PlanSummary, Report, Series, Target, ValidationCost, W4, Workload, median,
+    CpuPerCall, Footprint, JournalCost, PlanSummary, Report, Series, Target, ValidationCost, W4, Workload,
 };
 
 /// How long the W2 skill sleeps.

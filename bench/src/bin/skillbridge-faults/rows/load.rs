@@ -6,6 +6,7 @@ use anyhow::Result;
 use serde_json::json;
 use skillbridge_bench::double::Burst;
 use skillbridge_bench::procfs;
+use skillbridge_bench::stats::median;
 
 use super::{Measured, counts, exactly_once, no_reruns};
 use crate::plan::Plan;
@@ -124,14 +125,4 @@ pub async fn run(ctx: &Ctx) -> Result<Measured> {
         checks,
         notes,
     })
-}
-
-/// The middle value (the mean of the two middle ones for an even count); 0 for none.
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
 }
