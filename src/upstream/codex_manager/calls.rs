@@ -184,9 +184,10 @@ impl Calls {
 
 /// Whether `pending` (a listing just taken) shows `call` under its request id.
 pub(super) fn shows_pending(pending: &[ToolCall], call: &ToolCall) -> bool {
+    let identity = Identity::of(call);
     pending
         .iter()
-        .any(|row| row.request_id == call.request_id && Identity::of(row) == Identity::of(call))
+        .any(|row| row.request_id == call.request_id && Identity::of(row) == identity)
 }
 
 fn shows(listing: &Listing, call: &ToolCall) -> bool {

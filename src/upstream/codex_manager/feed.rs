@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::calls::Calls;
+use super::calls::{Calls, NO_CONNECTION};
 use super::sessions::Sessions;
 use crate::manager::{CodexManager, ManagerError, PendingRow, UnreadableRow};
 use crate::stream::{AppServerSignal, Frame, HandlerContext, Router, StreamClient, StreamOptions, StreamStats};
@@ -70,7 +70,7 @@ fn tool_call_from_signal(signal: AppServerSignal) -> Result<ToolCall, InvalidToo
 }
 
 /// A tool call from a pending-call row, by the same rules as a signal's.
-pub(super) fn tool_call_from_row(row: PendingRow) -> Result<ToolCall, InvalidToolCall> {
+fn tool_call_from_row(row: PendingRow) -> Result<ToolCall, InvalidToolCall> {
     let params = ToolCallParams {
         thread_id: Some(row.thread_id),
         turn_id: row.turn_id,
@@ -80,6 +80,52 @@ pub(super) fn tool_call_from_row(row: PendingRow) -> Result<ToolCall, InvalidToo
         arguments: row.arguments,
     };
     ToolCall::from_parts(row.request_id, params)
+}
+
+/// One listing of a thread's pending calls (see [`take_listing`]).
+pub(super) struct ThreadListing {
+    /// The pending calls it shows.
+    pub(super) pending: Vec<ToolCall>,
+    /// Rows that could not be read, and pending rows that are no usable tool call (why).
+    pub(super) unreadable: Vec<UnreadableRow>,
+    pub(super) unusable: Vec<InvalidToolCall>,
+    /// The stream connection it was taken on ([`NO_CONNECTION`] when none was up); `None` when the connection
+    /// changed while it was taken, so its rows may predate a restart.
+    pub(super) connection: Option<u64>,
+}
+
+/// Lists `thread`'s pending calls and records the listing in `calls` ([`Calls::listed`]), for the connection that
+/// stayed up while it was taken, else for none: the feed's listings and the answers' identity checks are one kind.
+/// The caller holds the thread's [`listing gate`](Calls::listing_gate).
+pub(super) async fn take_listing(
+    client: &CodexManager,
+    calls: &Calls,
+    thread: &str,
+) -> Result<ThreadListing, ManagerError> {
+    let connection = calls.connection();
+    let number = calls.begin_listing();
+    let (rows, unreadable) = client.list_pending_rows(thread).await?;
+    let mut pending = Vec::new();
+    let mut unusable = Vec::new();
+    for row in rows.into_iter().filter(|r| r.status == "pending") {
+        match tool_call_from_row(row) {
+            Ok(call) => pending.push(call),
+            Err(reason) => unusable.push(reason),
+        }
+    }
+    let connection = (connection == calls.connection()).then_some(connection);
+    calls.listed(
+        thread,
+        connection.unwrap_or(NO_CONNECTION),
+        number,
+        pending.iter().cloned(),
+    );
+    Ok(ThreadListing {
+        pending,
+        unreadable,
+        unusable,
+        connection,
+    })
 }
 
 /// Feeds codex-manager's calls and turn events into a [`Feed`]: the stream plus pending-call listing.
@@ -283,26 +329,19 @@ impl CodexManagerFeed {
             // Answers of calls seen on an earlier connection wait for this listing rather than take their own.
             let gate = self.calls.listing_gate(&thread);
             let _listing = gate.lock().await;
-            let connection = self.calls.connection();
-            let number = self.calls.begin_listing();
-            match self.client.list_pending_rows(&thread).await {
-                Ok((rows, unreadable)) => {
-                    self.report_unreadable(&thread, &unreadable);
-                    let mut pending = Vec::new();
-                    for row in rows.into_iter().filter(|r| r.status == "pending") {
-                        match tool_call_from_row(row) {
-                            Ok(call) => pending.push(call),
-                            Err(reason) => tracing::warn!(thread_id = %thread, %reason, "unusable pending call row"),
-                        }
+            match take_listing(&self.client, &self.calls, &thread).await {
+                Ok(listing) => {
+                    self.report_unreadable(&thread, &listing.unreadable);
+                    for reason in &listing.unusable {
+                        tracing::warn!(thread_id = %thread, %reason, "unusable pending call row");
                     }
                     // Rows listed while the connection changed may predate a restart; the listing after the new
                     // connection's `ready` frame lists them again.
-                    if connection != self.calls.connection() {
+                    let Some(connection) = listing.connection else {
                         continue;
-                    }
-                    self.calls.listed(&thread, connection, number, pending.iter().cloned());
-                    listed += pending.len();
-                    for call in pending {
+                    };
+                    listed += listing.pending.len();
+                    for call in listing.pending {
                         self.calls.seen(&call, connection);
                         self.feed.submit(call, CallSource::Poll);
                     }

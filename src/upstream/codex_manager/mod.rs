@@ -307,29 +307,11 @@ impl CodexManagerUpstream {
             .or_else(|| self.calls.listed_since(call, asked));
         let pending = match listed {
             Some(pending) => pending,
-            None => {
-                let connection = self.calls.connection();
-                let number = self.calls.begin_listing();
-                // The feed reports unreadable rows; this listing only looks for `call`.
-                let rows = match self.client.list_pending_rows(&call.thread_id).await {
-                    Ok((rows, _)) => rows,
-                    Err(error) => return Some(classify(&error)),
-                };
-                let pending: Vec<ToolCall> = rows
-                    .into_iter()
-                    .filter(|row| row.status == "pending")
-                    .filter_map(|row| feed::tool_call_from_row(row).ok())
-                    .collect();
-                let shown = calls::shows_pending(&pending, call);
-                // It stands for the connection only if that stayed up while it was taken.
-                let connection = if connection == self.calls.connection() {
-                    connection
-                } else {
-                    calls::NO_CONNECTION
-                };
-                self.calls.listed(&call.thread_id, connection, number, pending);
-                shown
-            }
+            // The feed reports unreadable and unusable rows; this listing only looks for `call`.
+            None => match feed::take_listing(&self.client, &self.calls, &call.thread_id).await {
+                Ok(listing) => calls::shows_pending(&listing.pending, call),
+                Err(error) => return Some(classify(&error)),
+            },
         };
         self.answerable(call, pending)
     }
