@@ -59,12 +59,6 @@ pub struct Failover {
     pub notes: Vec<String>,
 }
 
-impl Failover {
-    pub fn met(&self) -> bool {
-        self.checks.iter().all(|check| check.met)
-    }
-}
-
 /// How often progress is read from the run logs.
 const PROGRESS_POLL: Duration = Duration::from_millis(50);
 

@@ -25,11 +25,11 @@ use clap::Parser;
 use skillbridge_bench::clients::Bins;
 use skillbridge_bench::process::raise_fd_limit;
 
-/// The full scale run's goal: N bridges of a group serve at least this share of N times one bridge's calls/s.
-const MIN_SCALING: f64 = 0.8;
-
 use crate::group::Ctx;
 use crate::report::Report;
+
+/// The full scale run's goal: N bridges of a group serve at least this share of N times one bridge's calls/s.
+const MIN_SCALING: f64 = 0.8;
 
 /// Runs several bridges as one group over Redis against the codex-manager double.
 #[derive(Debug, Parser)]

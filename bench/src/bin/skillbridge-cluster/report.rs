@@ -17,21 +17,22 @@ pub struct Report {
 
 impl Report {
     pub fn met(&self) -> bool {
-        self.failover.as_ref().is_none_or(Failover::met) && self.scale_checks().iter().all(|check| check.met)
+        self.all_checks().all(|check| check.met)
     }
 
-    fn scale_checks(&self) -> Vec<Check> {
-        self.scale.as_ref().map(Scale::checks).unwrap_or_default()
+    /// The failover run's checks, then the scale run's.
+    fn all_checks(&self) -> impl Iterator<Item = &Check> {
+        let failover = self.failover.iter().flat_map(|failover| &failover.checks);
+        failover.chain(self.scale.iter().flat_map(|scale| &scale.checks))
     }
 
     fn checks(&self) -> Option<Table> {
-        let failover_checks = self.failover.as_ref().map(|f| f.checks.clone()).unwrap_or_default();
-        let checks: Vec<Check> = failover_checks.into_iter().chain(self.scale_checks()).collect();
+        let checks: Vec<&Check> = self.all_checks().collect();
         if checks.is_empty() {
             return None;
         }
         let mut table = Table::new(&["check", "goal", "measured", "met"]);
-        for check in &checks {
+        for check in checks {
             table.row(vec![
                 check.what.clone(),
                 check.goal.clone(),

@@ -63,6 +63,8 @@ pub struct Step {
 pub struct Scale {
     pub plan: Plan,
     pub steps: Vec<Step>,
+    /// Whether N bridges served close to N times one bridge's calls/s (none when the plan does not judge).
+    pub checks: Vec<Check>,
 }
 
 pub async fn run(ctx: &Ctx, plan: Plan) -> Result<Scale> {
@@ -77,7 +79,8 @@ pub async fn run(ctx: &Ctx, plan: Plan) -> Result<Scale> {
         );
         steps.push(step);
     }
-    Ok(Scale { plan, steps })
+    let checks = scaling_checks(&plan, &steps);
+    Ok(Scale { plan, steps, checks })
 }
 
 async fn measure(ctx: &Ctx, plan: &Plan, bridges: usize, cluster: bool) -> Result<Step> {
@@ -144,43 +147,43 @@ async fn measure(ctx: &Ctx, plan: &Plan, bridges: usize, cluster: bool) -> Resul
     })
 }
 
+/// The calls/s of one bridge in a group: what the others are measured against.
+fn one_bridge(steps: &[Step]) -> f64 {
+    steps
+        .iter()
+        .find(|step| step.cluster && step.bridges == 1)
+        .map_or(1.0, |step| step.calls_per_sec)
+}
+
+/// Whether N bridges served close to N times one bridge's calls/s (none when the plan does not judge).
+fn scaling_checks(plan: &Plan, steps: &[Step]) -> Vec<Check> {
+    let Some(share) = plan.min_scaling else {
+        return Vec::new();
+    };
+    let one = one_bridge(steps);
+    steps
+        .iter()
+        .filter(|step| step.cluster && step.bridges > 1)
+        .map(|step| {
+            let goal = share * step.bridges as f64;
+            let times = step.calls_per_sec / one;
+            Check::new(
+                format!(
+                    "{} bridges in a group serve about {}× one bridge",
+                    step.bridges, step.bridges
+                ),
+                format!(">= {goal:.2}×"),
+                format!("{times:.2}×"),
+                times >= goal,
+            )
+        })
+        .collect()
+}
+
 impl Scale {
-    /// The calls/s of one bridge in a group: what the others are measured against.
-    fn one_bridge(&self) -> f64 {
-        self.steps
-            .iter()
-            .find(|step| step.cluster && step.bridges == 1)
-            .map_or(1.0, |step| step.calls_per_sec)
-    }
-
-    /// Whether N bridges served close to N times one bridge's calls/s (none when the plan does not judge).
-    pub fn checks(&self) -> Vec<Check> {
-        let Some(share) = self.plan.min_scaling else {
-            return Vec::new();
-        };
-        let one = self.one_bridge();
-        self.steps
-            .iter()
-            .filter(|step| step.cluster && step.bridges > 1)
-            .map(|step| {
-                let goal = share * step.bridges as f64;
-                let times = step.calls_per_sec / one;
-                Check::new(
-                    format!(
-                        "{} bridges in a group serve about {}× one bridge",
-                        step.bridges, step.bridges
-                    ),
-                    format!(">= {goal:.2}×"),
-                    format!("{times:.2}×"),
-                    times >= goal,
-                )
-            })
-            .collect()
-    }
-
     /// The table: one row per setup, calls/s also as a multiple of one bridge in a group.
     pub fn table(&self) -> Table {
-        let one = self.one_bridge();
+        let one = one_bridge(&self.steps);
         let mut table = Table::new(&[
             "bridges",
             "calls",
