@@ -22,7 +22,10 @@ pub fn fault(plan: &Plan) -> String {
 
 /// One burst and what it cost the bridge and the double.
 struct Phase {
-    name: String,
+    /// `warm-up`, `baseline` or `at once`.
+    kind: &'static str,
+    /// Which round of its kind (from 1; the warm-up has none).
+    round: Option<usize>,
     outstanding: usize,
     burst: Burst,
     /// CPU time per call of the bridge and of the double, µs.
@@ -35,23 +38,20 @@ pub async fn run(ctx: &Ctx) -> Result<Measured> {
     let pids = [rig.bridge()?.pid(), rig.double().pid()];
     let cpu = || pids.map(|pid| procfs::cpu_micros(pid).unwrap_or(0));
     let arguments = json!({});
-    let mut schedule = vec![("warm-up".to_owned(), plan.warmup_calls, plan.baseline_outstanding)];
+    let mut schedule = vec![("warm-up", None, plan.warmup_calls, plan.baseline_outstanding)];
     for round in 1..=plan.load_rounds {
-        schedule.push((
-            format!("baseline {round}"),
-            plan.baseline_calls,
-            plan.baseline_outstanding,
-        ));
-        schedule.push((format!("at once {round}"), plan.load_calls, plan.load_calls));
+        schedule.push(("baseline", Some(round), plan.baseline_calls, plan.baseline_outstanding));
+        schedule.push(("at once", Some(round), plan.load_calls, plan.load_calls));
     }
     let mut phases = Vec::new();
-    for (name, count, outstanding) in schedule {
+    for (kind, round, count, outstanding) in schedule {
         let before = cpu();
         let burst = rig.burst(&arguments, count, outstanding).await?;
         let after = cpu();
         let cpu_per_call = [0, 1].map(|i| after[i].saturating_sub(before[i]) as f64 / count.max(1) as f64);
         phases.push(Phase {
-            name,
+            kind,
+            round,
             outstanding,
             burst,
             cpu_per_call,
@@ -65,11 +65,11 @@ pub async fn run(ctx: &Ctx) -> Result<Measured> {
     let usage = ending.usage;
     let max_sockets = plan.concurrency + plan.socket_slack;
     let rss_mib = usage.peak_rss_kib as f64 / 1024.0;
-    let median_rate = |prefix: &str| {
+    let median_rate = |kind: &str| {
         median(
             phases
                 .iter()
-                .filter(|p| p.name.starts_with(prefix))
+                .filter(|p| p.kind == kind)
                 .map(|p| p.burst.calls_per_sec)
                 .collect(),
         )
@@ -103,7 +103,8 @@ pub async fn run(ctx: &Ctx) -> Result<Measured> {
     ];
     let notes = phases
         .iter()
-        .map(|Phase { name, outstanding, burst, cpu_per_call: [bridge_cpu, double_cpu] }| {
+        .map(|Phase { kind, round, outstanding, burst, cpu_per_call: [bridge_cpu, double_cpu] }| {
+            let name = round.map_or_else(|| kind.to_string(), |round| format!("{kind} {round}"));
             format!(
                 "{name}: {} of {} calls @{outstanding} in {} ms, {:.0} calls/s, latency p50 {} µs p99 {} µs max {} µs, \
                  CPU per call {bridge_cpu:.1} µs bridge, {double_cpu:.1} µs double{}",
