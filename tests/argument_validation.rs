@@ -7,11 +7,12 @@
 
 mod bridge_support;
 mod keyword_cases;
+mod rerun_as_cli;
 
 use std::process::Output;
 
 use bridge_support::{WAIT, answer_success, answer_text, bridge_for, only_thread, start};
-use keyword_cases::{KeywordCase, ONE_AT_A_TIME, assert_no_problems, cases, runs};
+use keyword_cases::{KeywordCase, ONE_AT_A_TIME, assert_no_problems, cases, runs, runs_problem};
 use serde_json::{Value, json};
 use skillbridge::skill::{Catalog, Invocation, Outcome, SkillContext};
 use skillbridge_doubles::CodexManagerDouble;
@@ -126,20 +127,10 @@ async fn the_bridge_answers_each_keyword_violation_without_running_the_skill_and
             problems.push(format!("{} {} (valid): {body}", case.keyword, case.valid));
         }
     }
-    // Each valid call answered what its skill returned, so each ran; no more runs than those means no refused one did.
-    if runs() != before + cases.len() {
-        problems.push(format!(
-            "{} skill runs, expected {}: one per valid call",
-            runs() - before,
-            cases.len()
-        ));
-    }
+    problems.extend(runs_problem(before, cases.len()));
     assert_no_problems("through the bridge", &problems);
     bridge.shutdown().await;
 }
-
-/// The environment variable that makes [`call_child`] run the command line: its arguments, as a JSON array.
-const CALL_CHILD_ARGS: &str = "ARGUMENT_VALIDATION_CALL_ARGS";
 
 /// What [`call_child`] writes on stderr once the command is done, before the number of skill runs it saw.
 const RUNS_REPORT: &str = "skill runs: ";
@@ -147,18 +138,8 @@ const RUNS_REPORT: &str = "skill runs: ";
 /// `skillbridge call SKILL ARGUMENTS` of a skills binary holding this file's skills: this test binary, re-run as
 /// [`call_child`].
 async fn call(skill: &str, arguments: &Value) -> Output {
-    let args = json!(["call", skill, arguments.to_string()]);
-    let mut command = tokio::process::Command::new(std::env::current_exe().unwrap());
-    command
-        .args(["--exact", "call_child", "--nocapture", "--test-threads=1"])
-        .env(CALL_CHILD_ARGS, args.to_string())
-        .env_remove("SKILLBRIDGE_CONFIG")
-        .env_remove("RUST_LOG")
-        .kill_on_drop(true);
-    tokio::time::timeout(WAIT, command.output())
-        .await
-        .expect("the command finishes")
-        .unwrap()
+    let arguments = arguments.to_string();
+    rerun_as_cli::rerun("call_child", &["call", skill, &arguments], &[], WAIT).await
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -214,19 +195,10 @@ async fn call_exits_1_naming_each_keyword_violation_without_running_the_skill_an
 /// does nothing unless started by that test.
 #[test]
 fn call_child() {
-    let Ok(args) = std::env::var(CALL_CHILD_ARGS) else {
+    let Some(args) = rerun_as_cli::child_args() else {
         return;
     };
-    let args: Vec<String> = serde_json::from_str(&args).expect("the arguments as a JSON array");
-    let cli =
-        <skillbridge::cli::Cli as clap::Parser>::try_parse_from(std::iter::once("skillbridge".to_owned()).chain(args))
-            .expect("valid arguments");
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let code = runtime.block_on(skillbridge::cli::App::new().run_parsed(cli));
+    let status = rerun_as_cli::run(skillbridge::cli::App::new(), args);
     eprintln!("{RUNS_REPORT}{}", runs());
-    let code = [0, 1, 2]
-        .into_iter()
-        .find(|&status| code == std::process::ExitCode::from(status))
-        .unwrap_or(3);
-    std::process::exit(i32::from(code));
+    std::process::exit(status);
 }

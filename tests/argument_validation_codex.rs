@@ -11,7 +11,7 @@ mod keyword_cases;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use keyword_cases::{ONE_AT_A_TIME, assert_no_problems, cases, runs};
+use keyword_cases::{ONE_AT_A_TIME, assert_no_problems, cases, runs, runs_problem};
 use skillbridge::skill::Catalog;
 use skillbridge::upstream::AppServerUpstream;
 use skillbridge::upstream::app_server::{AppServerCommand, ThreadStartParams};
@@ -83,14 +83,7 @@ async fn the_model_reads_each_keyword_violation_codex_hides_and_only_the_valid_c
             ));
         }
     }
-    // Each valid call answered what its skill returned, so each ran; no more runs than those means no refused one did.
-    if runs() != before + cases.len() {
-        problems.push(format!(
-            "{} skill runs, expected {}: one per valid call",
-            runs() - before,
-            cases.len()
-        ));
-    }
+    problems.extend(runs_problem(before, cases.len()));
     assert_no_problems("through the real Codex", &problems);
     // The bridge counted each as its metrics show them: every violating call refused, every valid one a success.
     let mut expected = BTreeMap::new();

@@ -3,6 +3,7 @@
 //! catalog and the bridge before any session is created, naming the skill, the parameter and the type.
 
 mod bridge_support;
+mod rerun_as_cli;
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -268,29 +269,13 @@ async fn a_send_turn_runs_skills_with_the_bridges_states() {
     assert_eq!(pool.checked_out.load(Ordering::SeqCst), 1);
 }
 
-/// The environment variable that makes [`child_cli`] run the command line (its arguments, one per line).
-const CHILD_ARGS: &str = "SKILL_STATE_CHILD_ARGS";
 /// Set: the child's `App` supplies the states; unset: it supplies none.
 const CHILD_STATES: &str = "SKILL_STATE_CHILD_STATES";
 
 /// Runs this test binary as a skills binary (`skillbridge::cli::App` with this file's skills) with `args`.
 async fn command_line(args: &[&str], with_states: bool) -> std::process::Output {
-    let mut command = tokio::process::Command::new(std::env::current_exe().unwrap());
-    command
-        .args(["--exact", "child_cli", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ARGS, args.join("\n"))
-        .env_remove("SKILLBRIDGE_CONFIG")
-        .env_remove("RUST_LOG")
-        .kill_on_drop(true);
-    if with_states {
-        command.env(CHILD_STATES, "1");
-    } else {
-        command.env_remove(CHILD_STATES);
-    }
-    tokio::time::timeout(WAIT, command.output())
-        .await
-        .expect("the command finishes")
-        .unwrap()
+    let env: &[(&str, &str)] = if with_states { &[(CHILD_STATES, "1")] } else { &[] };
+    rerun_as_cli::rerun("child_cli", args, env, WAIT).await
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -389,19 +374,12 @@ async fn send_runs_a_turn_with_the_apps_states() {
 /// The command line run by the tests above; does nothing unless started by them.
 #[test]
 fn child_cli() {
-    let Ok(args) = std::env::var(CHILD_ARGS) else { return };
+    let Some(args) = rerun_as_cli::child_args() else {
+        return;
+    };
     let mut app = skillbridge::cli::App::new();
     if std::env::var_os(CHILD_STATES).is_some() {
         app = app.states(states().0);
     }
-    let cli =
-        <skillbridge::cli::Cli as clap::Parser>::try_parse_from(std::iter::once("skillbridge").chain(args.split('\n')))
-            .expect("valid arguments");
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let code = runtime.block_on(app.run_parsed(cli));
-    let code = [0, 1, 2]
-        .into_iter()
-        .find(|&status| code == std::process::ExitCode::from(status))
-        .unwrap_or(3);
-    std::process::exit(i32::from(code));
+    std::process::exit(rerun_as_cli::run(app, args));
 }

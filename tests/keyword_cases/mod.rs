@@ -268,6 +268,13 @@ pub fn cases() -> Vec<KeywordCase> {
     ]
 }
 
+/// A problem unless the skills ran once per valid call since `before` (from [`runs`]): each valid call answered
+/// what its skill returned, so each ran; no more runs than those means no refused one did.
+pub fn runs_problem(before: usize, valid_calls: usize) -> Option<String> {
+    let ran = runs() - before;
+    (ran != valid_calls).then(|| format!("{ran} skill runs, expected {valid_calls}: one per valid call"))
+}
+
 /// Panics listing every problem, when there are any: a table test reports all its failing cases at once.
 #[track_caller]
 pub fn assert_no_problems(path: &str, problems: &[String]) {
