@@ -129,21 +129,28 @@ async fn next_listing(double: &CodexManagerDouble, thread: &str, seen: usize, ti
     Instant::now()
 }
 
-/// Waits for a periodic listing, so that the next one is a poll interval away (and none of the start is under way).
-async fn settle(double: &CodexManagerDouble, thread: &str) {
-    next_listing(double, thread, listings(double, thread), WAIT).await;
+/// A bridge with one worker on its own session of a new double, right after a periodic listing (so that the next is
+/// a poll interval away and none of the start is under way), given `calls` calls: `tool` with `arguments(i)`.
+async fn one_worker_given(
+    calls: usize,
+    tool: &str,
+    arguments: impl Fn(usize) -> serde_json::Value,
+) -> (CodexManagerDouble, skillbridge::Bridge, String) {
+    let double = CodexManagerDouble::start().await.unwrap();
+    let bridge = start(bridge_for(&double).concurrency(1)).await;
+    let thread = only_thread(&bridge);
+    next_listing(&double, &thread, listings(&double, &thread), WAIT).await;
+    for i in 0..calls {
+        double.inject_tool_call(&thread, tool, arguments(i));
+    }
+    (double, bridge, thread)
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_periodic_listing_waits_until_the_bridge_has_caught_up_with_its_backlog() {
-    let double = CodexManagerDouble::start().await.unwrap();
-    let bridge = start(bridge_for(&double).concurrency(1)).await;
-    let thread = only_thread(&bridge);
-    settle(&double, &thread).await;
     let calls = BEHIND + 300;
-    for i in 0..calls {
-        double.inject_tool_call(&thread, "nap", json!({"group": "backlog", "label": i.to_string()}));
-    }
+    let (double, bridge, thread) =
+        one_worker_given(calls, "nap", |i| json!({"group": "backlog", "label": i.to_string()})).await;
     let seen = listings(&double, &thread);
 
     // One nap at a time: the backlog falls below the mark after `calls - BEHIND` naps, and only then is it listed.
@@ -166,14 +173,8 @@ async fn a_periodic_listing_waits_until_the_bridge_has_caught_up_with_its_backlo
 
 #[tokio::test(start_paused = true)]
 async fn a_backlog_that_does_not_drain_delays_the_periodic_listing_by_thirty_seconds_at_most() {
-    let double = CodexManagerDouble::start().await.unwrap();
-    let bridge = start(bridge_for(&double).concurrency(1)).await;
-    let thread = only_thread(&bridge);
-    settle(&double, &thread).await;
     let calls = BEHIND + 100;
-    for _ in 0..calls {
-        double.inject_tool_call(&thread, "held", json!({}));
-    }
+    let (double, bridge, thread) = one_worker_given(calls, "held", |_| json!({})).await;
     let seen = listings(&double, &thread);
     let injected = Instant::now();
 
